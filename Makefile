@@ -1,0 +1,78 @@
+# Two commands do all the set-up: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY        := .venv/bin/python
+PIP       := .venv/bin/pip
+GISAPP    := .venv/bin/gisapp
+STAMP     := .venv/.installed
+HOST      ?= 127.0.0.1
+PORT      ?= $(or $(GISAPP_PORT),5000)
+WORKERS   ?= $(or $(GISAPP_WORKERS),2)
+THREADS   ?= $(or $(GISAPP_THREADS),64)
+PYTEST_ARGS ?=
+
+# An external database through GISAPP_DATABASE_URL; otherwise the private cluster.
+ifeq ($(strip $(GISAPP_DATABASE_URL)),)
+DB_TARGET := db-private
+else
+DB_TARGET := db-external
+endif
+
+.PHONY: help setup venv db db-private db-external run serve stop test lint bench bench-routing bench-live bench-maps demo clean
+
+help:
+	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
+	@echo "make test           set everything up, then run the whole test suite"
+	@echo "make stop           stop the private PostgreSQL cluster"
+	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
+	@echo "make lint           ruff"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+db-private: $(STAMP)
+	@scripts/pgcluster.sh ensure
+	@$(GISAPP) db upgrade
+
+db-external: $(STAMP)
+	@$(GISAPP) db upgrade
+
+db: $(DB_TARGET)
+
+setup: venv db
+
+run: setup
+	@$(GISAPP) load-demo --if-empty
+	@$(GISAPP) user demo-accounts
+	@echo "serving on http://$(HOST):$(PORT)  (gunicorn, $(WORKERS) workers x $(THREADS) threads)"
+	@exec .venv/bin/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
+	    --worker-class gthread --timeout 120 --graceful-timeout 5 --access-logfile - wsgi:app
+
+stop:
+	@scripts/pgcluster.sh stop
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	@.venv/bin/ruff check .
+
+bench: bench-routing bench-live bench-maps
+
+bench-routing: setup
+	@$(PY) bench/bench_routing.py
+
+bench-live: setup
+	@$(PY) bench/bench_live.py
+
+bench-maps: setup
+	@$(PY) bench/bench_maps.py
+
+clean: stop
+	rm -rf var .venv

@@ -1,0 +1,1 @@
+"""Read and write geodata: the reference data, the Zouping demo world, files in and out of PostGIS."""

@@ -1,0 +1,108 @@
+"""Read the service's settings from defaults, GISAPP_* environment variables and overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def private_cluster_url() -> str:
+    """Return the URL of the project's private cluster under ``var/`` (see scripts/pgcluster.sh)."""
+    port = os.environ.get("GISAPP_PG_PORT", "54329")
+    db = os.environ.get("GISAPP_PG_DB", "gisapp")
+    return f"postgresql://gisapp@/{db}?host={ROOT / 'var' / 'run'}&port={port}"
+
+
+def _default_speeds() -> dict[str, float]:
+    # km/h by road class; synthetic-demo values close to Chinese design speeds.
+    return {
+        "expressway": 100.0,
+        "national": 70.0,
+        "provincial": 60.0,
+        "county": 50.0,
+        "township": 40.0,
+        "village": 25.0,
+        "ramp": 40.0,
+        "urban": 35.0,
+        "other": 25.0,
+    }
+
+
+@dataclass
+class Settings:
+    """Every setting of the service. Units are part of the names."""
+
+    database_url: str = field(default_factory=private_cluster_url)
+    secret_key: str = ""
+    pool_min_size: int = 1
+    pool_max_size: int = 20
+    # Deployment geography: geometry is stored in EPSG:4326; metric work happens here.
+    metric_srid: int = 4548
+    # Extent in which geometry is accepted (lon_min, lat_min, lon_max, lat_max).
+    service_extent: tuple[float, float, float, float] = (117.20, 36.58, 118.06, 37.25)
+    county_adcode: str = "371681"
+    max_body_mb: float = 20.0
+    max_page_limit: int = 10000
+    default_page_limit: int = 1000
+    # Reads of the layer API without login (the demo's default; turn off on a police network).
+    anonymous_read: bool = True
+    # Road speeds by class (km/h), and the off-road leg when snapping a point to a road.
+    road_speed_kmh: dict[str, float] = field(default_factory=_default_speeds)
+    offroad_speed_kmh: float = 10.0
+    snap_max_distance_m: float = 500.0
+    # SLA clocks of the dispatch platform.
+    sign_off_sla_s: int = 90
+    first_feedback_sla_s: int = 5 * 3600
+    close_sla_s: int = 22 * 3600
+    # Coverage targets (minutes): stricter on main roads, settable for rural roads.
+    main_road_target_min: float = 10.0
+    rural_road_target_min: float = 20.0
+    # Duplicate detection for intake.
+    duplicate_radius_m: float = 200.0
+    duplicate_window_s: int = 600
+    future_tolerance_s: int = 120
+    # Maps: "none" (the project's own layers are the base map) or a tile URL template.
+    basemap_url: str = ""
+    basemap_attribution: str = ""
+    basemap_gcj02: bool = False
+    default_language: str = "zh"
+
+    @classmethod
+    def from_env(cls, overrides: dict[str, Any] | None = None) -> "Settings":
+        """Build settings from defaults, then ``GISAPP_<NAME>`` variables, then ``overrides``."""
+        s = cls()
+        for f in fields(cls):
+            raw = os.environ.get("GISAPP_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            setattr(s, f.name, _parse(raw, getattr(s, f.name), f.name))
+        for k, v in (overrides or {}).items():
+            if not hasattr(s, k):
+                raise KeyError(f"unknown setting {k!r}")
+            setattr(s, k, v)
+        return s
+
+
+def _parse(raw: str, current: Any, name: str) -> Any:
+    import json
+
+    try:
+        if isinstance(current, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            return tuple(float(x) for x in raw.split(","))
+        if isinstance(current, dict):
+            merged = dict(current)
+            merged.update(json.loads(raw))
+            return merged
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"GISAPP_{name.upper()}: cannot parse {raw!r}: {e}") from None
+    return raw
