@@ -456,8 +456,9 @@ def content_hash(conn: psycopg.Connection) -> str:
         "FROM road_edge ORDER BY id",
         "SELECT u.code, u.name, o.code AS org, u.kind, u.capabilities, u.status, u.shift, u.crew, "
         "ST_AsEWKB(u.last_position) AS g FROM unit u JOIN organisation o ON o.id = u.organisation_id ORDER BY u.code",
-        "SELECT i.code, channel, type, severity, ST_AsEWKB(geom) AS g, address, caller_masked, description, "
-        "reported_at, status, closed_at, s.code AS st, t.code AS tr, g.code AS grid FROM incident i "
+        "SELECT i.code, i.channel, i.type, i.severity, ST_AsEWKB(i.geom) AS g, i.address, i.caller_masked, "
+        "i.description, i.reported_at, i.status, i.closed_at, s.code AS st, t.code AS tr, g.code AS grid "
+        "FROM incident i "
         "JOIN organisation s ON s.id = i.station_org_id JOIN organisation t ON t.id = i.traffic_org_id "
         "JOIN grid g ON g.id = i.grid_id ORDER BY i.code",
         "SELECT i.code, o.code AS org, l.role, l.status, l.dispatched_at, l.signed_off_at, l.en_route_at, "
