@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from conftest import create_test_database
 
 from gisapp import db
 from gisapp.auth import create_user
 from gisapp.config import Settings
 
-from conftest import create_test_database
-
-END = datetime(2025, 6, 1, 0, 0, tzinfo=timezone.utc)
+END = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
