@@ -173,5 +173,10 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
+from .io_cli import export_cmd, import_cmd  # noqa: E402  (issue 3: geodata in and out)
+
+for _cmd in (import_cmd, export_cmd):
+    main.add_command(_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
