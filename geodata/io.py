@@ -185,9 +185,7 @@ def export_layer(conn: psycopg.Connection, layer_name: str, path: str | Path, *,
         gdf = gdf.rename(columns=shapefile_names(layer))
         _write_shapefile(gdf, path, layer.name)
     elif driver == "CSV":
-        _remove(path)
-        pyogrio.write_dataframe(gdf, path, driver="CSV", layer_options={"GEOMETRY": "AS_WKT"})
-        path.with_suffix(".prj").write_text(gdf.crs.to_wkt("WKT1_ESRI"), encoding="utf-8")
+        _write_csv(gdf, path)
     elif driver == "GPKG":
         _remove(path)
         pyogrio.write_dataframe(gdf, path, driver="GPKG", layer=layer.name)
@@ -195,8 +193,23 @@ def export_layer(conn: psycopg.Connection, layer_name: str, path: str | Path, *,
         _remove(path)
         # RFC 7946 (WGS84 lon/lat, counter-clockwise outer rings), full double precision
         pyogrio.write_dataframe(gdf, path, driver="GeoJSON", layer_options={
-            "RFC7946": "YES", "WRITE_NAME": "NO", "COORDINATE_PRECISION": "15"})
+            "RFC7946": "YES", "WRITE_NAME": "NO", "COORDINATE_PRECISION": "17"})
     return {"layer": layer.name, "file": str(path), "driver": driver, "rows": len(gdf), "dropped_columns": dropped}
+
+
+def _write_csv(gdf, path: Path) -> None:
+    """CSV with the geometry as full-precision WKT in a first column named WKT (GDAL and QGIS read it),
+    and the CRS in a .prj file beside it (GDAL's CSV driver reads that too)."""
+    import pandas as pd
+
+    wkt = [None if g is None else shapely.to_wkt(g, rounding_precision=-1) for g in gdf.geometry]
+    df = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name]))
+    for c in df.columns:
+        if df[c].dtype == bool:
+            df[c] = df[c].map({True: "true", False: "false"})
+    df.insert(0, "WKT", wkt)
+    df.to_csv(path, index=False, encoding="utf-8", na_rep="")
+    path.with_suffix(".prj").write_text(gdf.crs.to_wkt("WKT1_ESRI"), encoding="utf-8")
 
 
 def _remove(path: Path) -> None:
