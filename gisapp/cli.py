@@ -165,5 +165,10 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
+from .routing_cli import import_osm_command, routing_group  # noqa: E402
+
+main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

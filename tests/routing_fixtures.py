@@ -10,6 +10,7 @@ from gisapp import db
 from gisapp.config import Settings
 
 HELSINKI_PBF = Path(__file__).parent / "data" / "Helsinki.osm.pbf"
+ROOT_README = Path(__file__).parent.parent / "README.md"
 ROUTING_DB = "gisapp_test_routing"
 HELSINKI_DB = "gisapp_test_helsinki"
 
@@ -75,6 +76,7 @@ def helsinki_settings() -> Settings:
 def helsinki_db(server_url, helsinki_settings):
     """A scratch database with Helsinki.osm.pbf imported by ``gisapp import-osm``'s code."""
     from conftest import create_test_database
+
     from geodata.osm import import_osm
 
     url = create_test_database(server_url, HELSINKI_DB)
