@@ -67,3 +67,20 @@ def path_nodes(tree: Tree, node: int) -> list[int]:
         if guard > tree.n:
             raise RuntimeError("predecessor loop")
     return out
+
+
+def search_each(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.inf) -> np.ndarray:
+    """One search per source (seed nodes with offsets): a (k, n) matrix of times."""
+    m = csr.matrix
+    n = m.shape[0]
+    k = len(seeds)
+    if k == 0 or n == 0:
+        return np.full((k, n), np.inf)
+    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=k)
+    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=int(counts.sum()))
+    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=int(counts.sum()))
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
+    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes]), indptr),
+                   shape=(n + k, n + k))
+    dist = dijkstra(g, directed=True, indices=np.arange(n, n + k), limit=limit)
+    return np.atleast_2d(dist)[:, :n]
