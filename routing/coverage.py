@@ -129,7 +129,7 @@ def coverage_version(conn: psycopg.Connection) -> int:
 def compute_live(conn: psycopg.Connection, router: Router, settings: Any) -> tuple[list[tuple], dict]:
     """Live coverage from the available units with a position: (unit rows, compute() arrays)."""
     rows = queries.units(conn, ("available",), None, None, None)
-    snaps = router.snap_cached(np.array([[r[4], r[5]] for r in rows], dtype=np.float64).reshape(-1, 2))
+    snaps = router.snap_cached(np.array([(r[2], r[3]) for r in rows], dtype=np.float64).reshape(-1, 2))
     return rows, compute(router, snaps, edge_targets_s(router.graph, settings))
 
 

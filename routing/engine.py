@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,31 @@ def search(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.
         return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
     dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
     return Tree(dist[:n], None, None, n, limit)
+
+
+def search_one(csr: Csr, seeds: list[tuple[int, float]], *, limit: float = np.inf) -> Tree:
+    """Dijkstra from one point given by up to two seed nodes with offsets (the common query).
+
+    Uses a graph built once with one spare virtual node whose two arcs are rewritten for each
+    query under a lock, so no graph is copied per query.
+    """
+    if not seeds or len(seeds) > 2:
+        return search(csr, [seeds], limit=limit)
+    m = csr.matrix
+    n = m.shape[0]
+    aug = csr.__dict__.get("_aug1")
+    if aug is None:
+        indptr = np.concatenate([m.indptr, [m.indptr[-1] + 2]]).astype(np.int32)
+        aug = csr_matrix((np.concatenate([m.data, [0.0, 0.0]]),
+                          np.concatenate([m.indices, [0, 0]]).astype(np.int32), indptr), shape=(n + 1, n + 1))
+        csr.__dict__["_aug1"] = aug
+        csr.__dict__["_aug1_lock"] = threading.Lock()
+    pair = sorted(seeds if len(seeds) == 2 else seeds * 2)
+    with csr.__dict__["_aug1_lock"]:
+        aug.indices[-2:] = [pair[0][0], pair[1][0]]
+        aug.data[-2:] = [pair[0][1], pair[1][1]]
+        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True, limit=limit)
+    return Tree(dist[:n], pred[:n], None, n, limit)
 
 
 def path_nodes(tree: Tree, node: int) -> list[int]:

@@ -42,6 +42,16 @@ class Csr:
             return int(lo + i)
         return -1
 
+    def arcs_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Positions of arcs ``a[i] -> b[i]`` (each must exist), vectorised over the sorted CSR keys."""
+        keys = self.__dict__.get("_keys")
+        if keys is None:
+            m = self.matrix
+            rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+            keys = rows * m.shape[0] + m.indices
+            self.__dict__["_keys"] = keys
+        return np.searchsorted(keys, a.astype(np.int64) * self.matrix.shape[0] + b)
+
     def nbytes(self) -> int:
         m = self.matrix
         return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + self.arc_edge.nbytes + self.arc_forward.nbytes
@@ -73,6 +83,40 @@ class RoadGraph:
     to_metric: pyproj.Transformer = field(repr=False)
     to_lonlat: pyproj.Transformer = field(repr=False)
     edge_index_by_id: dict[int, int] = field(repr=False, default_factory=dict)
+    # Metric coordinates of every edge, flat: edge e has rows coord_start[e]:coord_start[e+1] of
+    # coord_xy, and coord_cum holds the distance of each vertex from the edge's start.
+    coord_xy: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 2)))
+    coord_start: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(1, dtype=np.int64))
+    coord_cum: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    coord_ll: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 2)))  # same vertices, lon/lat
+
+    def edge_xy(self, e: int) -> np.ndarray:
+        """Metric coordinates of edge ``e`` (a view)."""
+        return self.coord_xy[self.coord_start[e]:self.coord_start[e + 1]]
+
+    def edge_ll(self, e: int) -> np.ndarray:
+        """Lon/lat coordinates of edge ``e`` (a view)."""
+        return self.coord_ll[self.coord_start[e]:self.coord_start[e + 1]]
+
+    def partial_xy(self, e: int, f0: float, f1: float, lonlat: bool = False) -> np.ndarray:
+        """Coordinates of edge ``e`` from fraction ``f0`` to ``f1`` of its metric length (reversed when
+        f0 > f1), metric or (``lonlat``) lon/lat interpolated on the same vertices."""
+        lo, hi = self.coord_start[e], self.coord_start[e + 1]
+        xy, cum = (self.coord_ll if lonlat else self.coord_xy)[lo:hi], self.coord_cum[lo:hi]
+        total = cum[-1]
+        a, b = (f0, f1) if f0 <= f1 else (f1, f0)
+        da, db = a * total, b * total
+        inner = (cum > da) & (cum < db)
+
+        def at(d: float) -> np.ndarray:
+            i = int(np.searchsorted(cum, d, side="right")) - 1
+            i = min(max(i, 0), len(cum) - 2)
+            seg = cum[i + 1] - cum[i]
+            t = (d - cum[i]) / seg if seg > 0 else 0.0
+            return xy[i] + t * (xy[i + 1] - xy[i])
+
+        out = np.vstack([at(da), xy[inner], at(db)])
+        return out if f0 <= f1 else out[::-1]
 
     @property
     def n_nodes(self) -> int:
@@ -93,7 +137,8 @@ class RoadGraph:
         """Report the memory the graph holds, by part, in bytes (geometries estimated from coordinates)."""
         arrays = sum(a.nbytes for a in (self.edge_id, self.edge_u, self.edge_v, self.edge_cost_s,
                                         self.edge_length_m, self.edge_oneway, self.edge_class,
-                                        self.metric_length, self.node_id, self.node_lonlat))
+                                        self.metric_length, self.node_id, self.node_lonlat, self.coord_xy, self.coord_ll,
+                                        self.coord_start, self.coord_cum))
         n_coords = int(shapely.get_num_coordinates(self.geom_lonlat).sum())
         geoms = 2 * (n_coords * 16 + self.n_edges * 100)  # two copies (lon/lat and metric), GEOS overhead
         csr = self.forward.nbytes() + self.reverse.nbytes()
@@ -183,6 +228,16 @@ def load_graph(conn: psycopg.Connection, road_speed_kmh: dict[str, float], metri
         node_lonlat[u] = starts
         node_lonlat[v] = ends
 
+    coord_xy = shapely.get_coordinates(geom_metric) if n else np.empty((0, 2))
+    counts = shapely.get_num_coordinates(geom_metric) if n else np.empty(0, dtype=np.int64)
+    coord_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    step = np.zeros(len(coord_xy))
+    if len(coord_xy) > 1:
+        step[1:] = np.hypot(*np.diff(coord_xy, axis=0).T)
+        step[coord_start[:-1]] = 0.0  # each edge starts at 0
+    cum = np.cumsum(step)
+    coord_cum = cum - np.repeat(cum[coord_start[:-1]], counts) if n else cum
+
     idx = np.arange(n, dtype=np.int32)
     two = ~oneway
     a_src = np.concatenate([u, v[two]])
@@ -198,4 +253,6 @@ def load_graph(conn: psycopg.Connection, road_speed_kmh: dict[str, float], metri
         metric_length=metric_length, node_id=node_id, node_lonlat=node_lonlat, forward=forward,
         reverse=reverse, metric_srid=metric_srid, to_metric=to_metric, to_lonlat=to_lonlat,
         edge_index_by_id={int(e): i for i, e in enumerate(edge_id)},
+        coord_xy=coord_xy, coord_start=coord_start, coord_cum=coord_cum,
+        coord_ll=shapely.get_coordinates(geom_lonlat) if n else np.empty((0, 2)),
     )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 
@@ -35,20 +36,34 @@ def road_edges(conn: psycopg.Connection) -> list[tuple]:
 
 def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Sequence[str] | None,
           organisation_ids: Sequence[int] | None, joint_zone_id: int | None) -> list[tuple]:
-    """Return (id, code, name, organisation_id, lon, lat) of units with a position matching the filters."""
-    return _tuples(conn, """
-        SELECT u.id, u.code, u.name, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position)
-        FROM unit u
-        WHERE u.last_position IS NOT NULL
-          AND u.status = ANY(%(statuses)s::text[])
-          AND (%(caps)s::text[] IS NULL OR u.capabilities @> %(caps)s::text[])
-          AND (%(orgs)s::bigint[] IS NULL OR u.organisation_id = ANY(%(orgs)s::bigint[]))
-          AND (%(jz)s::bigint IS NULL OR u.organisation_id IN (
-                SELECT m.organisation_id FROM joint_zone_member m WHERE m.joint_zone_id = %(jz)s::bigint
-                UNION SELECT z.centre_org_id FROM joint_zone z WHERE z.id = %(jz)s::bigint))
-        ORDER BY u.id""",
-        {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
-         "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id})
+    """Return (id, organisation_id, lon, lat, code, name) of units with a position matching the filters.
+
+    Only the filters given are put into the statement (a generic plan with ``%s IS NULL OR``
+    branches is several times slower), and rows come in binary: this runs on every query.
+    """
+    where = [sql.SQL("u.last_position IS NOT NULL"), sql.SQL("u.status = ANY(%(statuses)s::text[])")]
+    if capabilities:
+        where.append(sql.SQL("u.capabilities @> %(caps)s::text[]"))
+    if organisation_ids is not None:
+        where.append(sql.SQL("u.organisation_id = ANY(%(orgs)s::bigint[])"))
+    if joint_zone_id is not None:
+        where.append(sql.SQL("u.organisation_id IN (SELECT m.organisation_id FROM joint_zone_member m "
+                             "WHERE m.joint_zone_id = %(jz)s UNION SELECT z.centre_org_id FROM joint_zone z "
+                             "WHERE z.id = %(jz)s)"))
+    q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
+                "FROM unit u "
+                "WHERE {} ORDER BY u.id").format(sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        cur.execute(q, {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
+                        "orgs": list(organisation_ids) if organisation_ids is not None else None,
+                        "jz": joint_zone_id})
+        return cur.fetchall()
+
+
+def unit_labels(conn: psycopg.Connection, unit_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """Return {unit id: (code, name)}."""
+    return {r[0]: (r[1], r[2]) for r in _tuples(conn, "SELECT id, code, name FROM unit WHERE id = ANY(%s::bigint[])",
+                                                 [list(unit_ids)])}
 
 
 def count_units(conn: psycopg.Connection, statuses: Sequence[str] | None = None,

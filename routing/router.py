@@ -9,17 +9,15 @@ from typing import Any
 
 import numpy as np
 import psycopg
-import shapely
-from shapely.ops import substring
 
 from . import queries
-from .engine import Tree, path_nodes, search
+from .engine import Tree, path_nodes, search, search_one
 from .graph import RoadGraph
 from .snap import Snapper, Snaps, same_edge_time, source_seeds, target_seeds
 
 # Successive search limits (seconds) for nearest-unit queries: most answers are found in the
 # first, small search; the last one is unbounded so the answer is always exact.
-SEARCH_LIMITS_S = (600.0, 1800.0, 5400.0, np.inf)
+SEARCH_LIMITS_S = (240.0, 900.0, 3600.0, np.inf)
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,7 @@ class Router:
         self.snapper = Snapper(graph, rs.offroad_speed_kmh, rs.snap_max_distance_m)
         self._snap_cache: dict[tuple[float, float], tuple[int, float, float, float, float]] = {}
         self._snap_lock = threading.Lock()
+        self._last_snaps: tuple[bytes, Snaps] | None = None  # the last unit set (read-only arrays)
         self.live_state: dict[str, Any] = {}  # the last live coverage, kept by routing.coverage
 
     # ---------------------------------------------------------------- snapping
@@ -57,7 +56,11 @@ class Router:
 
     def snap_cached(self, lonlat: np.ndarray) -> Snaps:
         """Snap points, remembering the answers for positions seen before (units that do not move)."""
-        lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        lonlat = np.ascontiguousarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        blob = lonlat.tobytes()
+        last = self._last_snaps
+        if last is not None and last[0] == blob:
+            return last[1]
         n = len(lonlat)
         keys = [(float(a), float(b)) for a, b in lonlat]
         cache = self._snap_cache
@@ -72,16 +75,20 @@ class Router:
                                       float(s.xy[j, 0]), float(s.xy[j, 1]))
         rows = np.array([cache[key] for key in keys], dtype=np.float64).reshape(n, 5)
         dist = rows[:, 2]
-        return Snaps(lonlat, rows[:, 3:5].copy(), rows[:, 0].astype(np.int64), rows[:, 1].copy(), dist.copy(),
-                     np.where(np.isfinite(dist), dist / self.snapper.offroad_mps, np.inf),
-                     ~(dist <= self.snapper.max_distance_m))
+        snaps = Snaps(lonlat, rows[:, 3:5].copy(), rows[:, 0].astype(np.int64), rows[:, 1].copy(), dist.copy(),
+                      np.where(np.isfinite(dist), dist / self.snapper.offroad_mps, np.inf),
+                      ~(dist <= self.snapper.max_distance_m))
+        self._last_snaps = (blob, snaps)
+        return snaps
 
     # ---------------------------------------------------------------- searches
     def toward(self, target: Snaps, i: int = 0, limit: float = np.inf) -> Tree:
         """Search the reverse graph from point ``i`` of ``target``: times from every node to it."""
         e = int(target.edge[i])
-        seeds = [[(node, t) for node, t, _ in target_seeds(self.graph, e, float(target.fraction[i]))]] if e >= 0 else []
-        return search(self.graph.reverse, seeds, limit=limit)
+        if e < 0:
+            return search(self.graph.reverse, [], limit=limit)
+        seeds = [(node, t) for node, t, _ in target_seeds(self.graph, e, float(target.fraction[i]))]
+        return search_one(self.graph.reverse, seeds, limit=limit)
 
     def from_points(self, sources: Snaps, limit: float = np.inf, predecessors: bool = False,
                     with_sources: bool = True) -> Tree:
@@ -130,43 +137,45 @@ class Router:
         g = self.graph
         se, sf = int(sources.edge[si]), float(sources.fraction[si])
         te, tf = int(target.edge[ti]), float(target.fraction[ti])
-        parts: list[np.ndarray] = [sources.xy[si:si + 1]]
+        parts: list[np.ndarray] = [sources.lonlat[si:si + 1]]
         metres = float(sources.distance_m[si]) + float(target.distance_m[ti])
         if branch == 2:
-            parts.append(_coords(substring(g.geom_metric[se], sf, tf, normalized=True)))
+            parts.append(g.partial_xy(se, sf, tf, lonlat=True))
             metres += same_edge_time(g, se, sf, tf)[1]
         else:
             start = int(g.edge_v[se]) if branch == 0 else int(g.edge_u[se])
-            parts.append(_coords(substring(g.geom_metric[se], sf, 1.0 if branch == 0 else 0.0, normalized=True)))
+            parts.append(g.partial_xy(se, sf, 1.0 if branch == 0 else 0.0, lonlat=True))
             metres += g.edge_length_m[se] * ((1.0 - sf) if branch == 0 else sf)
             nodes = path_nodes(tree, start)
-            for a, b in zip(nodes[:-1], nodes[1:], strict=True):
-                arc = g.forward.arc_between(a, b)
-                edge = int(g.forward.arc_edge[arc])
-                xy = shapely.get_coordinates(g.geom_metric[edge])
-                parts.append(xy if g.forward.arc_forward[arc] else xy[::-1])
-                metres += g.edge_length_m[edge]
+            fwd = g.forward
+            if len(nodes) > 1:
+                arcs = fwd.arcs_between(np.array(nodes[:-1]), np.array(nodes[1:]))
+                edges = fwd.arc_edge[arcs]
+                metres += float(g.edge_length_m[edges].sum())
+                for edge, forward in zip(edges.tolist(), fwd.arc_forward[arcs].tolist(), strict=True):
+                    ll = g.edge_ll(edge)
+                    parts.append(ll if forward else ll[::-1])
             last = nodes[-1]
             # Which seed of the target edge the path ends at: its source node (forward) or target node.
             if last == int(g.edge_u[te]) and (tree.dist[last] == tf * g.edge_cost_s[te] or last != int(g.edge_v[te])):
-                parts.append(_coords(substring(g.geom_metric[te], 0.0, tf, normalized=True)))
+                parts.append(g.partial_xy(te, 0.0, tf, lonlat=True))
                 metres += tf * g.edge_length_m[te]
             else:
-                parts.append(_coords(substring(g.geom_metric[te], 1.0, tf, normalized=True)))
+                parts.append(g.partial_xy(te, 1.0, tf, lonlat=True))
                 metres += (1.0 - tf) * g.edge_length_m[te]
-        parts.append(target.xy[ti:ti + 1])
+        parts.append(target.lonlat[ti:ti + 1])
         return self.linestring(np.concatenate(parts)), metres
 
-    def linestring(self, xy: np.ndarray) -> dict:
-        """A GeoJSON LineString in lon/lat from metric coordinates (repeated points dropped)."""
-        keep = np.ones(len(xy), dtype=bool)
-        keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-6, axis=1)
-        xy = xy[keep]
-        if len(xy) == 1:
-            xy = np.vstack([xy, xy])
-        lon, lat = self.graph.to_lonlat.transform(xy[:, 0], xy[:, 1])
-        return {"type": "LineString", "coordinates": [[round(float(a), 7), round(float(b), 7)]
-                                                      for a, b in zip(lon, lat, strict=True)]}
+    @staticmethod
+    def linestring(ll: np.ndarray) -> dict:
+        """A GeoJSON LineString from lon/lat coordinates (repeated points dropped, 7 decimals)."""
+        ll = np.round(ll, 7)
+        keep = np.ones(len(ll), dtype=bool)
+        keep[1:] = np.any(ll[1:] != ll[:-1], axis=1)
+        ll = ll[keep]
+        if len(ll) == 1:
+            ll = np.vstack([ll, ll])
+        return {"type": "LineString", "coordinates": ll.tolist()}
 
     # ---------------------------------------------------------------- public queries
     def nearest_units(self, conn: psycopg.Connection, lon: float, lat: float, *, k: int = 5,
@@ -183,12 +192,13 @@ class Router:
         caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
         orgs = list(organisation_ids) if organisation_ids is not None else None
         rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
-        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: _no_unit_reason(
-            conn, statuses, caps, orgs, joint_zone_id))
+        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: _no_unit_reason(conn, statuses, caps, orgs,
+                                                                             joint_zone_id))
 
     def nearest_from_rows(self, rows: list[tuple], lon: float, lat: float, *, k: int = 5,
-                          reason_if_none=None) -> dict:
-        """The core of :meth:`nearest_units` for given unit rows (id, code, name, org id, lon, lat)."""
+                          labels=None, reason_if_none=None) -> dict:
+        """The core of :meth:`nearest_units` for given unit rows (id, organisation id, lon, lat, code,
+        name; the last two optional, else ``labels(ids)`` gives {id: (code, name)})."""
         target = self.snap(np.array([[lon, lat]]))
         answer: dict[str, Any] = {"incident": {"lon": lon, "lat": lat, "snap": target.info(0, self.graph)},
                                   "units": [], "reason": None}
@@ -198,7 +208,7 @@ class Router:
         if not rows:
             answer["reason"] = reason_if_none() if reason_if_none else "no unit qualifies"
             return answer
-        pos = np.array([[r[4], r[5]] for r in rows], dtype=np.float64)
+        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
         sources = self.snap_cached(pos)
         straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
         rank = np.empty(len(rows), dtype=np.int64)
@@ -212,11 +222,14 @@ class Router:
                 break
         order = np.lexsort((np.arange(len(rows)), eta))
         chosen = [i for i in order[:want] if np.isfinite(eta[i])]
+        names = labels([rows[i][0] for i in chosen]) if labels and chosen else {
+            r[0]: (r[4], r[5]) for r in (rows[i] for i in chosen) if len(r) > 5}
         for i in chosen:
             geom, metres = self.route(tree, target, 0, sources, int(i), int(branch[i]))
             r = rows[i]
+            code, name = names.get(r[0], (None, None))
             answer["units"].append({
-                "unit_id": r[0], "code": r[1], "name": r[2], "organisation_id": r[3],
+                "unit_id": r[0], "code": code, "name": name, "organisation_id": r[1],
                 "eta_s": float(eta[i]), "distance_m": float(metres),
                 "straight_line_m": float(straight[i]), "straight_line_rank": int(rank[i]),
                 "route": geom, "snap": sources.info(int(i), self.graph)})
@@ -256,11 +269,6 @@ class Router:
         g = self.graph
         seeds = [[(g.node_index(int(n)), 0.0)] for n in from_node_ids]
         return search(g.reverse if toward else g.forward, seeds, predecessors=False).dist
-
-
-def _coords(line) -> np.ndarray:
-    xy = shapely.get_coordinates(line)
-    return xy if len(xy) else np.empty((0, 2))
 
 
 def _no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,

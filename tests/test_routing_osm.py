@@ -145,7 +145,7 @@ def test_helsinki_unit_etas_equal_pgrouting_composed(hel, helsinki_settings):
     reverse_edges = pgr.edges_sql(hel, helsinki_settings.road_speed_kmh, reverse=True)
     seed_nodes = sorted({int(g.node_id[n]) for i in range(len(src))
                          for n, _, _ in routing.snap.source_seeds(g, int(src.edge[i]), float(src.fraction[i]))})
-    rows = [(i, f"H{i}", f"H{i}", 1, float(x), float(y)) for i, (x, y) in enumerate(units)]
+    rows = [(i, 1, float(x), float(y)) for i, (x, y) in enumerate(units)]
     for lon, lat in incidents:
         tgt = router.snap(np.array([[lon, lat]]))
         tnodes = [int(g.node_id[n]) for n, _, _ in
