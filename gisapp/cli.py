@@ -178,5 +178,10 @@ from .io_cli import export_cmd, import_cmd  # noqa: E402  (issue 3: geodata in a
 for _cmd in (import_cmd, export_cmd):
     main.add_command(_cmd)
 
+from .routing_cli import import_osm_command, routing_group  # noqa: E402
+
+main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
