@@ -274,7 +274,7 @@ def main() -> int:
         ours_ms, answers = [], []
         for lon, lat in incidents:
             t = time.perf_counter()  # as a caller does it: version check, units query, search, routes
-            ans = routing.get_router(conn, settings).nearest_units(conn, float(lon), float(lat), k=5)
+            ans = routing.nearest_units(conn, settings, float(lon), float(lat), k=5)
             ours_ms.append((time.perf_counter() - t) * 1000)
             answers.append(ans)
             conn.rollback()

@@ -186,8 +186,8 @@ def nearest_units():
             lon, lat = _lonlat_args()
         _must_exist(conn, "organisation", orgs, "organisation_id")
         _must_exist(conn, "joint_zone", jz, "joint_zone_id")
-        ans = _router(conn).nearest_units(conn, lon, lat, k=k, capability=caps, organisation_ids=orgs,
-                                          joint_zone_id=jz[0] if jz else None, statuses=statuses)
+        ans = routing.nearest_units(conn, settings(), lon, lat, k=k, capability=caps, organisation_ids=orgs,
+                                    joint_zone_id=jz[0] if jz else None, statuses=statuses)
     feats = []
     for u in ans["units"]:
         props = {key: v for key, v in u.items() if key != "route"}

@@ -11,9 +11,9 @@ import numpy as np
 import psycopg
 
 from . import queries
-from .engine import Tree, path_nodes, search, search_one
+from .engine import Tree, path_nodes, search, search_arrays, search_one
 from .graph import RoadGraph
-from .snap import Snapper, Snaps, same_edge_time, source_seeds, target_seeds
+from .snap import Snapper, Snaps, same_edge_time, target_seeds
 
 # Successive search limits (seconds) for nearest-unit queries: most answers are found in the
 # first, small search; the last one is unbounded so the answer is always exact.
@@ -93,15 +93,19 @@ class Router:
     def from_points(self, sources: Snaps, limit: float = np.inf, predecessors: bool = False,
                     with_sources: bool = True) -> Tree:
         """Multi-source search of the forward graph from every point of ``sources`` (off-road legs included)."""
-        seeds = []
-        for i in range(len(sources)):
-            e = int(sources.edge[i])
-            if e < 0:
-                seeds.append([])
-                continue
-            off = float(sources.offroad_s[i])
-            seeds.append([(node, off + t) for node, t, _ in source_seeds(self.graph, e, float(sources.fraction[i]))])
-        return search(self.graph.forward, seeds, limit=limit, predecessors=predecessors, sources=with_sources)
+        g = self.graph
+        ok = np.flatnonzero((sources.edge >= 0) & np.isfinite(sources.offroad_s))
+        e = sources.edge[ok]
+        f = sources.fraction[ok]
+        off = sources.offroad_s[ok]
+        c = g.edge_cost_s[e]
+        back = (~g.edge_oneway[e]) | (f == 0.0)
+        owner = np.concatenate([ok, ok[back]])
+        nodes = np.concatenate([g.edge_v[e], g.edge_u[e][back]])
+        offs = np.concatenate([off + (1.0 - f) * c, (off + f * c)[back]])
+        order = np.argsort(owner, kind="stable")
+        return search_arrays(g.forward, len(sources), owner[order], nodes[order], offs[order], limit=limit,
+                             predecessors=predecessors, sources=with_sources)
 
     def etas_to(self, tree: Tree, target: Snaps, ti: int, sources: Snaps) -> tuple[np.ndarray, np.ndarray]:
         """Times from each source point to target point ``ti`` given the reverse search ``tree``.
@@ -192,7 +196,7 @@ class Router:
         caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
         orgs = list(organisation_ids) if organisation_ids is not None else None
         rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
-        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: _no_unit_reason(conn, statuses, caps, orgs,
+        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: no_unit_reason(conn, statuses, caps, orgs,
                                                                              joint_zone_id))
 
     def nearest_from_rows(self, rows: list[tuple], lon: float, lat: float, *, k: int = 5,
@@ -271,7 +275,7 @@ class Router:
         return search(g.reverse if toward else g.forward, seeds, predecessors=False).dist
 
 
-def _no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,
+def no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,
                     orgs: list[int] | None, joint_zone_id: int | None) -> str:
     if joint_zone_id is not None and not queries.joint_zone_exists(conn, joint_zone_id):
         return f"joint zone {joint_zone_id} does not exist"
