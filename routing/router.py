@@ -141,14 +141,14 @@ class Router:
         g = self.graph
         se, sf = int(sources.edge[si]), float(sources.fraction[si])
         te, tf = int(target.edge[ti]), float(target.fraction[ti])
-        parts: list[np.ndarray] = [sources.lonlat[si:si + 1]]
+        pts: list = [sources.lonlat[si].tolist()]
         metres = float(sources.distance_m[si]) + float(target.distance_m[ti])
         if branch == 2:
-            parts.append(g.partial_xy(se, sf, tf, lonlat=True))
+            pts += g.partial_ll(se, sf, tf)
             metres += same_edge_time(g, se, sf, tf)[1]
         else:
             start = int(g.edge_v[se]) if branch == 0 else int(g.edge_u[se])
-            parts.append(g.partial_xy(se, sf, 1.0 if branch == 0 else 0.0, lonlat=True))
+            pts += g.partial_ll(se, sf, 1.0 if branch == 0 else 0.0)
             metres += g.edge_length_m[se] * ((1.0 - sf) if branch == 0 else sf)
             nodes = path_nodes(tree, start)
             fwd = g.forward
@@ -157,29 +157,29 @@ class Router:
                 edges = fwd.arc_edge[arcs]
                 metres += float(g.edge_length_m[edges].sum())
                 for edge, forward in zip(edges.tolist(), fwd.arc_forward[arcs].tolist(), strict=True):
-                    ll = g.edge_ll(edge)
-                    parts.append(ll if forward else ll[::-1])
+                    pts += g.edge_ll_list(edge, forward)
             last = nodes[-1]
             # Which seed of the target edge the path ends at: its source node (forward) or target node.
             if last == int(g.edge_u[te]) and (tree.dist[last] == tf * g.edge_cost_s[te] or last != int(g.edge_v[te])):
-                parts.append(g.partial_xy(te, 0.0, tf, lonlat=True))
+                pts += g.partial_ll(te, 0.0, tf)
                 metres += tf * g.edge_length_m[te]
             else:
-                parts.append(g.partial_xy(te, 1.0, tf, lonlat=True))
+                pts += g.partial_ll(te, 1.0, tf)
                 metres += (1.0 - tf) * g.edge_length_m[te]
-        parts.append(target.lonlat[ti:ti + 1])
-        return self.linestring(np.concatenate(parts)), metres
+        pts.append(target.lonlat[ti].tolist())
+        return self.linestring(pts), metres
 
     @staticmethod
-    def linestring(ll: np.ndarray) -> dict:
-        """A GeoJSON LineString from lon/lat coordinates (repeated points dropped, 7 decimals)."""
-        ll = np.round(ll, 7)
-        keep = np.ones(len(ll), dtype=bool)
-        keep[1:] = np.any(ll[1:] != ll[:-1], axis=1)
-        ll = ll[keep]
-        if len(ll) == 1:
-            ll = np.vstack([ll, ll])
-        return {"type": "LineString", "coordinates": ll.tolist()}
+    def linestring(pts: list) -> dict:
+        """A GeoJSON LineString from [lon, lat] pairs (7 decimals, repeated points dropped)."""
+        out: list = []
+        for x, y in pts:
+            p = [round(x, 7), round(y, 7)]
+            if not out or out[-1] != p:
+                out.append(p)
+        if len(out) == 1:
+            out.append(list(out[0]))
+        return {"type": "LineString", "coordinates": out}
 
     # ---------------------------------------------------------------- public queries
     def nearest_units(self, conn: psycopg.Connection, lon: float, lat: float, *, k: int = 5,
