@@ -17,7 +17,7 @@ from . import queries
 from .graph import RoadGraph, RoutingDataError, load_graph
 from .router import Router, RouterSettings, no_unit_reason
 
-__all__ = ["Router", "RoadGraph", "RoutingDataError", "get_router", "nearest_units", "clear_cache"]
+__all__ = ["Router", "RoadGraph", "RoutingDataError", "coverage", "get_router", "nearest_units", "clear_cache"]
 
 _routers: dict[tuple, Router] = {}
 _lock = threading.Lock()
@@ -78,3 +78,6 @@ def clear_cache() -> None:
     """Forget every cached router (tests, memory pressure)."""
     with _lock:
         _routers.clear()
+
+
+from . import coverage  # noqa: E402  (uses get_router; import routing gives routing.coverage)

@@ -15,9 +15,12 @@ from .engine import Tree, path_nodes, search, search_arrays, search_one
 from .graph import RoadGraph
 from .snap import Snapper, Snaps, same_edge_time, target_seeds
 
-# Successive search limits (seconds) for nearest-unit queries: most answers are found in the
+# Successive search limits (seconds) for point-to-point queries: most answers are found in the
 # first, small search; the last one is unbounded so the answer is always exact.
 SEARCH_LIMITS_S = (240.0, 900.0, 3600.0, np.inf)
+# Nearest units: the first limit is guessed from the k-th straight-line distance (as if driving
+# this slowly, in m/s, along a detour), then widened; the last search is unbounded.
+GUESS_SPEED_MPS = 6.0
 
 
 @dataclass(frozen=True)
@@ -172,14 +175,13 @@ class Router:
     @staticmethod
     def linestring(pts: list) -> dict:
         """A GeoJSON LineString from [lon, lat] pairs (7 decimals, repeated points dropped)."""
-        out: list = []
-        for x, y in pts:
-            p = [round(x, 7), round(y, 7)]
-            if not out or out[-1] != p:
-                out.append(p)
-        if len(out) == 1:
-            out.append(list(out[0]))
-        return {"type": "LineString", "coordinates": out}
+        ll = np.round(np.array(pts, dtype=np.float64), 7)
+        keep = np.ones(len(ll), dtype=bool)
+        keep[1:] = (ll[1:] != ll[:-1]).any(axis=1)
+        ll = ll[keep]
+        if len(ll) == 1:
+            ll = np.vstack([ll, ll])
+        return {"type": "LineString", "coordinates": ll.tolist()}
 
     # ---------------------------------------------------------------- public queries
     def nearest_units(self, conn: psycopg.Connection, lon: float, lat: float, *, k: int = 5,
@@ -218,7 +220,9 @@ class Router:
         rank = np.empty(len(rows), dtype=np.int64)
         rank[np.lexsort((np.arange(len(rows)), straight))] = np.arange(1, len(rows) + 1)
         want = min(k, len(rows))
-        for limit in SEARCH_LIMITS_S:
+        first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
+            + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
+        for limit in (first, 3 * first, 10 * first, np.inf):
             tree = self.toward(target, 0, limit)
             eta, branch = self.etas_to(tree, target, 0, sources)
             # Every unit whose true time is within the limit has been found exactly.
