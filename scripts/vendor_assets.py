@@ -115,7 +115,7 @@ def _npm_pack(pkg: Package, workdir: Path) -> Path:
 def _clean(data: bytes, path: str) -> bytes:
     if path.endswith((".js", ".css")):
         data = _SOURCEMAP.sub(b"", data)
-    if path.endswith(".css") and "noto-sans-sc" in path:
+    if path.endswith(".css"):
         # woff2 only (every browser we support reads it); drop the .woff fallbacks.
         data = re.sub(rb",\s*url\(\./files/[^)]+\.woff\) format\('woff'\)", b"", data)
     return data
