@@ -8,15 +8,6 @@ import re
 
 import folium
 import pytest
-from maps_fixtures import (  # noqa: F401  (fixtures)
-    maps_app,
-    maps_conn,
-    maps_database_url,
-    maps_http,
-    maps_live,
-    maps_login,
-    maps_users,
-)
 from mvt import decode
 
 from gisapp import mapdata
@@ -26,6 +17,8 @@ from layers import builders as B
 from layers.assets import LOCAL, PLUGIN_CLASSES, external_references, localize_folium
 from layers.compose import Basemap, MapComposer
 from layers.gcj02 import gcj02_to_wgs84, wgs84_to_gcj02
+
+pytest_plugins = ("maps_fixtures",)
 
 PAGES = ("coverage", "grids", "plan", "dispatch")
 ALLOWED = {
