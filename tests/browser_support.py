@@ -36,6 +36,13 @@ class PageLoad:
     foreign: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     bytes: int = 0
+    handlers: list = field(default_factory=list)
+
+    def stop(self, page) -> None:
+        """Stop recording on ``page``."""
+        for event, fn in self.handlers:
+            page.remove_listener(event, fn)
+        self.handlers.clear()
 
 
 def watch(page, base_url: str) -> PageLoad:
@@ -54,7 +61,9 @@ def watch(page, base_url: str) -> PageLoad:
             rec.foreign.append(req.url)
 
     def on_failed(req):
-        rec.failed.append(f"{req.url} {req.failure}")
+        # A navigation aborts the previous page's pending requests (ERR_ABORTED): not a failure.
+        if "ERR_ABORTED" not in (req.failure or ""):
+            rec.failed.append(f"{req.url} {req.failure}")
 
     def on_response(resp):
         try:
@@ -63,11 +72,13 @@ def watch(page, base_url: str) -> PageLoad:
         except Exception:  # noqa: BLE001 - a body may be gone (redirects); count what we can
             pass
 
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: rec.console_errors.append(f"pageerror: {exc}"))
-    page.on("request", on_request)
-    page.on("requestfailed", on_failed)
-    page.on("response", on_response)
+    def on_pageerror(exc):
+        rec.console_errors.append(f"pageerror: {exc}")
+
+    for event, fn in (("console", on_console), ("pageerror", on_pageerror), ("request", on_request),
+                      ("requestfailed", on_failed), ("response", on_response)):
+        page.on(event, fn)
+        rec.handlers.append((event, fn))
     return rec
 
 

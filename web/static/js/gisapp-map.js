@@ -203,7 +203,7 @@
     }
     map.on('overlayadd overlayremove layeradd layerremove', refresh);
     refresh();
-    G.legend = {control: ctl, refresh: refresh};
+    G.legend = {control: ctl, refresh: refresh, sections: sections};
   };
 
   // --- focus a feature from a side panel -------------------------------------------------------------
