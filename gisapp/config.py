@@ -92,10 +92,11 @@ class Settings:
     # window of the gap ranking, and the OSM highway -> road class mapping of `gisapp import-osm`.
     main_road_classes: tuple[str, ...] = ("expressway", "national", "provincial", "county", "ramp", "urban")
     service_area_buffer_m: float = 150.0
-    service_area_simplify_m: float = 20.0
+    service_area_simplify_m: float = 75.0
     service_area_max_budgets: int = 6
     service_area_max_budget_min: float = 120.0
     nearest_units_max_k: int = 50
+    nearest_units_candidates: int = 100  # units read first (nearest in a straight line); 0: all
     gap_incident_window_days: int = 365
     osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.
