@@ -481,17 +481,21 @@ def _has_available(conn, org_id: int, capability: str | None) -> bool:
 
 
 def _zone_members(conn, inc: dict, owner_id: int) -> list[int]:
-    """Members of the incident's joint zone (else the zones the owner belongs to) other than the owner."""
+    """Members of the incident's joint zone (else the owner's zones) that may stand in for the owner."""
     zone_ids = [inc["joint_zone_id"]] if inc.get("joint_zone_id") else [r["joint_zone_id"] for r in conn.execute(
         "SELECT m.joint_zone_id FROM joint_zone_member m JOIN joint_zone z ON z.id = m.joint_zone_id "
         "WHERE m.organisation_id = %s AND z.valid_from <= %s AND (z.valid_to IS NULL OR z.valid_to > %s)",
         [owner_id, inc["reported_at"], inc["reported_at"]])]
     if not zone_ids:
         return []
+    # Same kind as the owner: a station falls back to a neighbouring station; a squadron to a
+    # squadron or a station that takes part in traffic management.
     return [r["organisation_id"] for r in conn.execute(
         "SELECT DISTINCT m.organisation_id FROM joint_zone_member m JOIN organisation o ON o.id = m.organisation_id "
-        "WHERE m.joint_zone_id = ANY(%s) AND m.organisation_id <> %s AND o.kind IN ('station', 'squadron') "
-        "ORDER BY 1", [zone_ids, owner_id])]
+        "JOIN organisation own ON own.id = %(owner)s "
+        "WHERE m.joint_zone_id = ANY(%(zones)s) AND m.organisation_id <> own.id AND (o.kind = own.kind "
+        "OR (own.kind = 'squadron' AND o.kind = 'station' AND o.takes_part_in_traffic)) ORDER BY 1",
+        {"zones": zone_ids, "owner": owner_id})]
 
 
 def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool = True) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class Hub:
 def prune_events(conn: psycopg.Connection, settings) -> int:
     """Delete live events older than the retention (the newest event is always kept)."""
     cur = conn.execute(
-        "DELETE FROM live_event WHERE at < now() - make_interval(hours => %s) "
+        "DELETE FROM live_event WHERE at < now() - make_interval(secs => %s * 3600.0) "
         "AND id < (SELECT last_id FROM live_event_counter)", [settings.live_event_retention_h])
     return cur.rowcount
 
