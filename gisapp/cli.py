@@ -57,6 +57,14 @@ def load_demo(seed: int | None, if_empty: bool, params: str | None) -> None:
         summary = demo.load_demo(conn, seed=seed, params_path=params, settings=s,
                                  log=lambda m: click.echo(m, err=True))
         conn.commit()
+        try:  # static coverage (issue 4's routing) follows the new road network when available
+            from routing.coverage import refresh_static
+        except ImportError:
+            refresh_static = None
+        if refresh_static is not None:
+            refresh_static(conn, s)
+            conn.commit()
+            click.echo("refreshed the static road coverage", err=True)
     click.echo(json.dumps(summary, ensure_ascii=False))
 
 
