@@ -857,7 +857,9 @@ def ingest_positions(conn: psycopg.Connection, settings, body: Any, user: dict) 
     now = _now(conn)
     reports = parse_positions(body, settings, now, user)
     ids = sorted({r["unit_id"] for r in reports})
-    known = {r["id"] for r in conn.execute("SELECT id FROM unit WHERE id = ANY(%s)", [ids])}
+    # Lock the units in id order: two batches for the same units queue up instead of deadlocking.
+    known = {r["id"] for r in conn.execute("SELECT id FROM unit WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                                           [ids])}
     for i, r in enumerate(reports):
         if r["unit_id"] not in known:
             raise NotFound(f"no unit {r['unit_id']}", f"positions[{i}].unit_id", status=422)

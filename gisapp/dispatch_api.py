@@ -9,17 +9,19 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import sys
 
+import psycopg
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from . import dispatch as d
 from .app import client_label, db_tx, json_body, pool, require_role, require_user, settings
 from .dispatch_catalogue import LEG_STATUSES, load_rules
-from .errors import Forbidden, GisappError, NotFound, ValidationError
+from .errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
 from .features import parse_id
 from .openapi import document
 from .sla import sla_metrics
-from .stream import KINDS, StreamBody, fetch_events, get_hub, stop_hubs, stream_bounds
+from .stream import KINDS, StreamBody, events_json, get_hub, stop_hubs, stream_bounds
 
 bp = Blueprint("dispatch", __name__, url_prefix="/api/v1")
 
@@ -36,6 +38,9 @@ def init_app(app: Flask) -> None:
     import importlib.util
 
     app.register_blueprint(bp)
+    ms = app.extensions["gisapp.settings"].thread_switch_interval_ms
+    if ms > 0:
+        sys.setswitchinterval(ms / 1000.0)
     if importlib.util.find_spec("gisapp.pages") is None:
         from .dispatch_pages import bp as pages_bp
 
@@ -47,6 +52,17 @@ def init_app(app: Flask) -> None:
 def _worker_header(resp: Response) -> Response:
     resp.headers["X-Gisapp-Worker"] = str(os.getpid())
     return resp
+
+
+def _write(fn):
+    """Run ``fn(conn)`` in one transaction; retry when PostgreSQL broke a deadlock by aborting it."""
+    for attempt in range(3):
+        try:
+            with db_tx() as conn:
+                return fn(conn)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == 2:
+                raise Conflict("the database stayed busy with conflicting changes; retry", "body") from None
 
 
 def _client() -> str:
@@ -96,8 +112,8 @@ def intake():
         raise ValidationError("must map a leg role to a unit id", "units")
     intake_body = {k: v for k, v in body.items() if k not in ("dispatch", "auto_assign", "units")}
     s = settings()
-    pending: list = []
-    with db_tx() as conn:
+    def work(conn):
+        pending: list = []
         inc, created = d.create_incident(conn, s, intake_body, user["username"], _client(), key, pending)
         if created and dispatch_now:
             out = d.dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending)
@@ -105,6 +121,9 @@ def intake():
                 out[k] = inc.get(k)
             inc = out
         d.flush_events(conn, pending)
+        return inc, created
+
+    inc, created = _write(work)
     resp = jsonify(inc)
     resp.status_code = 201 if created else 200
     resp.headers["Location"] = f"/api/v1/dispatch/incidents/{inc['id']}"
@@ -136,10 +155,9 @@ def incident_dispatch(iid: str):
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
-    with db_tx() as conn:
-        out = d.dispatch_incident(conn, settings(), parse_id(iid), user["username"], _client(), units,
-                                  d._bool(body, "auto_assign"))
-    return jsonify(out)
+    auto = d._bool(body, "auto_assign")
+    return jsonify(_write(lambda conn: d.dispatch_incident(conn, settings(), parse_id(iid), user["username"],
+                                                           _client(), units, auto)))
 
 
 @bp.post("/dispatch/incidents/<iid>/merge")
@@ -178,8 +196,7 @@ def leg_assign(lid: str):
     user = require_role(*_DISPATCHERS, "chief")
     body = _body_dict()
     unit_id = d._id(body.get("unit_id"), "unit_id")
-    with db_tx() as conn:
-        return jsonify(d.assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client()))
+    return jsonify(_write(lambda conn: d.assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client())))
 
 
 @bp.post("/dispatch/legs/<lid>/transition")
@@ -189,8 +206,8 @@ def leg_transition(lid: str):
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise ValidationError("a string of at most 2000 characters", "note")
-    with db_tx() as conn:
-        return jsonify(d.transition_leg(conn, settings(), parse_id(lid), body.get("to"), user, _client(), note))
+    return jsonify(_write(lambda conn: d.transition_leg(conn, settings(), parse_id(lid), body.get("to"), user,
+                                                        _client(), note)))
 
 
 @bp.get("/dispatch/legs/<lid>/recommendations")
@@ -240,8 +257,7 @@ def unit_status(uid: str):
 def positions():
     user = require_role("device")
     body = json_body()
-    with db_tx() as conn:
-        return jsonify(d.ingest_positions(conn, settings(), body, user))
+    return jsonify(_write(lambda conn: d.ingest_positions(conn, settings(), body, user)))
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -309,9 +325,11 @@ def stream_events():
         raise ValidationError("an integer from 1 to 10000", "limit")
     with db_tx() as conn:
         oldest, last = stream_bounds(conn)
-        rows = fetch_events(conn, int(after), int(limit), _kinds())
-    events = [{"id": r["id"], "type": r["type"], "at": r["at"].timestamp(), "data": r["data"]} for r in rows]
-    return jsonify({"after": int(after), "last_id": last, "complete": int(after) >= oldest, "events": events})
+        events = events_json(conn, int(after), int(limit), _kinds())
+    # The events array comes as JSON text from the database: no decoding and re-encoding here.
+    body = (f'{{"after": {int(after)}, "last_id": {last}, "complete": {"true" if int(after) >= oldest else "false"}, '
+            f'"events": {events}}}')
+    return Response(body, mimetype="application/json")
 
 
 # --- OpenAPI ------------------------------------------------------------------------------------

@@ -145,12 +145,11 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         """, params).fetchone()
     share = conn.execute(
         """
-        SELECT count(*) AS accident_incidents,
-               count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM dispatch_leg l JOIN organisation o ON o.id = l.organisation_id
-                   WHERE l.incident_id = i.id AND l.status <> 'cancelled' AND o.kind = 'station'
-                     AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint))) AS accident_incidents_station
-        FROM incident i
+        SELECT count(DISTINCT i.id) AS accident_incidents,
+               count(DISTINCT i.id) FILTER (WHERE o.kind = 'station' AND l.status <> 'cancelled'
+                   AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint)) AS accident_incidents_station
+        FROM incident i LEFT JOIN dispatch_leg l ON l.incident_id = i.id
+             LEFT JOIN organisation o ON o.id = l.organisation_id
         WHERE i.type = ANY(%(acc)s) AND i.reported_at >= %(start)s AND i.reported_at < %(end)s
           AND i.status NOT IN ('merged', 'cancelled')
         """, params).fetchone()

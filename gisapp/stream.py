@@ -72,6 +72,17 @@ def fetch_events(conn: psycopg.Connection, after: int, limit: int = 1000,
         [after, prefixes, prefixes, limit]).fetchall()
 
 
+def events_json(conn: psycopg.Connection, after: int, limit: int = 1000, kinds: Iterable[str] | None = None) -> str:
+    """The stored events with id > ``after`` as one JSON array text, built by the database (polling)."""
+    prefixes = [k + ".%" for k in kinds] if kinds else None
+    row = conn.execute(
+        "SELECT coalesce(json_agg(json_build_object('id', id, 'type', type, 'at', extract(epoch FROM at), "
+        "'data', data) ORDER BY id), '[]'::json)::text AS j FROM (SELECT id, type, at, data FROM live_event "
+        "WHERE id > %s AND (%s::text[] IS NULL OR type LIKE ANY(%s::text[])) ORDER BY id LIMIT %s) e",
+        [after, prefixes, prefixes, limit]).fetchone()
+    return row["j"] if isinstance(row, dict) else row[0]
+
+
 def stream_bounds(conn: psycopg.Connection) -> tuple[int, int]:
     """Return (oldest stored id - 1, last id): a resume after the first value is complete."""
     row = conn.execute("SELECT (SELECT last_id FROM live_event_counter) AS last_id, "
@@ -297,7 +308,17 @@ class StreamBody:
             except queue.Empty:
                 yield b": ping\n\n"
                 continue
-            if ev.id <= sent:
-                continue
-            sent = ev.id
-            yield ev.frame
+            # Send what has queued up since in one write (fewer wake-ups and syscalls under load).
+            batch = []
+            while True:
+                if ev.id > sent:
+                    sent = ev.id
+                    batch.append(ev.frame)
+                if len(batch) >= 200:
+                    break
+                try:
+                    ev = sub.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield b"".join(batch)

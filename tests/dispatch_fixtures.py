@@ -102,9 +102,20 @@ def make_world(conn, lon0: float, lat0: float) -> World:
     return w
 
 
+# Test modules import these fixtures, so pytest may set a session fixture up once per module:
+# the database, the app and the live server are made once per test session all the same.
+_once: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def dispatch_db(server_url) -> str:
     """The live-dispatch tests' own database (isolated from the other areas' test rows)."""
+    if "db" not in _once:
+        _once["db"] = _make_dispatch_db(server_url)
+    return _once["db"]
+
+
+def _make_dispatch_db(server_url: str) -> str:
     from geodata.reference import load_reference
 
     url = create_test_database(server_url, DISPATCH_DB)
@@ -127,15 +138,17 @@ def accident_section(dispatch_db) -> int:
 @pytest.fixture(scope="session")
 def dapp(dispatch_db):
     """The service on the dispatch test database (short stream heartbeat, quick SLA sweeps)."""
-    yield create_app({"database_url": dispatch_db, "secret_key": "test-secret", "pool_max_size": 30,
-                      "stream_heartbeat_s": 1.0, "sla_sweep_interval_s": 1.0})
+    if "app" not in _once:
+        _once["app"] = create_app({"database_url": dispatch_db, "secret_key": "test-secret", "pool_max_size": 30,
+                                   "stream_heartbeat_s": 1.0, "sla_sweep_interval_s": 1.0})
+    return _once["app"]
 
 
 @pytest.fixture(scope="session")
 def dlive(dapp):
-    srv = LiveServer(dapp)
-    yield srv
-    srv.stop()
+    if "live" not in _once:
+        _once["live"] = LiveServer(dapp)
+    return _once["live"]
 
 
 @pytest.fixture

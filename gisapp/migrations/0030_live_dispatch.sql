@@ -28,10 +28,11 @@ CREATE FUNCTION live_emit(p_type text, p_data jsonb, p_incident_id bigint DEFAUL
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
-    v_at timestamptz := clock_timestamp();
+    v_at timestamptz;
     v_payload text;
 BEGIN
     UPDATE live_event_counter SET last_id = last_id + 1 RETURNING last_id INTO v_id;
+    v_at := clock_timestamp();  -- after the counter lock: the event's time is as close to commit as can be
     INSERT INTO live_event (id, at, type, incident_id, data) VALUES (v_id, v_at, p_type, p_incident_id, p_data);
     v_payload := json_build_object('id', v_id, 'type', p_type,
                                    'at', extract(epoch FROM v_at), 'data', p_data)::text;
