@@ -32,6 +32,32 @@ def _default_speeds() -> dict[str, float]:
     }
 
 
+def _default_osm_classes() -> dict[str, str]:
+    # OSM highway tag -> road class (speeds then come from road_speed_kmh unless maxspeed is tagged).
+    return {
+        "motorway": "expressway", "trunk": "national", "primary": "provincial", "secondary": "county",
+        "tertiary": "township", "unclassified": "village", "residential": "urban", "living_street": "other",
+        "service": "other", "road": "other", "motorway_link": "ramp", "trunk_link": "ramp",
+        "primary_link": "ramp", "secondary_link": "ramp", "tertiary_link": "ramp",
+    }
+
+
+def _default_tile_road_min_zoom() -> dict[str, int]:
+    # The lowest zoom at which a road class is drawn in vector tiles (fewer, lighter tiles
+    # when zoomed out): main roads always, local roads from town scale on.
+    return {
+        "expressway": 0,
+        "national": 0,
+        "provincial": 0,
+        "county": 10,
+        "ramp": 11,
+        "township": 11,
+        "urban": 12,
+        "village": 12,
+        "other": 13,
+    }
+
+
 @dataclass
 class Settings:
     """Every setting of the service. Units are part of the names."""
@@ -61,6 +87,17 @@ class Settings:
     # Coverage targets (minutes): stricter on main roads, settable for rural roads.
     main_road_target_min: float = 10.0
     rural_road_target_min: float = 20.0
+    # Routing (issue 4): road classes held to the main-road target (the others are rural roads),
+    # service-area polygons (buffer around the reached roads), limits of the API, the incident
+    # window of the gap ranking, and the OSM highway -> road class mapping of `gisapp import-osm`.
+    main_road_classes: tuple[str, ...] = ("expressway", "national", "provincial", "county", "ramp", "urban")
+    service_area_buffer_m: float = 150.0
+    service_area_simplify_m: float = 20.0
+    service_area_max_budgets: int = 6
+    service_area_max_budget_min: float = 120.0
+    nearest_units_max_k: int = 50
+    gap_incident_window_days: int = 365
+    osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.
     duplicate_radius_m: float = 200.0
     duplicate_window_s: int = 600
@@ -84,9 +121,28 @@ class Settings:
     basemap_attribution: str = ""
     basemap_gcj02: bool = False
     default_language: str = "zh"
+    # Map pages (issue 6): display simplification of polygon layers (m), list and layer sizes.
+    map_simplify_m: float = 15.0
+    map_gap_list_limit: int = 40
+    map_incident_days: int = 30
+    map_incident_limit: int = 3000
+    map_heat_days: int = 365
+    map_heat_cell_m: float = 300.0
+    service_area_budgets_min: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0)
+    # Vector tiles: MVT extent and buffer (tile units), simplification (screen pixels), zoom range,
+    # the lowest zoom at which each road class appears, browser cache of versioned tile URLs,
+    # and the per-process cache of encoded tiles (entries).
+    tile_extent: int = 4096
+    tile_buffer: int = 64
+    tile_simplify_px: float = 0.5
+    tile_min_zoom: int = 5
+    tile_max_zoom: int = 20
+    tile_road_min_zoom: dict[str, int] = field(default_factory=_default_tile_road_min_zoom)
+    tile_cache_max_age_s: int = 7 * 24 * 3600
+    tile_memory_cache_entries: int = 4000
 
     @classmethod
-    def from_env(cls, overrides: dict[str, Any] | None = None) -> "Settings":
+    def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from defaults, then ``GISAPP_<NAME>`` variables, then ``overrides``."""
         s = cls()
         for f in fields(cls):
@@ -112,6 +168,8 @@ def _parse(raw: str, current: Any, name: str) -> Any:
         if isinstance(current, float):
             return float(raw)
         if isinstance(current, tuple):
+            if current and isinstance(current[0], str):
+                return tuple(x.strip() for x in raw.split(",") if x.strip())
             return tuple(float(x) for x in raw.split(","))
         if isinstance(current, dict):
             merged = dict(current)

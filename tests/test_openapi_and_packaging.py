@@ -29,14 +29,19 @@ def test_openapi_matches_routes(app, http):
             assert op.get("summary") and op.get("responses")
 
 
+_CONDA_ALIASES = {"pyosmium": "osmium"}  # conda-forge name -> PyPI name
+
+
 def _norm(name: str) -> str:
     name = re.split(r"[<>=\[ ]", name.strip(), maxsplit=1)[0]
-    return name.lower().replace("_", "-")
+    name = name.lower().replace("_", "-")
+    return _CONDA_ALIASES.get(name, name)
 
 
 def test_environment_yml_matches_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_norm(d) for d in py["dependencies"] + py["optional-dependencies"]["dev"]}
+    optional = py["optional-dependencies"]
+    wanted = {_norm(d) for d in py["dependencies"] + optional["dev"] + optional.get("bench", [])}
     text = (ROOT / "environment.yml").read_text()
     deps = text.split("\ndependencies:", 1)[1]
     listed = {_norm(m.group(1)) for m in re.finditer(r"^  - ([A-Za-z0-9_.-]+)", deps, re.M)}
