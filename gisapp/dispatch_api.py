@@ -34,17 +34,11 @@ class ServiceUnavailable(GisappError):
 
 
 def init_app(app: Flask) -> None:
-    """Register the dispatch API (and the fallback dispatcher page when the maps pages are absent)."""
-    import importlib.util
-
+    """Register the dispatch API; the page /map/dispatch (gisapp.pages) includes its panel and script."""
     app.register_blueprint(bp)
     ms = app.extensions["gisapp.settings"].thread_switch_interval_ms
     if ms > 0:
         sys.setswitchinterval(ms / 1000.0)
-    if importlib.util.find_spec("gisapp.pages") is None:
-        from .dispatch_pages import bp as pages_bp
-
-        app.register_blueprint(pages_bp)
     atexit.register(stop_hubs)
 
 
