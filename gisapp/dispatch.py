@@ -403,25 +403,33 @@ def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, 
     The answer follows the routing contract (``routing.get_router(...).nearest_units``) with
     one more key, ``method``: "road" or "straight_line" (no road network loaded).
     """
+    import routing
+
     k = k or settings.recommend_k
     has_roads = conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]
-    router = _router(conn, settings) if has_roads else None
-    if router is not None:
-        out = router.nearest_units(conn, lon, lat, k=k, capability=capability, organisation_ids=organisation_ids,
-                                   joint_zone_id=joint_zone_id, statuses=("available",))
-        out = dict(out)
-        out["method"] = "road"
-        return out
-    return _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
+    if not has_roads:
+        return _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
+    out = dict(routing.nearest_units(conn, settings, lon, lat, k=k, capability=capability,
+                                     organisation_ids=organisation_ids, joint_zone_id=joint_zone_id,
+                                     statuses=("available",)))
+    out["method"] = "road"
+    return out
 
 
-def _router(conn, settings):
-    try:
-        import routing
-    except ImportError:
-        return None
-    get_router = getattr(routing, "get_router", None)
-    return get_router(conn, settings) if get_router else None
+def travel_route(conn: psycopg.Connection, settings, from_lonlat: tuple[float, float],
+                 to_lonlat: tuple[float, float]) -> dict[str, Any]:
+    """Road route and ETA between two points (straight line at ``straight_line_speed_kmh`` without roads)."""
+    import routing
+
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]:
+        out = routing.get_router(conn, settings).travel_time(conn, from_lonlat, to_lonlat)
+        if out.get("eta_s") is not None and out.get("route"):
+            return out
+    dist = conn.execute("SELECT ST_Distance(ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, "
+                        "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography) AS d", [*from_lonlat, *to_lonlat]
+                        ).fetchone()["d"]
+    return {"eta_s": dist / (settings.straight_line_speed_kmh / 3.6), "distance_m": dist,
+            "route": {"type": "LineString", "coordinates": [list(from_lonlat), list(to_lonlat)]}}
 
 
 def _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id) -> dict:

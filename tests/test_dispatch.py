@@ -457,3 +457,26 @@ def test_board_lists_open_incidents_most_urgent_first(dlogin, world, dconn):
         c["remaining_s"] is not None for leg in i["legs"] for c in leg["sla"]["clocks"].values())]
     assert rem == sorted(rem)
     assert board["last_event_id"] > 0
+
+
+def test_simulate_live_feeds_incidents_legs_and_positions(dispatch_db, world, dconn, monkeypatch):
+    from click.testing import CliRunner
+
+    from gisapp.cli import main
+
+    make_unit(dconn, world.station_a, *world.pt_a(dx=0.01))
+    before = dconn.execute("SELECT coalesce(max(id), 0) AS m FROM incident").fetchone()["m"]
+    monkeypatch.setenv("GISAPP_DATABASE_URL", dispatch_db)
+    r = CliRunner().invoke(main, ["simulate-live", "--rate", "240", "--time-scale", "2000", "--duration", "6",
+                                  "--positions-every", "0.5", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    counts = __import__("json").loads(r.output.strip().splitlines()[-1])
+    assert counts["incidents"] >= 3 and counts["transitions"] >= 3 and counts["positions"] >= 1
+    assert counts["errors"] == 0
+    made = dconn.execute("SELECT count(*) AS n FROM incident WHERE id > %s AND created_by = 'simulator' "
+                         "AND synthetic", [before]).fetchone()["n"]
+    assert made == counts["incidents"]
+    kinds = {r["kind"] for r in dconn.execute(
+        "SELECT DISTINCT e.kind FROM incident_event e WHERE e.incident_id > %s AND e.client = 'simulate-live'",
+        [before])}
+    assert {"created", "dispatched", "transition"} <= kinds
