@@ -182,6 +182,10 @@ from .routing_cli import import_osm_command, routing_group  # noqa: E402
 
 main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702
 
+from .simulate import simulate_live  # noqa: E402  (issue 5: live dispatch)
+
+main.add_command(simulate_live)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

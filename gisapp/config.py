@@ -103,6 +103,20 @@ class Settings:
     duplicate_radius_m: float = 200.0
     duplicate_window_s: int = 600
     future_tolerance_s: int = 120
+    # Live dispatch (issue 5): rules file, recommendations, position ingest, the SSE stream.
+    dispatch_rules_path: str = ""  # empty: gisapp/dispatch_rules.toml
+    recommend_k: int = 5
+    straight_line_speed_kmh: float = 40.0  # ETA estimate when there is no road network
+    position_batch_max: int = 1000
+    position_stale_s: int = 300
+    stream_heartbeat_s: float = 15.0
+    stream_queue_max_events: int = 20000
+    stream_backlog_max_events: int = 50000
+    live_event_retention_h: float = 72.0
+    sla_sweep_interval_s: float = 5.0
+    # Python's thread switch interval in server processes (ms; 0 leaves Python's 5 ms): a
+    # shorter one lets the threads of many open streams take their turn sooner.
+    thread_switch_interval_ms: float = 1.0
     # Maps: "none" (the project's own layers are the base map) or a tile URL template.
     basemap_url: str = ""
     basemap_attribution: str = ""
