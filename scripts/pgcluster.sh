@@ -142,10 +142,10 @@ start() {
     -o "-p $PORT" start >/dev/null || { log "start failed; see $LOGFILE"; tail -20 "$LOGFILE" >&2; exit 1; }
 }
 
-psql_admin() {  # psql as the superuser over the socket
+psql_admin() {  # psql as the superuser over the socket (quiet: no NOTICEs)
   local bindir
   bindir="$(find_bindir)"
-  "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -U postgres "$@"
+  PGOPTIONS="-c client_min_messages=warning" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -U postgres "$@"
 }
 
 create_db() {
