@@ -70,9 +70,30 @@ class Settings:
     basemap_attribution: str = ""
     basemap_gcj02: bool = False
     default_language: str = "zh"
+    # Planning (issue 7). Validation: gaps, overlaps and parts outside the county smaller than
+    # plan_tolerance_m2 are numeric noise; a part, gap or overlap below plan_sliver_area_m2 is a
+    # sliver; a grid is cut when a second area holds more than plan_grid_cut_min_m2 of it.
+    plan_tolerance_m2: float = 1.0
+    plan_sliver_area_m2: float = 10_000.0
+    plan_grid_cut_min_m2: float = 100.0
+    # A publish may take effect at most this long before now (history is not rewritten).
+    plan_backdate_tolerance_s: int = 300
+    # Comparison: the workload window, the road classes held to main_road_target_min (the
+    # others to rural_road_target_min), and how many changed incidents are listed.
+    plan_workload_days: int = 365
+    plan_main_road_classes: str = "expressway,national,provincial,ramp,urban"
+    plan_changed_incidents_max: int = 5000
+    # Balanced proposal: objective = mean travel time / its value for the published layout
+    # + plan_balance_weight * coefficient of variation of the workload; at most this many moves.
+    plan_balance_weight: float = 1.0
+    plan_balance_max_moves: int = 3000
+    # Joint-zone patrol posts (MCLP): coverage target, time-of-day periods (hours), candidates.
+    plan_patrol_target_min: float = 10.0
+    plan_patrol_periods_h: str = "0-6,6-12,12-18,18-24"
+    plan_patrol_candidates_max: int = 300
 
     @classmethod
-    def from_env(cls, overrides: dict[str, Any] | None = None) -> "Settings":
+    def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from defaults, then ``GISAPP_<NAME>`` variables, then ``overrides``."""
         s = cls()
         for f in fields(cls):
