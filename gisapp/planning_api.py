@@ -301,3 +301,37 @@ document("/api/v1/plans/ownership", "get",
          "Which station, traffic owner and joint zone held a point at a time (versions in force then)", tag=_TAG,
          params=[_q("lon", {"type": "number"}, required=True), _q("lat", {"type": "number"}, required=True),
                  _q("at", {"type": "string", "format": "date-time"}, "default now")])
+
+
+def _comparison(pid: int) -> dict:
+    from .planning_compare import compare_plan
+
+    with db_tx() as conn:
+        return compare_plan(conn, pid, settings())
+
+
+@bp.get("/<pid>/comparison")
+def comparison(pid: str):
+    require_role(*_READERS)
+    out = _comparison(parse_id(pid))
+    if request.args.get("incidents", "true").lower() in ("0", "false"):
+        out["changed_incidents"].pop("items")
+        out["changed_incidents"].pop("geojson")
+    return jsonify(out)
+
+
+document("/api/v1/plans/{id}/comparison", "get",
+         "Compare a plan with the published layout per jurisdiction: area, road km, villages, workload, "
+         "travel times, share of roads within target, workload balance, incidents that change owner",
+         tag=_TAG, params=[_ID, _q("incidents", {"type": "boolean"}, "list the incidents that change owner")])
+
+
+@bp.get("/<pid>/changed-incidents")
+def changed_incidents(pid: str):
+    require_role(*_READERS)
+    return _geojson(_comparison(parse_id(pid))["changed_incidents"]["geojson"])
+
+
+document("/api/v1/plans/{id}/changed-incidents", "get",
+         "The past year's incidents that would change owner under this plan (GeoJSON points)", tag=_TAG,
+         params=[_ID])

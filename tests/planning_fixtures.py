@@ -4,15 +4,15 @@ Built in the metric CRS (EPSG:4548, metres) and stored in WGS84, in a database o
 (copied from a template per test module, so publishing in one module never shows in another):
 
     y=10 km +---------+---------+---------+---------+
-            |  G5     |  G6     |  G7  |  |  G8     |      county: 20 km x 10 km
-            |         |         |      N  |         |      station A (west half), B (east half)
-     y=5 km +--o--A===o====o====o===X==o==B====o====+      grids: 5 km squares, G1-G4 below
-            |  G1     |  G2     |  G3  |  |  G4     |      road W-E at y=5 km (county, 50 km/h),
-            |         |         |      S  |         |        nodes every 2.5 km
-     y=0    +---------+---------+---------+---------+      road N-S at x=12.5 km (village, 25 km/h)
+            |  G5     |  G6     |  G7  N  |  G8     |      county: 20 km x 10 km
+            |         |         |      |  |         |      station A (west half), B (east half)
+     y=5 km +---------+---------+------|--+---------+      grids: 5 km squares
+     y=4 km o----o----A----o----o----o-X--B----o----o      road W-E at y=4 km (county, 50 km/h),
+            |  G1     |  G2     |  G3  |  |  G4     |        nodes every 2.5 km
+     y=0    +---------+---------+------S--+---------+      road N-S at x=12.5 km (village, 25 km/h)
            x=0       5 km     10 km    15 km     20 km     squadron T: the whole county
 
-Station A stands at x=5 km, B at x=15 km, both on the W-E road.
+Station A stands at (5, 4) km, B at (15, 4) km, both on the W-E road.
 """
 
 from __future__ import annotations
@@ -55,14 +55,14 @@ def box_geojson(conn, x0: float, y0: float, x1: float, y1: float) -> dict:
 
 # Incidents: (x_km, y_km, type, channel, hour local) -- all on road nodes.
 INCIDENTS = [
-    (2.5, 5, "theft", "110", 9),        # A: 2.5 km from A
-    (7.5, 5, "fight", "110", 21),       # A: 2.5 km
-    (0, 5, "theft", "110", 9),          # A: 5 km
-    (12.5, 5, "traffic_accident", "122", 8),   # B: 2.5 km from B, 7.5 km from A
-    (12.5, 10, "dispute", "110", 14),   # B: 2.5 km + 5 km village road
-    (12.5, 0, "theft", "110", 14),      # B: same
-    (17.5, 5, "traffic_accident", "122", 18),  # B: 2.5 km
-    (20, 5, "fight", "110", 23),        # B: 5 km
+    (2.5, 4, "theft", "110", 9),                # A: 2.5 km from A (180 s)
+    (7.5, 4, "fight", "110", 21),               # A: 2.5 km (180 s)
+    (1.25, 4, "theft", "110", 9),               # A: 3.75 km (270 s)
+    (12.5, 4, "traffic_accident", "122", 8),    # B (G3): 2.5 km from B (180 s), 7.5 km from A (540 s)
+    (12.5, 9, "dispute", "110", 14),            # B (G7): 180 s + 5 km of village road (720 s)
+    (12.5, 1, "theft", "110", 14),              # B (G3): 180 s + 3 km of village road (432 s)
+    (17.5, 4, "traffic_accident", "122", 18),   # B: 180 s
+    (18.75, 4, "fight", "110", 23),             # B: 3.75 km (270 s)
 ]
 
 
@@ -77,7 +77,7 @@ def _build(url: str) -> dict:
             ids[code] = conn.execute(
                 "INSERT INTO organisation (code, name, kind, hq) VALUES (%s, %s, %s, "
                 "ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4548), 4326)) RETURNING id",
-                [code, name, kind, *xy(x, 5)]).fetchone()["id"]
+                [code, name, kind, *xy(x, 4)]).fetchone()["id"]
         for code, kind, box in (("A", "station", (0, 0, 10, 10)), ("B", "station", (10, 0, 20, 10)),
                                 ("T", "traffic", (0, 0, 20, 10))):
             q, p = box_sql(*box)
@@ -115,9 +115,9 @@ def _build(url: str) -> dict:
                 [node(*a), node(*b), cls, ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5 * KM, *xy(*a), *xy(*b)])
 
         for i in range(8):
-            edge((i * 2.5, 5), (i * 2.5 + 2.5, 5), "county")
-        edge((12.5, 5), (12.5, 10), "village")
-        edge((12.5, 5), (12.5, 0), "village")
+            edge((i * 2.5, 4), (i * 2.5 + 2.5, 4), "county")
+        edge((12.5, 4), (12.5, 10), "village")
+        edge((12.5, 4), (12.5, 0), "village")
         for code, x, y, pop in (("V1", 2.5, 2.5, 1000), ("V2", 7.5, 7.5, 500), ("V3", 12.0, 7.5, 800),
                                 ("V4", 13.0, 2.5, 300), ("V5", 17.5, 7.5, 700)):
             conn.execute("INSERT INTO village (code, name, population, geom) VALUES (%s, %s, %s, "
@@ -170,7 +170,8 @@ def ids(plan_template) -> dict:
 
 @pytest.fixture(scope="module")
 def plan_live(plan_db):
-    application = create_app({"database_url": plan_db, "secret_key": "test-secret"})
+    # A 10-minute target on rural roads, so that the hand-made roads fall on both sides of it.
+    application = create_app({"database_url": plan_db, "secret_key": "test-secret", "rural_road_target_min": 10.0})
     srv = LiveServer(application)
     yield srv
     srv.stop()

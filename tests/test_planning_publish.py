@@ -71,17 +71,17 @@ def test_publish_schedule_time_travel_and_rollback(plan_login, plan_conn, ids):
     r = admin.patch(f"/api/v1/jurisdictions/{future}", json={"properties": {"name": "x", "reason": "x"}})
     assert r.status_code == 409
 
-    # 3. Ownership follows the version in force at each time (12.5 km, 5 km lies in G3).
-    assert _owner(c, 12.5, 5, t0 - timedelta(seconds=1)) == ids["B"]
-    assert _owner(c, 12.5, 5, t1 + timedelta(seconds=1)) == ids["A"]
-    assert _owner(c, 12.5, 5, t2 + timedelta(seconds=1)) == ids["B"]
-    assert _owner(c, 2.5, 5, t2 + timedelta(seconds=1)) == ids["A"]
+    # 3. Ownership follows the version in force at each time (12.5 km, 2 km lies in G3).
+    assert _owner(c, 12.5, 2, t0 - timedelta(seconds=1)) == ids["B"]
+    assert _owner(c, 12.5, 2, t1 + timedelta(seconds=1)) == ids["A"]
+    assert _owner(c, 12.5, 2, t2 + timedelta(seconds=1)) == ids["B"]
+    assert _owner(c, 2.5, 2, t2 + timedelta(seconds=1)) == ids["A"]
     # Incidents take the owner in force at their reported time (the dispatch rule), not today's.
     for when, want in ((t1 + timedelta(minutes=5), ids["A"]), (t2 + timedelta(minutes=5), ids["B"])):
         row = plan_conn.execute(
             "INSERT INTO incident (channel, type, geom, reported_at) VALUES ('110', 'theft', "
             "ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) "
-            "RETURNING jurisdiction_owner_at('station', geom, reported_at) AS owner", [*lonlat(12.5, 5), when]
+            "RETURNING jurisdiction_owner_at('station', geom, reported_at) AS owner", [*lonlat(12.5, 2), when]
         ).fetchone()
         assert row["owner"] == want
 
@@ -100,7 +100,7 @@ def test_publish_schedule_time_travel_and_rollback(plan_login, plan_conn, ids):
     assert r.status_code == 200, r.text
     assert r.json()["rolled_back_to_plan_id"] == p1
     assert _station_km2(c, t3 + timedelta(minutes=1)) == {ids["A"]: 4, ids["B"]: 4}
-    assert _owner(c, 12.5, 5, t3 + timedelta(seconds=1)) == ids["A"]
+    assert _owner(c, 12.5, 2, t3 + timedelta(seconds=1)) == ids["A"]
     hist = c.get(f"/api/v1/jurisdictions?kind=station&organisation_id={ids['A']}&history=true").json()
     periods = sorted((f["properties"]["version"], f["properties"]["valid_from"], f["properties"]["valid_to"])
                      for f in hist["features"])
