@@ -335,3 +335,23 @@ def changed_incidents(pid: str):
 document("/api/v1/plans/{id}/changed-incidents", "get",
          "The past year's incidents that would change owner under this plan (GeoJSON points)", tag=_TAG,
          params=[_ID])
+
+
+@bp.post("/proposals")
+def proposals():
+    from .planning_propose import propose
+
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        row = propose(conn, user, body, settings())
+        return _plan_out(conn, row["id"], 201)
+
+
+document("/api/v1/plans/proposals", "post",
+         "Make a proposal draft: network Voronoi, balanced (travel time against workload balance, contiguous), "
+         "or patrol-car posts for a joint zone by time of day (MCLP)", tag=_TAG,
+         body={"type": "object", "required": ["method"], "properties": {
+             "method": {"enum": ["voronoi", "balanced", "mclp"]}, "kind": {"enum": ["station", "traffic"]},
+             "unit": {"enum": ["grid", "village"]}, "weight": {"type": "number"},
+             "zone_code": {"type": "string"}, "cars": {"type": "integer"}, "name": {"type": "string"}}})

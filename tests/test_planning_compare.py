@@ -8,7 +8,6 @@ and 25 km/h (village road) every time below is a distance over a speed (see plan
 from __future__ import annotations
 
 import pytest
-
 from planning_fixtures import ids, plan_db, plan_live, plan_login, plan_template  # noqa: F401
 
 

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-
 from planning_fixtures import ids, lonlat, plan_conn, plan_db, plan_live, plan_login, plan_template  # noqa: F401
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat()
+    return dt.astimezone(UTC).isoformat()
 
 
 def _station_km2(c, at: datetime | None = None) -> dict:
@@ -33,7 +32,7 @@ def _owner(c, x_km: float, y_km: float, at: datetime) -> int:
 
 def test_publish_schedule_time_travel_and_rollback(plan_login, plan_conn, ids):
     c = plan_login("planner")
-    t0 = datetime.now(timezone.utc)
+    t0 = datetime.now(UTC)
     # 1. Publish now: grid G3 goes from B to A.
     p1 = c.post("/api/v1/plans", json={"name": "P1 G3 to A", "kind": "station"}).json()["id"]
     assert c.post(f"/api/v1/plans/{p1}/move-grid", json={"grid_id": ids["G3"],
