@@ -140,7 +140,7 @@ class PlanNetwork:
     def _seeds(self, snapped: Snapped) -> list[list[tuple[int, float]]]:
         """For each snapped source point, the nodes it reaches directly along its edge."""
         out = []
-        for e, f, off in zip(snapped.edge, snapped.fraction, snapped.offroad_s):
+        for e, f, off in zip(snapped.edge, snapped.fraction, snapped.offroad_s, strict=True):
             c = self.cost_s[e]
             seed = [(int(self.tgt[e]), off + (1 - f) * c)]
             if not self.oneway[e]:

@@ -104,7 +104,7 @@ def test_publish_schedule_time_travel_and_rollback(plan_login, plan_conn, ids):
     periods = sorted((f["properties"]["version"], f["properties"]["valid_from"], f["properties"]["valid_to"])
                      for f in hist["features"])
     assert [p[0] for p in periods] == [1, 2, 3, 4]
-    for (_, _, end), (_, start, _) in zip(periods, periods[1:]):
+    for (_, _, end), (_, start, _) in zip(periods, periods[1:], strict=False):
         assert end == start   # contiguous, never overlapping
     assert periods[-1][2] is None
 
