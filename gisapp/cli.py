@@ -165,5 +165,10 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
+from .planning_cli import plan_group  # noqa: E402  (issue 7: `gisapp plan ...`)
+
+main.add_command(plan_group)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
