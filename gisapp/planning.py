@@ -270,6 +270,14 @@ def _touch(conn: psycopg.Connection, plan_id: int) -> None:
     conn.execute("UPDATE plan SET updated_at = now() WHERE id = %s", [plan_id])
 
 
+def plan_of_area(conn: psycopg.Connection, area_id: int) -> int:
+    """Return the id of the plan an area belongs to, or raise NotFound."""
+    row = conn.execute("SELECT plan_id FROM plan_area WHERE id = %s", [area_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no plan area with id {area_id}", "id")
+    return row["plan_id"]
+
+
 def _area(conn: psycopg.Connection, plan_id: int, area_id: int) -> dict:
     row = conn.execute("SELECT * FROM plan_area WHERE id = %s AND plan_id = %s FOR UPDATE",
                        [area_id, plan_id]).fetchone()

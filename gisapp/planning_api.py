@@ -48,7 +48,6 @@ def _plan_out(conn, pid: int, status: int = 200) -> Response:
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_AREA = {"name": "area_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _obj = {"type": "object"}
 _geom = {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, WGS84 [lon, lat]"}
 
@@ -139,13 +138,14 @@ document("/api/v1/plans/{id}/areas", "post", "Add an area: an organisation's jur
              "geometry": _geom}})
 
 
-@bp.route("/<pid>/areas/<aid>", methods=["PATCH", "PUT"])
-def update_area(pid: str, aid: str):
+@bp.route("/areas/<aid>", methods=["PATCH", "PUT"])
+def update_area(aid: str):
     user = require_role(*_WRITERS)
     body = _body()
-    p = parse_id(pid)
+    a = parse_id(aid)
     with db_tx() as conn:
-        planning.update_area(conn, user, p, parse_id(aid, "area_id"), body, settings().service_extent)
+        p = planning.plan_of_area(conn, a)
+        planning.update_area(conn, user, p, a, body, settings().service_extent)
         return _plan_out(conn, p)
 
 
@@ -153,21 +153,21 @@ _area_body = {"type": "object", "properties": {
     "geometry": _geom, "name": {"type": "string"}, "centre_org_id": {"type": "integer"},
     "member_ids": {"type": "array", "items": {"type": "integer"}}},
     "description": "geometry as drawn: only its structure is checked; validity is reported by validation"}
-document("/api/v1/plans/{id}/areas/{area_id}", "patch", "Edit an area's geometry, name or zone members",
-         tag=_TAG, params=[_ID, _AREA], body=_area_body)
-document("/api/v1/plans/{id}/areas/{area_id}", "put", "Edit an area's geometry, name or zone members",
-         tag=_TAG, params=[_ID, _AREA], body=_area_body)
+document("/api/v1/plans/areas/{id}", "patch", "Edit a draft area's geometry, name or zone members (returns the plan)",
+         tag=_TAG, params=[_ID], body=_area_body)
+document("/api/v1/plans/areas/{id}", "put", "Edit a draft area's geometry, name or zone members (returns the plan)",
+         tag=_TAG, params=[_ID], body=_area_body)
 
 
-@bp.delete("/<pid>/areas/<aid>")
-def delete_area(pid: str, aid: str):
+@bp.delete("/areas/<aid>")
+def delete_area(aid: str):
     user = require_role(*_WRITERS)
+    a = parse_id(aid)
     with db_tx() as conn:
-        return jsonify(planning.delete_area(conn, user, parse_id(pid), parse_id(aid, "area_id")))
+        return jsonify(planning.delete_area(conn, user, planning.plan_of_area(conn, a), a))
 
 
-document("/api/v1/plans/{id}/areas/{area_id}", "delete", "Remove an area from a draft", tag=_TAG,
-         params=[_ID, _AREA])
+document("/api/v1/plans/areas/{id}", "delete", "Remove an area from its draft", tag=_TAG, params=[_ID])
 
 
 @bp.post("/<pid>/move-grid")
@@ -204,39 +204,41 @@ document("/api/v1/plans/{id}/move-village", "post",
                                             "to_organisation_id": {"type": "integer"}}})
 
 
-@bp.post("/<pid>/areas/<aid>/split")
-def split_area(pid: str, aid: str):
+@bp.post("/areas/<aid>/split")
+def split_area(aid: str):
     user = require_role(*_WRITERS)
     body = _body()
-    p = parse_id(pid)
+    a = parse_id(aid)
     if "line" not in body:
         raise ValidationError("is required: a GeoJSON LineString drawn across the area", "line")
     with db_tx() as conn:
-        out = planning.split_area(conn, user, p, parse_id(aid, "area_id"), body["line"], body, settings())
+        p = planning.plan_of_area(conn, a)
+        out = planning.split_area(conn, user, p, a, body["line"], body, settings())
         return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
 
 
-document("/api/v1/plans/{id}/areas/{area_id}/split", "post",
-         "Split an area along a line; the pieces away from its seat go to another owner", tag=_TAG,
-         params=[_ID, _AREA], body={"type": "object", "required": ["line"], "properties": {
+document("/api/v1/plans/areas/{id}/split", "post",
+         "Split a draft area along a line; the pieces away from its seat go to another owner", tag=_TAG,
+         params=[_ID], body={"type": "object", "required": ["line"], "properties": {
              "line": {"type": "object", "description": "GeoJSON LineString"},
              "to_organisation_id": {"type": "integer"}, "to_zone_code": {"type": "string"},
              "name": {"type": "string"}, "centre_org_id": {"type": "integer"},
              "keep_point": {"type": "array", "items": {"type": "number"}}}})
 
 
-@bp.post("/<pid>/areas/<aid>/merge")
-def merge_areas(pid: str, aid: str):
+@bp.post("/areas/<aid>/merge")
+def merge_areas(aid: str):
     user = require_role(*_WRITERS)
     body = _body()
-    p = parse_id(pid)
+    a = parse_id(aid)
     with db_tx() as conn:
-        out = planning.merge_areas(conn, user, p, parse_id(aid, "area_id"), body.get("other_area_id"), settings())
+        p = planning.plan_of_area(conn, a)
+        out = planning.merge_areas(conn, user, p, a, body.get("other_area_id"), settings())
         return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
 
 
-document("/api/v1/plans/{id}/areas/{area_id}/merge", "post", "Merge another area into this one", tag=_TAG,
-         params=[_ID, _AREA], body={"type": "object", "required": ["other_area_id"],
+document("/api/v1/plans/areas/{id}/merge", "post", "Merge another area of the same draft into this one",
+         tag=_TAG, params=[_ID], body={"type": "object", "required": ["other_area_id"],
                                     "properties": {"other_area_id": {"type": "integer"}}})
 
 

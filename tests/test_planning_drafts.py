@@ -85,7 +85,7 @@ def test_split_then_merge(planner, ids):
     plan = planner.post("/api/v1/plans", json={"name": "split", "kind": "station"}).json()
     pid, b = plan["id"], _areas(plan)["B"]["id"]
     line = {"type": "LineString", "coordinates": [lonlat(17.5, -0.5), lonlat(17.5, 10.5)]}
-    r = planner.post(f"/api/v1/plans/{pid}/areas/{b}/split", json={"line": line, "to_organisation_id": ids["C"]})
+    r = planner.post(f"/api/v1/plans/areas/{b}/split", json={"line": line, "to_organisation_id": ids["C"]})
     assert r.status_code == 200, r.text
     # B keeps the piece with its station (x = 15 km); C gets the rest.
     assert _km2(r.json()["plan"]) == {"A": 100.0, "B": 75.0, "C": 25.0}
@@ -93,12 +93,12 @@ def test_split_then_merge(planner, ids):
     # The line runs through grids G4 and G8: the county is still tiled, but both grids are cut.
     assert sorted((i["code"], i["grid_id"]) for i in v["issues"]) == [("grid_cut", ids["G4"]), ("grid_cut", ids["G8"])]
     c_area = _areas(r.json()["plan"])["C"]["id"]
-    r = planner.post(f"/api/v1/plans/{pid}/areas/{b}/merge", json={"other_area_id": c_area})
+    r = planner.post(f"/api/v1/plans/areas/{b}/merge", json={"other_area_id": c_area})
     assert r.status_code == 200, r.text
     assert _km2(r.json()["plan"]) == {"A": 100.0, "B": 100.0}
     # A line that does not cross the area.
     short = {"type": "LineString", "coordinates": [lonlat(16, 4), lonlat(16.5, 4)]}
-    r = planner.post(f"/api/v1/plans/{pid}/areas/{b}/split", json={"line": short, "to_organisation_id": ids["C"]})
+    r = planner.post(f"/api/v1/plans/areas/{b}/split", json={"line": short, "to_organisation_id": ids["C"]})
     assert r.status_code == 422 and r.json()["field"] == "line"
 
 
@@ -210,7 +210,8 @@ def test_roles_and_archive(plan_login, plan_live):
     assert r.status_code == 400 and r.json()["field"] == "kind"
     pid = planner.post("/api/v1/plans", json={"name": "x", "kind": "traffic"}).json()["id"]
     assert planner.delete(f"/api/v1/plans/{pid}").json()["status"] == "archived"
-    r = planner.patch(f"/api/v1/plans/{pid}/areas/1", json={"name": "y"})
+    aid = planner.get(f"/api/v1/plans/{pid}").json()["areas"]["features"][0]["id"]
+    r = planner.patch(f"/api/v1/plans/areas/{aid}", json={"name": "y"})
     assert r.status_code == 409 and r.json()["field"] == "status"
     assert planner.get("/api/v1/plans/999999").status_code == 404
 
@@ -219,7 +220,7 @@ def test_joint_zone_draft(planner, ids):
     plan = planner.post("/api/v1/plans", json={"name": "zones", "kind": "joint_zone"}).json()
     z = _areas(plan)["Z1"]
     assert z["properties"]["member_ids"] == sorted([ids["A"], ids["B"], ids["T"]])
-    r = planner.patch(f"/api/v1/plans/{plan['id']}/areas/{z['id']}", json={"member_ids": [ids["B"]]})
+    r = planner.patch(f"/api/v1/plans/areas/{z['id']}", json={"member_ids": [ids["B"]]})
     assert r.status_code == 200, r.text
     assert _areas(r.json())["Z1"]["properties"]["member_ids"] == sorted([ids["A"], ids["B"]])
     assert _validate(planner, plan["id"])["valid"]

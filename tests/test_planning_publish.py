@@ -129,7 +129,7 @@ def test_joint_zone_publish(plan_login, ids):
     c = plan_login("planner")
     plan = c.post("/api/v1/plans", json={"name": "zones", "kind": "joint_zone"}).json()
     z = plan["areas"]["features"][0]
-    r = c.patch(f"/api/v1/plans/{plan['id']}/areas/{z['id']}", json={"member_ids": [ids["A"], ids["B"]]})
+    r = c.patch(f"/api/v1/plans/areas/{z['id']}", json={"member_ids": [ids["A"], ids["B"]]})
     assert r.status_code == 200
     r = c.post(f"/api/v1/plans/{plan['id']}/publish", json={"reason": "T leaves the zone"})
     assert r.status_code == 200, r.text

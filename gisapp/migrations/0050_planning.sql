@@ -74,6 +74,7 @@ CREATE TABLE plan_post (
     UNIQUE (plan_id, zone_code, period, rank)
 );
 CREATE INDEX plan_post_plan_idx ON plan_post (plan_id);
+CREATE INDEX plan_post_geom_gix ON plan_post USING gist (geom);
 
 -- Grid ownership changes a published station plan makes, applied when it takes effect.
 CREATE TABLE plan_grid_change (
