@@ -224,7 +224,8 @@ def evaluate(layout: Layout, h: History, settings, hq_keys: list, node_t: np.nda
     inc_t_all = np.full(len(h.inc_id), np.inf)
     edge_t_all = np.full(len(net.edge_id), np.inf)
     main_s, rural_s = settings.main_road_target_min * 60.0, settings.rural_road_target_min * 60.0
-    types = sorted(set(h.inc_type.tolist()))
+    types, type_code = np.unique(h.inc_type.astype(str), return_inverse=True)
+    types = [str(t) for t in types]
     per: dict = {}
     for i, k in enumerate(layout.keys):
         inc = inc_owner == i
@@ -245,7 +246,7 @@ def evaluate(layout: Layout, h: History, settings, hq_keys: list, node_t: np.nda
         by_class: dict[str, float] = {}
         for c in sorted(set(net.road_class[edges].tolist())):
             by_class[c] = round(float(lengths[net.road_class[edges] == c].sum()) / 1000.0, 3)
-        by_type = {t: int(((h.inc_type == t) & inc).sum()) for t in types}
+        by_type = dict(zip(types, np.bincount(type_code[inc], minlength=len(types)).tolist(), strict=True))
         per[k] = {
             "area_km2": round(layout.area_km2.get(k, 0.0), 3),
             "road_km": round(float(lengths.sum()) / 1000.0, 3),

@@ -316,19 +316,30 @@ def candidate_nodes(h: History, zone, max_n: int) -> np.ndarray:
     xy = net.node_xy[inside]
     span = np.ptp(xy, axis=0).max() or 1.0
     deg = np.bincount(np.concatenate([net.src, net.tgt]), minlength=net.n_nodes)[inside]
-    cell = span / np.sqrt(max_n)
-    for _ in range(30):
-        cx = np.floor((xy[:, 0] - xy[:, 0].min()) / cell).astype(np.int64)
-        cy = np.floor((xy[:, 1] - xy[:, 1].min()) / cell).astype(np.int64)
-        cid = cx * 1_000_003 + cy
-        if len(np.unique(cid)) <= max_n:
-            break
-        cell *= 1.1
+    # The mesh size: the largest with at most max_n occupied cells (bisection on a log scale).
+    lo, hi = span / (4 * np.sqrt(max_n)), span
+    for _ in range(40):
+        cell = np.sqrt(lo * hi)
+        if _cells(xy, cell, max_n):
+            hi = cell
+        else:
+            lo = cell
+    cell = hi
+    cx = np.floor((xy[:, 0] - xy[:, 0].min()) / cell).astype(np.int64)
+    cy = np.floor((xy[:, 1] - xy[:, 1].min()) / cell).astype(np.int64)
+    cid = cx * 1_000_003 + cy
     # In each mesh cell, the node with the most road connections (then the lowest index).
     order = np.lexsort((inside, -deg, cid))
     first = np.ones(len(order), dtype=bool)
     first[1:] = cid[order][1:] != cid[order][:-1]
     return np.sort(inside[order][first])
+
+
+def _cells(xy: np.ndarray, cell: float, max_n: int) -> bool:
+    """True when a square mesh of side ``cell`` has at most ``max_n`` occupied cells."""
+    cx = np.floor((xy[:, 0] - xy[:, 0].min()) / cell).astype(np.int64)
+    cy = np.floor((xy[:, 1] - xy[:, 1].min()) / cell).astype(np.int64)
+    return len(np.unique(cx * 1_000_003 + cy)) <= max_n
 
 
 def _node_lonlat(net) -> np.ndarray:
