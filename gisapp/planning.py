@@ -460,6 +460,22 @@ def move_grid(conn: psycopg.Connection, user: dict, plan_id: int, grid_id: Any, 
     return {"grid_id": grid_id, "to_area_id": to_area["id"], "from_area_ids": losers}
 
 
+def reassign_polygon(conn: psycopg.Connection, user: dict, plan_id: int, geometry: Any, to_org_id: Any,
+                     settings) -> dict:
+    """Give a drawn polygon to an organisation: it joins that area and leaves every other one."""
+    plan = _draft(conn, plan_id)
+    if plan["kind"] == "joint_zone":
+        raise ValidationError("draw joint zones by editing their areas", "geometry")
+    geom = parse_draft_geometry(geometry, settings.service_extent)
+    if not geom.is_valid:
+        raise GeometryError("the drawn shape crosses itself; draw it again", "geometry")
+    to_area = _area_for_org(conn, plan, to_org_id, "to_organisation_id")
+    losers = _reassign_piece(conn, plan_id, geom.wkb, to_area["id"], settings)
+    _touch(conn, plan_id)
+    audit(conn, user, "reassign", "plan", plan_id, {"to_area_id": to_area["id"], "from_area_ids": losers})
+    return {"to_area_id": to_area["id"], "from_area_ids": losers}
+
+
 def village_cell(conn: psycopg.Connection, plan_id: int, village_id: int, settings) -> tuple[dict, bytes]:
     """Return (the area holding a village, the village's territory in it as WKB).
 

@@ -186,6 +186,24 @@ document("/api/v1/plans/{id}/move-grid", "post", "Move a patrol grid to another 
                                                       "to_organisation_id": {"type": "integer"}}})
 
 
+@bp.post("/<pid>/reassign")
+def reassign(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    p = parse_id(pid)
+    if "geometry" not in body:
+        raise ValidationError("is required: the drawn polygon", "geometry")
+    with db_tx() as conn:
+        out = planning.reassign_polygon(conn, user, p, body["geometry"], body.get("to_organisation_id"), settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/{id}/reassign", "post",
+         "Give a drawn polygon to an organisation (it joins that area and leaves the others)", tag=_TAG,
+         params=[_ID], body={"type": "object", "required": ["geometry", "to_organisation_id"],
+                             "properties": {"geometry": _geom, "to_organisation_id": {"type": "integer"}}})
+
+
 @bp.post("/<pid>/move-village")
 def move_village(pid: str):
     user = require_role(*_WRITERS)

@@ -81,6 +81,16 @@ def test_move_village_moves_its_cell(planner, plan_conn, ids):
     assert r.status_code == 409
 
 
+def test_reassign_a_drawn_polygon(planner, plan_conn, ids):
+    pid = planner.post("/api/v1/plans", json={"name": "draw", "kind": "station"}).json()["id"]
+    # The eastern 5 km of B's lower half (grid G4) drawn as a rectangle and given to C.
+    r = planner.post(f"/api/v1/plans/{pid}/reassign",
+                     json={"geometry": box_geojson(plan_conn, 15, 0, 20, 5), "to_organisation_id": ids["C"]})
+    assert r.status_code == 200, r.text
+    assert _km2(r.json()["plan"]) == {"A": 100.0, "B": 75.0, "C": 25.0}
+    assert _validate(planner, pid)["valid"]
+
+
 def test_split_then_merge(planner, ids):
     plan = planner.post("/api/v1/plans", json={"name": "split", "kind": "station"}).json()
     pid, b = plan["id"], _areas(plan)["B"]["id"]
