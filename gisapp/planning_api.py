@@ -375,3 +375,11 @@ document("/api/v1/plans/proposals", "post",
              "method": {"enum": ["voronoi", "balanced", "mclp"]}, "kind": {"enum": ["station", "traffic"]},
              "unit": {"enum": ["grid", "village"]}, "weight": {"type": "number"},
              "zone_code": {"type": "string"}, "cars": {"type": "integer"}, "name": {"type": "string"}}})
+
+
+def init_app(app) -> None:
+    """Register the planning API, and the planner's tools on the /map/plan page when it exists."""
+    from .planning_ui import register
+
+    app.register_blueprint(bp)
+    register()
