@@ -279,16 +279,20 @@ def propose(conn: psycopg.Connection, user: dict, body: dict, settings) -> dict:
         moves = int((owner != base_owner).sum())
         stated = ("minimise the mean travel time from the owning organisation's headquarters to the past "
                   "year's incidents; each unit goes whole to the organisation that reaches it fastest")
+        stated_zh = "使各单位驻地到近一年警情的平均路网到达时间最短：每个警格整体划给到达最快的单位"
         key = "mean_incident_time_s"
     else:
         owner, moves = balanced_assignment(u, float(weight), settings.plan_balance_max_moves)
         stated = (f"minimise T/T0 + {weight:g} * CV: T the mean incident travel time from the owner, T0 its "
                   "value for the published layout, CV the coefficient of variation of the workload; every "
                   "area stays contiguous on the unit adjacency graph")
+        stated_zh = (f"最小化 T/T0 + {weight:g}×CV：T 为辖区单位到警情的平均到达时间，T0 为现行方案的值，"
+                     "CV 为各单位工作量的变异系数；各辖区在警格相邻关系上保持连片")
         key = "balanced_objective"
     after = objective_values(u, owner, weight, t0)
     before = objective_values(u, base_owner, weight, t0)
-    objective = {"method": method, "unit": unit, "statement": stated, "key": key, "weight": weight,
+    objective = {"method": method, "unit": unit, "statement": stated, "statement_zh": stated_zh, "key": key,
+                 "weight": weight,
                  "published": before, "proposal": after, "units_moved": int((owner != base_owner).sum()),
                  "moves": moves}
     name = body.get("name") or {"voronoi": "路网泰森多边形方案", "balanced": "均衡方案"}[method]
@@ -426,6 +430,9 @@ def propose_posts(conn: psycopg.Connection, user: dict, body: dict, settings) ->
         "statement": (f"for each period, post {cars} cars on road nodes of zone {code} to cover the most past "
                       f"incidents within {settings.plan_patrol_target_min:g} min (greedy maximal covering, "
                       "within (1 - 1/e) of the optimum)"),
+        "statement_zh": (f"每个时段在战区 {code} 的路网节点上布设 {cars} 辆巡逻车，使 "
+                         f"{settings.plan_patrol_target_min:g} 分钟内可到达的历史警情最多（贪心最大覆盖，"
+                         "不低于最优解的 1-1/e）"),
         "key": "covered", "candidates": int(len(cands)), "periods": periods,
         "proposal": {"covered": sum(p["covered"] for p in periods), "incidents": total},
         "published": {"covered": sum(p["baseline_covered"] for p in periods), "incidents": total,

@@ -100,9 +100,7 @@
       $('plan-current').hidden = false;
       $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + T.kind[plan.kind] + ' · ' + T.status[plan.status] +
         (plan.effective_from ? ' · ' + plan.effective_from.replace('T', ' ').slice(0, 16) : '');
-      var obj = plan.objective || {};
-      $('plan-objective').textContent = obj.statement ? obj.statement + ' (' + JSON.stringify(obj.published) +
-        ' → ' + JSON.stringify(obj.proposal) + ')' : '';
+      $('plan-objective').innerHTML = objectiveHtml(plan.objective || {});
       fillTargets(plan.kind);
       var editable = plan.status === 'draft';
       plan.areas.features.forEach(function (f) {
@@ -123,6 +121,20 @@
       }
       if (items.getLayers().length) { gisapp.map.fitBounds(items.getBounds(), {padding: [16, 16]}); }
     });
+  }
+
+  function objectiveHtml(o) {
+    if (!o.method) { return ''; }
+    var a = o.published || {}, b = o.proposal || {}, id = function (x) { return x; }, parts = [];
+    if (o.method === 'mclp') {
+      parts.push((EN ? 'incidents covered ' : '覆盖警情 ') + arrow(a.covered, b.covered, false, id) + ' / ' + b.incidents +
+        (EN ? ' (baseline: ' + a.baseline + ')' : '（基准：成员单位驻地各一车）'));
+    } else {
+      parts.push((EN ? 'mean time ' : '平均到达 ') + arrow(a.mean_incident_time_s, b.mean_incident_time_s, true, mins) + (EN ? ' min' : ' 分'));
+      parts.push('CV ' + arrow(a.workload_cv, b.workload_cv, true, id));
+      if (o.method === 'balanced') { parts.push((EN ? 'objective ' : '目标值 ') + arrow(a.balanced_objective, b.balanced_objective, true, id)); }
+    }
+    return '<b>' + esc(EN ? o.statement : (o.statement_zh || o.statement)) + '</b><br>' + parts.join(' · ');
   }
 
   function reload() { return state.plan ? selectPlan(state.plan.id) : Promise.resolve(); }
@@ -213,6 +225,7 @@
     }).catch(fail);
   }
 
+  function num(v) { return v === null || v === undefined ? '—' : Math.round(v).toLocaleString(); }
   function pct(v) { return v === null || v === undefined ? '—' : (v * 100).toFixed(1) + '%'; }
   function mins(s) { return s === null || s === undefined ? '—' : (s / 60).toFixed(1); }
   function arrow(a, b, lowerBetter, fmt) {
@@ -229,10 +242,10 @@
       var s = c.summary, id = function (x) { return x; };
       var rows = c.jurisdictions.map(function (r) {
         var p = r.published || {}, d = r.draft || {};
-        return '<tr><td>' + esc(r.name || r.code) + '</td><td class="num">' + arrow(p.incidents || 0, d.incidents || 0, true, id) +
+        return '<tr><td>' + esc(r.name || r.code) + '</td><td class="num">' + num(p.incidents) + ' → ' + num(d.incidents) +
           '</td><td class="num">' + arrow((p.incident_time_s || {}).p90, (d.incident_time_s || {}).p90, true, mins) +
           '</td><td class="num">' + arrow((p.road_km_within_target || {}).share, (d.road_km_within_target || {}).share, false, pct) +
-          '</td><td class="num">' + arrow(p.area_km2, d.area_km2, true, function (x) { return x === undefined ? '—' : Math.round(x); }) +
+          '</td><td class="num">' + num(p.area_km2) + ' → ' + num(d.area_km2) +
           '</td></tr>';
       }).join('');
       $('plan-comparison').innerHTML =
@@ -244,7 +257,7 @@
         esc(T.area) + '</th></tr>' + rows + '</table>';
       state.changed = L.geoJSON(c.changed_incidents.geojson, {pointToLayer: function (f, ll) {
         var p = f.properties;
-        return L.circleMarker(ll, {radius: 4, color: '#ea580c', weight: 1, fillOpacity: 0.7})
+        return L.circleMarker(ll, {radius: 2, color: '#ea580c', weight: 1, opacity: 0.6, fillOpacity: 0.5})
           .bindTooltip(esc(p.code + ' ' + p.type + ': ' + p.from_code + ' → ' + p.to_code));
       }}).addTo(gisapp.map);
       return c;
