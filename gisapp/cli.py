@@ -57,6 +57,14 @@ def load_demo(seed: int | None, if_empty: bool, params: str | None) -> None:
         summary = demo.load_demo(conn, seed=seed, params_path=params, settings=s,
                                  log=lambda m: click.echo(m, err=True))
         conn.commit()
+        try:  # static coverage (issue 4's routing) follows the new road network when available
+            from routing.coverage import refresh_static
+        except ImportError:
+            refresh_static = None
+        if refresh_static is not None:
+            refresh_static(conn, s)
+            conn.commit()
+            click.echo("refreshed the static road coverage", err=True)
     click.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -165,6 +173,9 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
+from .routing_cli import import_osm_command, routing_group  # noqa: E402
+
+main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702
 from .planning_cli import plan_group  # noqa: E402  (issue 7: `gisapp plan ...`)
 
 main.add_command(plan_group)

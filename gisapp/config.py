@@ -32,6 +32,16 @@ def _default_speeds() -> dict[str, float]:
     }
 
 
+def _default_osm_classes() -> dict[str, str]:
+    # OSM highway tag -> road class (speeds then come from road_speed_kmh unless maxspeed is tagged).
+    return {
+        "motorway": "expressway", "trunk": "national", "primary": "provincial", "secondary": "county",
+        "tertiary": "township", "unclassified": "village", "residential": "urban", "living_street": "other",
+        "service": "other", "road": "other", "motorway_link": "ramp", "trunk_link": "ramp",
+        "primary_link": "ramp", "secondary_link": "ramp", "tertiary_link": "ramp",
+    }
+
+
 @dataclass
 class Settings:
     """Every setting of the service. Units are part of the names."""
@@ -61,6 +71,17 @@ class Settings:
     # Coverage targets (minutes): stricter on main roads, settable for rural roads.
     main_road_target_min: float = 10.0
     rural_road_target_min: float = 20.0
+    # Routing (issue 4): road classes held to the main-road target (the others are rural roads),
+    # service-area polygons (buffer around the reached roads), limits of the API, the incident
+    # window of the gap ranking, and the OSM highway -> road class mapping of `gisapp import-osm`.
+    main_road_classes: tuple[str, ...] = ("expressway", "national", "provincial", "county", "ramp", "urban")
+    service_area_buffer_m: float = 150.0
+    service_area_simplify_m: float = 20.0
+    service_area_max_budgets: int = 6
+    service_area_max_budget_min: float = 120.0
+    nearest_units_max_k: int = 50
+    gap_incident_window_days: int = 365
+    osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.
     duplicate_radius_m: float = 200.0
     duplicate_window_s: int = 600
@@ -78,10 +99,9 @@ class Settings:
     plan_grid_cut_min_m2: float = 100.0
     # A publish may take effect at most this long before now (history is not rewritten).
     plan_backdate_tolerance_s: int = 300
-    # Comparison: the workload window, the road classes held to main_road_target_min (the
-    # others to rural_road_target_min), and how many changed incidents are listed.
+    # Comparison: the workload window and how many changed incidents are listed (main and
+    # rural roads are told apart by main_road_classes, as in routing's coverage).
     plan_workload_days: int = 365
-    plan_main_road_classes: str = "expressway,national,provincial,ramp,urban"
     plan_changed_incidents_max: int = 5000
     # Balanced proposal: objective = mean travel time / its value for the published layout
     # + plan_balance_weight * coefficient of variation of the workload; at most this many moves.
@@ -119,6 +139,8 @@ def _parse(raw: str, current: Any, name: str) -> Any:
         if isinstance(current, float):
             return float(raw)
         if isinstance(current, tuple):
+            if current and isinstance(current[0], str):
+                return tuple(x.strip() for x in raw.split(",") if x.strip())
             return tuple(float(x) for x in raw.split(","))
         if isinstance(current, dict):
             merged = dict(current)

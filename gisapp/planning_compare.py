@@ -5,7 +5,8 @@ layout in force now: area, road km by class, villages and their population, the 
 year's incidents by type and by hour, travel times from the owner's headquarters (the
 centre station for a joint zone) to each of its incidents and to each of its roads
 (p50, p90, max; road percentiles weighted by length), the share of road km within the
-target (main roads ``main_road_target_min``, the others ``rural_road_target_min``), and
+target (``main_road_classes`` within ``main_road_target_min``, the others within
+``rural_road_target_min``), and
 across jurisdictions the workload balance (coefficient of variation of incident counts).
 The past incidents that would change owner are listed and mapped.
 
@@ -154,7 +155,7 @@ def load_history(conn: psycopg.Connection, settings) -> History:
            ORDER BY id""", [win["t0"], win["t1"]]).fetchall()
     lonlat = np.array([[r["lon"], r["lat"]] for r in rows], dtype=float).reshape(-1, 2)
     vil = conn.execute("SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat, population FROM village ORDER BY id").fetchall()
-    main = {c.strip() for c in settings.plan_main_road_classes.split(",") if c.strip()}
+    main = set(settings.main_road_classes)
     return History(
         net=net,
         inc_id=np.array([r["id"] for r in rows], dtype=np.int64),
@@ -324,7 +325,7 @@ def compare_layouts(draft: Layout, published: Layout, h: History, settings, list
     return {
         "window": h.window,
         "targets_min": {"main": settings.main_road_target_min, "rural": settings.rural_road_target_min,
-                        "main_road_classes": settings.plan_main_road_classes},
+                        "main_road_classes": list(settings.main_road_classes)},
         "summary": {"published": ev_p["summary"], "draft": ev_d["summary"]},
         "jurisdictions": rows,
         "changed_incidents": {"count": int(len(changed)), "listed": len(items), "items": items,

@@ -29,9 +29,13 @@ def test_openapi_matches_routes(app, http):
             assert op.get("summary") and op.get("responses")
 
 
+_CONDA_ALIASES = {"pyosmium": "osmium"}  # conda-forge name -> PyPI name
+
+
 def _norm(name: str) -> str:
     name = re.split(r"[<>=\[ ]", name.strip(), maxsplit=1)[0]
-    return name.lower().replace("_", "-")
+    name = name.lower().replace("_", "-")
+    return _CONDA_ALIASES.get(name, name)
 
 
 def test_environment_yml_matches_pyproject():

@@ -80,12 +80,14 @@ def test_travel_times(comparison):
 def test_share_within_target(comparison):
     comp, _ = comparison
     a, b = _row(comp, "A"), _row(comp, "B")
-    # Rural target 10 min here (fixture): B's northern village road (middle at 612 s) misses it.
+    # Both targets are 10 min here (fixture): B's northern village road (middle at 612 s) misses it.
     assert a["published"]["road_km_within_target"]["share"] == 1.0
     assert b["published"]["road_km_within_target"]["share"] == 0.7              # 14 of 20 km
     assert a["draft"]["road_km_within_target"]["share"] == round(12.5 / 19, 4)  # 13.75 km middle: 630 s
     assert b["draft"]["road_km_within_target"]["share"] == round(5 / 11, 4)
-    assert a["draft"]["road_km_within_target"]["main_share"] is None            # no main road in this world
+    # County roads are main roads (main_road_classes), village roads rural.
+    assert a["draft"]["road_km_within_target"]["main_share"] == round(12.5 / 15, 4)
+    assert a["draft"]["road_km_within_target"]["rural_share"] == 0.0             # middle at 828 s
 
 
 def test_changed_incidents(comparison):

@@ -1,0 +1,396 @@
+"""Generate the organisations, units and a year of incidents with their dispatch legs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+
+from .names import masked_phones
+from .roads import RoadNetwork
+from .world import World
+
+LOCAL_OFFSET_H = 8  # Asia/Shanghai, no daylight saving
+
+CAPS_ALL = ["accident_qualified", "breathalyser", "camera", "cones", "first_aid", "lights"]
+
+DESCRIPTIONS = {
+    "theft": "报警称财物被盗", "fight": "报警称有人打架", "dispute": "报警称发生纠纷",
+    "fraud": "报警称遭遇诈骗", "public_order": "报警称有人扰乱公共秩序", "missing_person": "报警称家人走失",
+    "fire_assist": "请求协助处置火情", "other_110": "群众求助",
+    "traffic_violation": "报称有交通违法行为", "road_obstruction": "报称道路有障碍物", "other_122": "交通求助",
+    ("traffic_accident", "minor"): "交通事故，车辆受损，无人员受伤",
+    ("traffic_accident", "injury"): "交通事故，有人员受伤",
+    ("traffic_accident", "fatal"): "交通事故，有人员死亡",
+}
+CLASS_ZH = {"expressway": "高速", "national": "国道", "provincial": "省道", "county": "县道", "township": "乡村道路",
+            "village": "村内道路", "ramp": "匝道", "urban": "城区道路", "other": "道路"}
+
+
+@dataclass
+class Org:
+    """An organisation of the demo (station, squadron, accident section, command centre)."""
+
+    code: str
+    name: str
+    name_en: str
+    kind: str
+    merged: bool = False
+    traffic: bool = False
+    parent: str | None = None
+    town_code: str | None = None
+    x: float = 0.0
+    y: float = 0.0
+    phone: str | None = None
+    station_index: int | None = None
+    stations: list[int] = field(default_factory=list)     # squadrons: the stations they cover
+
+
+@dataclass
+class History:
+    """Organisations, units, joint zones, incidents and legs (plain arrays, ready to write)."""
+
+    orgs: list[Org]
+    units: list[dict]
+    joint_zones: list[dict]
+    station_org: np.ndarray          # org index per station index
+    squadron_of_station: np.ndarray  # org index of the squadron per station index
+    zone_of_station: np.ndarray      # joint-zone index per station index
+    incidents: dict
+    legs: dict
+    as_of: datetime
+
+
+def _nearest_lattice(world: World, x: float, y: float) -> tuple[float, float]:
+    d = np.hypot(world.lattice.xy[:, 0] - x, world.lattice.xy[:, 1] - y)
+    return tuple(float(v) for v in world.lattice.xy[int(np.argmin(d))])
+
+
+def build_orgs(world: World, rng: np.random.Generator) -> tuple[list[Org], np.ndarray, np.ndarray]:
+    """Stations, squadrons and the two county-level organisations."""
+    p = world.params
+    orgs: list[Org] = []
+    phones = [f"0543-4{n:06d}"[:13] for n in rng.integers(100000, 999999, 64)]
+    station_org = np.zeros(len(world.stations), dtype=np.int64)
+    for i, s in enumerate(world.stations):
+        station_org[i] = len(orgs)
+        orgs.append(Org(code=s.code, name=s.name, name_en=s.name_en, kind="station", merged=s.merged,
+                        traffic=s.traffic, town_code=s.town_code, x=s.hq_x, y=s.hq_y, phone=phones[i],
+                        station_index=i))
+    key_index = {s.key: i for i, s in enumerate(world.stations)}
+    squadron_of_station = np.full(len(world.stations), -1, dtype=np.int64)
+    for q, sq in enumerate(p["squadrons"]):
+        if "merged_with" in sq:
+            st = world.stations[key_index[sq["merged_with"]]]
+            x, y, merged, parent = st.hq_x, st.hq_y, True, st.code
+        else:
+            st = world.stations[key_index[sq["seat"]]]
+            x, y = _nearest_lattice(world, st.hq_x + 320.0, st.hq_y + 180.0)
+            merged, parent = False, None
+        idx = len(orgs)
+        members = [key_index[k] for k in sq["stations"]]
+        orgs.append(Org(code=sq["code"], name=sq["name"], name_en=sq["name_en"], kind="squadron", merged=merged,
+                        traffic=True, parent=parent, town_code=st.town_code, x=x, y=y,
+                        phone=phones[20 + q], stations=members))
+        for m in members:
+            if squadron_of_station[m] >= 0:
+                raise ValueError(f"station {world.stations[m].code} is in two squadrons")
+            squadron_of_station[m] = idx
+    if (squadron_of_station < 0).any():
+        missing = [world.stations[i].code for i in np.flatnonzero(squadron_of_station < 0)]
+        raise ValueError(f"stations without a squadron: {missing}")
+    for kind in ("accident_section", "command_centre"):
+        c = p["county_units"][kind]
+        x, y = world.proj.xy(c["lon"], c["lat"])
+        x, y = _nearest_lattice(world, float(x), float(y))
+        orgs.append(Org(code=c["code"], name=c["name"], name_en=c["name_en"], kind=kind, traffic=kind != "command_centre",
+                        town_code="371681001", x=x, y=y, phone=phones[40 + len(orgs) % 10]))
+    return orgs, station_org, squadron_of_station
+
+
+def build_joint_zones(world: World, orgs: list[Org], station_org: np.ndarray,
+                      squadron_of_station: np.ndarray) -> tuple[list[dict], np.ndarray]:
+    """Joint war zones: the centre station, its member stations and the squadrons covering them."""
+    key_index = {s.key: i for i, s in enumerate(world.stations)}
+    zone_of_station = np.full(len(world.stations), -1, dtype=np.int64)
+    zones = []
+    for z, jz in enumerate(world.params["joint_zones"]):
+        st = [key_index[k] for k in jz["stations"]]
+        for i in st:
+            if zone_of_station[i] >= 0:
+                raise ValueError(f"station {world.stations[i].code} is in two joint zones")
+            zone_of_station[i] = z
+        members = sorted({int(station_org[i]) for i in st} | {int(squadron_of_station[i]) for i in st})
+        zones.append({"code": jz["code"], "name": jz["name"], "name_en": jz["name_en"],
+                      "centre": int(station_org[key_index[jz["centre"]]]), "members": members, "stations": st})
+    if (zone_of_station < 0).any():
+        missing = [world.stations[i].code for i in np.flatnonzero(zone_of_station < 0)]
+        raise ValueError(f"stations outside every joint zone: {missing}")
+    return zones, zone_of_station
+
+
+def build_units(world: World, orgs: list[Org], rng: np.random.Generator, as_of: datetime) -> list[dict]:
+    """About 120 units with capabilities, shifts and positions near their home organisation."""
+    up = world.params["units"]
+    shifts = list(up["shift_mix"])
+    shift_p = np.array([up["shift_mix"][k] for k in shifts], float)
+    shift_p /= shift_p.sum()
+    units = []
+
+    def add(org_i: int, kind: str, prefix: str, label: str, n: int, caps_fn, crew: int):
+        o = orgs[org_i]
+        short = o.name.replace("派出所", "").replace("交警中队", "中队").replace("交警大队事故处理科", "事故科") \
+            .replace("邹平市公安局指挥中心", "指挥中心")
+        for k in range(1, n + 1):
+            r = up["position_jitter_m"] * np.sqrt(rng.random())
+            a = rng.uniform(0, 2 * np.pi)
+            x, y = o.x + r * np.cos(a), o.y + r * np.sin(a)
+            lon, lat = world.proj.lonlat(x, y)
+            units.append({
+                "code": f"{o.code}-{prefix}{k:02d}", "name": f"{short}{label}{k}号", "org": org_i, "kind": kind,
+                "capabilities": sorted(caps_fn(k)), "shift": shifts[int(rng.choice(len(shifts), p=shift_p))],
+                "crew": crew, "lon": float(lon), "lat": float(lat), "x": x, "y": y,
+                "status": "out_of_service" if rng.random() < 0.03 else "available",
+                "position_at": as_of,
+            })
+
+    for i, o in enumerate(orgs):
+        if o.kind == "station":
+            n = int(rng.integers(up["station_patrol_cars_min"], up["station_patrol_cars_max"] + 1))
+            nq = int(round(n * up["station_accident_qualified_share"])) if o.traffic else 0
+
+            def patrol(k, o=o, nq=nq):
+                caps = {"first_aid", "lights"}
+                if o.traffic:
+                    caps |= {"cones"}
+                if k <= nq:
+                    caps |= {"accident_qualified", "breathalyser", "camera"}
+                return caps
+
+            add(i, "patrol_car", "P", "巡逻车", n, patrol, 2)
+            add(i, "motorcycle", "M", "巡逻摩托", up["station_motorcycles"], lambda k: {"lights"}, 1)
+        elif o.kind == "squadron":
+            add(i, "traffic_car", "T", "警车", up["squadron_traffic_cars"],
+                lambda k: {"accident_qualified", "breathalyser", "camera", "cones", "lights", "first_aid"}, 2)
+            add(i, "motorcycle", "M", "铁骑", up["squadron_motorcycles"], lambda k: {"breathalyser", "lights"}, 1)
+        elif o.kind == "accident_section":
+            add(i, "accident_car", "A", "勘查车", up["accident_section_cars"], lambda k: set(CAPS_ALL), 3)
+        elif o.kind == "command_centre":
+            add(i, "command_car", "C", "指挥车", up["command_centre_cars"], lambda k: {"camera", "lights"}, 2)
+    return units
+
+
+def history_end(params: dict, now: datetime | None = None) -> datetime:
+    """The end of the generated history ("now": the current time floored to the hour, UTC)."""
+    end = params["history"]["end"]
+    if end == "now":
+        now = now or datetime.now(UTC)
+        return now.replace(minute=0, second=0, microsecond=0)
+    dt = datetime.fromisoformat(str(end))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _choose(rng, keys_probs: dict, n: int) -> np.ndarray:
+    keys = list(keys_probs)
+    p = np.array([keys_probs[k] for k in keys], float)
+    return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
+
+
+def _times(rng, hp: dict, end: datetime, n: int, hourly, weekday, monthly) -> np.ndarray:
+    """``n`` report times (epoch seconds) over the history with daily/weekly/seasonal rhythm."""
+    days = hp["days"]
+    start = end - timedelta(days=days)
+    slots = np.arange(days * 24)
+    t0 = int(start.timestamp())
+    slot_t = t0 + slots * 3600
+    local = slot_t + LOCAL_OFFSET_H * 3600
+    hour = (local // 3600) % 24
+    dow = ((local // 86400) + 3) % 7            # 1970-01-01 was a Thursday (index 3 with Monday = 0)
+    month = np.array([datetime.fromtimestamp(int(t), UTC).month - 1 for t in local[::24]])
+    month = np.repeat(month, 24)[: len(slots)]
+    day_noise = np.repeat(rng.lognormal(0, 0.12, days), 24)[: len(slots)]
+    w = np.asarray(hourly)[hour] * np.asarray(weekday)[dow] * np.asarray(monthly)[month] * day_noise
+    pick = rng.choice(len(slots), size=n, p=w / w.sum())
+    t = slot_t[pick] + rng.integers(0, 3600, n)
+    return np.minimum(t, int(end.timestamp()) - 300)
+
+
+def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: np.ndarray,
+                  squadron_of_station: np.ndarray, zones: list[dict], zone_of_station: np.ndarray,
+                  units: list[dict], rng: np.random.Generator, end: datetime) -> tuple[dict, dict]:
+    """A year of incidents (110 and 122) and their dispatch legs with lifecycle timestamps."""
+    hp = world.params["history"]
+    n110, nacc, noth = hp["incidents_110"], hp["accidents_122"], hp["other_122"]
+    proj = world.proj
+
+    # --- when -------------------------------------------------------------------------------
+    t110 = _times(rng, hp, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
+    t122 = _times(rng, hp, end, nacc + noth, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
+
+    # --- what -------------------------------------------------------------------------------
+    type110 = _choose(rng, hp["type_mix_110"], n110)
+    type122 = np.concatenate([np.array(["traffic_accident"] * nacc, dtype=object),
+                              _choose(rng, hp["type_mix_122_other"], noth)])
+    sev122 = np.concatenate([_choose(rng, hp["severity_mix_accident"], nacc), np.array(["none"] * noth, dtype=object)])
+
+    # --- where: 110 by population of villages and urban communities ----------------------------
+    n_v = len(world.village_xy)
+    atom_pop = np.zeros(len(world.atom_xy))
+    atom_pop[:n_v] = world.village_pop
+    n_comm = len(world.atom_xy) - n_v
+    urban_total = 800000 - world.village_pop.sum()
+    atom_pop[n_v:] = max(urban_total, 0) / max(n_comm, 1) * 1.5
+    a110 = rng.choice(len(world.atom_xy), size=n110, p=atom_pop / atom_pop.sum())
+    r = hp["incident_jitter_m"] * np.sqrt(rng.random(n110))
+    ang = rng.uniform(0, 2 * np.pi, n110)
+    xy110 = world.atom_xy[a110] + np.column_stack([r * np.cos(ang), r * np.sin(ang)])
+    inside = shapely.contains_xy(world.outline_m.buffer(-20.0), xy110[:, 0], xy110[:, 1])
+    xy110[~inside] = world.atom_xy[a110[~inside]]
+
+    # --- where: 122 on roads, by length and class ------------------------------------------------
+    L = net.length_m
+    cw = np.array([hp["accident_class_weight"].get(c, 1.0) for c in net.road_class])
+    e122 = rng.choice(len(L), size=nacc + noth, p=(L * cw) / (L * cw).sum())
+    pts = shapely.line_interpolate_point(net.geoms[e122], rng.random(nacc + noth), normalized=True)
+    xy122 = shapely.get_coordinates(pts)
+
+    channel = np.array(["110"] * n110 + ["122"] * (nacc + noth), dtype=object)
+    itype = np.concatenate([type110, type122])
+    sev = np.concatenate([np.array(["none"] * n110, dtype=object), sev122])
+    t_rep = np.concatenate([t110, t122])
+    xy = np.vstack([xy110, xy122])
+    road_edge = np.concatenate([np.full(n110, -1), e122])
+    order = np.lexsort((np.arange(len(t_rep)), t_rep))
+    channel, itype, sev, t_rep, xy, road_edge = (a[order] for a in (channel, itype, sev, t_rep, xy, road_edge))
+    n = len(t_rep)
+
+    # --- ownership by containment (EPSG:4326, the stored geometries) -------------------------------
+    lon, lat = proj.lonlat(xy[:, 0], xy[:, 1])
+    p4326 = shapely.points(lon, lat)
+    grids = np.array(world.grid_geoms, dtype=object)
+    tree = shapely.STRtree(grids)
+    pi, gi = tree.query(p4326, predicate="intersects")
+    grid_of = np.full(n, -1, dtype=np.int64)
+    # the lowest grid index wins on a shared boundary
+    first = np.lexsort((gi, pi))
+    pi, gi = pi[first], gi[first]
+    uniq = np.r_[True, pi[1:] != pi[:-1]]
+    grid_of[pi[uniq]] = gi[uniq]
+    miss = grid_of < 0
+    if miss.any():
+        grid_of[miss] = tree.query_nearest(p4326[miss], all_matches=False)[1]
+    st_of = world.grid_station[grid_of]
+    station_org_of = station_org[st_of]
+    traffic_org_of = squadron_of_station[st_of]
+    zone_of = zone_of_station[st_of]
+
+    # --- legs -------------------------------------------------------------------------------------
+    is_acc = itype == "traffic_accident"
+    serious = is_acc & np.isin(sev, ["injury", "fatal"])
+    traffic_station = np.array([orgs[o].traffic for o in station_org_of])
+    to_station = (channel == "110") | serious | traffic_station
+    primary_org = np.where(to_station, station_org_of, traffic_org_of)
+    fallback = np.full(n, -1, dtype=np.int64)
+    fb = to_station & (rng.random(n) < hp["fallback_share"])
+    zone_stations = [[int(station_org[i]) for i in z["stations"]] for z in zones]
+    for i in np.flatnonzero(fb):
+        others = [o for o in zone_stations[zone_of[i]] if o != station_org_of[i]]
+        if others:
+            fallback[i] = station_org_of[i]
+            primary_org[i] = others[int(rng.integers(len(others)))]
+    acc_org = next(i for i, o in enumerate(orgs) if o.kind == "accident_section")
+    leg_inc = np.concatenate([np.arange(n), np.flatnonzero(serious)])
+    leg_org = np.concatenate([primary_org, np.full(serious.sum(), acc_org)])
+    leg_role = np.array(["primary"] * n + ["specialist"] * int(serious.sum()), dtype=object)
+    leg_fb = np.concatenate([fallback, np.full(serious.sum(), -1)])
+    order = np.lexsort((leg_role == "specialist", leg_inc))
+    leg_inc, leg_org, leg_role, leg_fb = leg_inc[order], leg_org[order], leg_role[order], leg_fb[order]
+    nl = len(leg_inc)
+
+    # unit per leg: one of the organisation's units (accident-qualified for accidents when it has one)
+    units_by_org: dict[tuple[int, bool], list[int]] = {}
+    for ui, u in enumerate(units):
+        units_by_org.setdefault((u["org"], False), []).append(ui)
+        if "accident_qualified" in u["capabilities"]:
+            units_by_org.setdefault((u["org"], True), []).append(ui)
+    leg_unit = np.zeros(nl, dtype=np.int64)
+    pick = rng.random(nl)
+    for li in range(nl):
+        o = int(leg_org[li])
+        pool = units_by_org.get((o, bool(is_acc[leg_inc[li]])), units_by_org[(o, False)])
+        leg_unit[li] = pool[int(pick[li] * len(pool))]
+
+    # lifecycle (seconds from dispatch)
+    t_disp = t_rep[leg_inc] + rng.integers(hp["call_handling_s"][0], hp["call_handling_s"][1], nl)
+    ok_sign = rng.random(nl) < hp["sign_off_rate"]
+    sign = np.where(ok_sign, 5 + 84 * rng.beta(2.0, 3.0, nl), 91 + np.minimum(rng.exponential(240, nl), 1700))
+    spec = leg_role == "specialist"
+    enr = sign + np.where(spec, 60 + rng.exponential(150, nl), 10 + rng.exponential(40, nl))
+    ox = np.array([orgs[o].x for o in leg_org])
+    oy = np.array([orgs[o].y for o in leg_org])
+    dist = np.hypot(xy[leg_inc, 0] - ox, xy[leg_inc, 1] - oy)
+    drive = np.maximum(60.0, dist * hp["detour_factor"] / (hp["drive_speed_kmh"] / 3.6) * rng.uniform(0.85, 1.3, nl))
+    arr = enr + drive
+    ff_lim = 5 * 3600
+    ok_ff = rng.random(nl) < hp["first_feedback_rate"]
+    ff_ok = arr + 120 + np.minimum(rng.exponential(2400, nl), np.maximum(ff_lim - 60 - arr - 120, 0))
+    ff_ok = np.minimum(ff_ok, ff_lim - 30)
+    ff = np.where(ok_ff, np.maximum(ff_ok, arr + 30), ff_lim + 60 + rng.exponential(3 * 3600, nl))
+    cl_lim = 22 * 3600
+    ok_cl = rng.random(nl) < hp["close_rate"]
+    mean_close = np.where(np.isin(itype[leg_inc], ["theft", "fraud", "missing_person"]), 6 * 3600, 2 * 3600)
+    cl_ok = ff + 300 + rng.exponential(1.0, nl) * mean_close
+    over = cl_ok >= cl_lim - 60
+    cl_ok = np.where(over, ff + (cl_lim - 60 - ff) * rng.random(nl), cl_ok)
+    cl = np.where(ok_cl & (ff < cl_lim - 120), cl_ok, np.maximum(cl_lim + 60 + rng.exponential(12 * 3600, nl), ff + 300))
+    # a leg's clocks in epoch seconds; milestones after the end of the history have not happened yet
+    end_s = int(end.timestamp())
+    stamps = {}
+    for name_, off in (("signed_off", sign), ("en_route", enr), ("arrived", arr), ("first_feedback", ff),
+                       ("closed", cl)):
+        s_ = t_disp + np.round(off).astype(np.int64)
+        stamps[name_] = np.where(s_ <= end_s, s_, -1)
+    status = np.full(nl, "dispatched", dtype=object)
+    for name_ in ("signed_off", "en_route", "arrived", "first_feedback", "closed"):
+        status = np.where(stamps[name_] >= 0, name_, status)
+    legs = {"incident": leg_inc, "org": leg_org, "unit": leg_unit, "role": leg_role, "status": status,
+            "dispatched": t_disp, "fallback": leg_fb, **stamps}
+
+    # incident status and closing time
+    closed_all = np.ones(n, bool)
+    np.logical_and.at(closed_all, leg_inc, stamps["closed"] >= 0)
+    close_t = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(close_t, leg_inc, stamps["closed"])
+    inc_status = np.where(closed_all, "closed", "dispatched")
+    close_t = np.where(closed_all, close_t, -1)
+
+    # text: address, caller, description
+    vtree = cKDTree(world.village_xy)
+    _, near_v = vtree.query(xy)
+    town_names = {s.town_code: s.short for s in world.stations if s.town_code}
+    address = []
+    for i in range(n):
+        v = int(near_v[i])
+        town = town_names.get(world.village_town[v], "")
+        e = int(road_edge[i])
+        if e >= 0:
+            rn = net.name[e] or CLASS_ZH.get(net.road_class[e], "道路")
+            address.append(f"{town}{world.village_names[v]}附近 {rn}")
+        else:
+            address.append(f"{town}{world.village_names[v]}附近")
+    desc = [DESCRIPTIONS.get((t, s_), DESCRIPTIONS.get(t, "")) for t, s_ in zip(itype, sev, strict=True)]
+    local_day = (t_rep + LOCAL_OFFSET_H * 3600)
+    codes = [
+        "JQ" + datetime.fromtimestamp(int(d), UTC).strftime("%Y%m%d") + f"{i + 1:07d}"
+        for i, d in enumerate(local_day)
+    ]
+    incidents = {
+        "code": codes, "channel": channel, "type": itype, "severity": sev, "lon": lon, "lat": lat, "xy": xy,
+        "address": address, "caller": masked_phones(rng, n), "description": desc, "reported": t_rep,
+        "status": inc_status, "station_org": station_org_of, "traffic_org": traffic_org_of, "grid": grid_of,
+        "zone": zone_of, "closed": close_t, "road_edge": road_edge,
+    }
+    return incidents, legs

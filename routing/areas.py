@@ -1,0 +1,68 @@
+"""Calculate service areas (出警半径): the roads reached within several time budgets, as reached
+segments with their times and as polygons that follow the reached network (not circles)."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely.ops import substring
+
+from .reach import full_times, reached_intervals, sources_on_edges
+from .router import Router
+from .snap import Snaps
+
+
+def service_areas(router: Router, sources: Snaps, budgets_s: list[float], *, buffer_m: float,
+                  simplify_m: float, segments: bool = True) -> dict:
+    """Service areas of the source points for each budget (seconds).
+
+    Returns a GeoJSON-ready dict: ``areas`` (one polygon per budget: the reached roads buffered
+    by ``buffer_m`` in the metric CRS, simplified by ``simplify_m``, with the reached km) and,
+    when ``segments``, the road segments reached within the largest budget, each with the time
+    it is first entered (``time_from_s``), the time it is wholly reached (``time_full_s``, None
+    when not within the budget) and the smallest budget that reaches it whole.
+    """
+    g = router.graph
+    budgets = sorted(float(b) for b in budgets_s)
+    top = budgets[-1]
+    tree = router.from_points(sources, limit=top, predecessors=False, with_sources=False)
+    on_edges = sources_on_edges(g, sources)
+    full = full_times(g, tree.dist, sources, on_edges)
+    areas = []
+    reached_top: dict[int, list[tuple[float, float]]] = {}
+    for b in budgets:
+        parts = reached_intervals(g, tree.dist, b, sources, on_edges)
+        if b == top:
+            reached_top = parts
+        lines = []
+        metres = 0.0
+        for e, ivs in parts.items():
+            for x0, x1 in ivs:
+                metres += (x1 - x0) * g.edge_length_m[e]
+                lines.append(g.geom_metric[e] if (x0 == 0.0 and x1 == 1.0)
+                             else substring(g.geom_metric[e], x0, x1, normalized=True))
+        pts = [shapely.points(sources.xy[i]) for i in range(len(sources)) if np.isfinite(sources.offroad_s[i])]
+        geom = shapely.union_all(shapely.buffer(np.array(lines + pts, dtype=object), buffer_m, quad_segs=2)) \
+            if (lines or pts) else shapely.Polygon()
+        if simplify_m > 0:
+            geom = shapely.simplify(geom, simplify_m, preserve_topology=True)
+        areas.append({"budget_s": b, "reached_km": round(metres / 1000, 3), "geometry": _to_lonlat(router, geom)})
+    segs = []
+    if segments:
+        a = tree.dist[g.edge_u]
+        bb = np.where(g.edge_oneway, np.inf, tree.dist[g.edge_v])
+        for e, ivs in sorted(reached_top.items()):
+            t_from = float(min(a[e], bb[e], *(o for _, o, _ in on_edges.get(e, []))))
+            t_full = float(full[e])
+            whole = next((b for b in budgets if t_full <= b), None)
+            geom = g.geom_lonlat[e] if ivs == [(0.0, 1.0)] else _to_lonlat(router, shapely.MultiLineString(
+                [substring(g.geom_metric[e], x0, x1, normalized=True) for x0, x1 in ivs]))
+            segs.append({"edge_id": int(g.edge_id[e]), "time_from_s": t_from,
+                         "time_full_s": t_full if t_full <= top else None, "whole_within_budget_s": whole,
+                         "reached_fraction": round(sum(x1 - x0 for x0, x1 in ivs), 6), "geometry": geom})
+    return {"areas": areas, "segments": segs}
+
+
+def _to_lonlat(router: Router, geom):
+    tr = router.graph.to_lonlat
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))

@@ -1,0 +1,112 @@
+"""Run Dijkstra from points on edges: virtual source nodes with partial-edge offsets on a CSR graph."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from .graph import Csr
+
+
+@dataclass
+class Tree:
+    """Result of a multi-source search over the n real nodes of a graph.
+
+    ``dist[i]`` is the best time to node i from any source (inf: not reached, or beyond the
+    limit); ``pred[i]`` the previous node on that path (>= n: the virtual node of source
+    ``pred[i] - n``, i.e. i is a seed node; -9999: none); ``source[i]`` the index of the source.
+    """
+
+    dist: np.ndarray
+    pred: np.ndarray | None
+    source: np.ndarray | None
+    n: int
+    limit: float
+
+
+def search(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.inf,
+           predecessors: bool = True, sources: bool = False) -> Tree:
+    """Dijkstra from several sources, each given as seed nodes with start offsets (seconds).
+
+    Every source becomes a virtual node with arcs to its seed nodes that cost the offsets, so
+    the search is exact for points inside edges. ``limit`` stops the search at that time.
+    """
+    m = csr.matrix
+    n = m.shape[0]
+    k = len(seeds)
+    if k == 0 or n == 0:
+        return Tree(np.full(n, np.inf), np.full(n, -9999, dtype=np.int32) if predecessors else None,
+                    np.full(n, -9999, dtype=np.int32) if sources else None, n, limit)
+    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=k)
+    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=int(counts.sum()))
+    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=int(counts.sum()))
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
+    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes]), indptr),
+                   shape=(n + k, n + k))
+    starts = np.arange(n, n + k)
+    if predecessors or sources:
+        dist, pred, src = dijkstra(g, directed=True, indices=starts, return_predecessors=True,
+                                   min_only=True, limit=limit)
+        return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
+    dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
+    return Tree(dist[:n], None, None, n, limit)
+
+
+def search_one(csr: Csr, seeds: list[tuple[int, float]], *, limit: float = np.inf) -> Tree:
+    """Dijkstra from one point given by up to two seed nodes with offsets (the common query).
+
+    Uses a graph built once with one spare virtual node whose two arcs are rewritten for each
+    query under a lock, so no graph is copied per query.
+    """
+    if not seeds or len(seeds) > 2:
+        return search(csr, [seeds], limit=limit)
+    m = csr.matrix
+    n = m.shape[0]
+    aug = csr.__dict__.get("_aug1")
+    if aug is None:
+        indptr = np.concatenate([m.indptr, [m.indptr[-1] + 2]]).astype(np.int32)
+        aug = csr_matrix((np.concatenate([m.data, [0.0, 0.0]]),
+                          np.concatenate([m.indices, [0, 0]]).astype(np.int32), indptr), shape=(n + 1, n + 1))
+        csr.__dict__["_aug1"] = aug
+        csr.__dict__["_aug1_lock"] = threading.Lock()
+    pair = sorted(seeds if len(seeds) == 2 else seeds * 2)
+    with csr.__dict__["_aug1_lock"]:
+        aug.indices[-2:] = [pair[0][0], pair[1][0]]
+        aug.data[-2:] = [pair[0][1], pair[1][1]]
+        dist, pred = dijkstra(aug, directed=True, indices=n, return_predecessors=True, limit=limit)
+    return Tree(dist[:n], pred[:n], None, n, limit)
+
+
+def path_nodes(tree: Tree, node: int) -> list[int]:
+    """Nodes from ``node`` back to its seed node following predecessors (``node`` first)."""
+    out = [node]
+    p = int(tree.pred[node])
+    guard = 0
+    while 0 <= p < tree.n:
+        out.append(p)
+        p = int(tree.pred[p])
+        guard += 1
+        if guard > tree.n:
+            raise RuntimeError("predecessor loop")
+    return out
+
+
+def search_each(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.inf) -> np.ndarray:
+    """One search per source (seed nodes with offsets): a (k, n) matrix of times."""
+    m = csr.matrix
+    n = m.shape[0]
+    k = len(seeds)
+    if k == 0 or n == 0:
+        return np.full((k, n), np.inf)
+    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=k)
+    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=int(counts.sum()))
+    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=int(counts.sum()))
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
+    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes]), indptr),
+                   shape=(n + k, n + k))
+    dist = dijkstra(g, directed=True, indices=np.arange(n, n + k), limit=limit)
+    return np.atleast_2d(dist)[:, :n]

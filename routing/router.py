@@ -1,0 +1,291 @@
+"""Calculate travel times, the nearest available units, and routes on one road graph."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from . import queries
+from .engine import Tree, path_nodes, search, search_one
+from .graph import RoadGraph
+from .snap import Snapper, Snaps, same_edge_time, source_seeds, target_seeds
+
+# Successive search limits (seconds) for nearest-unit queries: most answers are found in the
+# first, small search; the last one is unbounded so the answer is always exact.
+SEARCH_LIMITS_S = (240.0, 900.0, 3600.0, np.inf)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The settings a router depends on (a graph is rebuilt when they change)."""
+
+    road_speed_kmh: tuple[tuple[str, float], ...]
+    metric_srid: int
+    offroad_speed_kmh: float
+    snap_max_distance_m: float
+
+    @classmethod
+    def of(cls, settings: Any) -> RouterSettings:
+        return cls(tuple(sorted((str(k), float(v)) for k, v in settings.road_speed_kmh.items())),
+                   int(settings.metric_srid), float(settings.offroad_speed_kmh),
+                   float(settings.snap_max_distance_m))
+
+
+class Router:
+    """Travel-time queries on one version of the road network (thread-safe, read-only)."""
+
+    def __init__(self, graph: RoadGraph, rs: RouterSettings):
+        self.graph = graph
+        self.settings = rs
+        self.version = graph.version
+        self.snapper = Snapper(graph, rs.offroad_speed_kmh, rs.snap_max_distance_m)
+        self._snap_cache: dict[tuple[float, float], tuple[int, float, float, float, float]] = {}
+        self._snap_lock = threading.Lock()
+        self._last_snaps: tuple[bytes, Snaps] | None = None  # the last unit set (read-only arrays)
+        self.live_state: dict[str, Any] = {}  # the last live coverage, kept by routing.coverage
+
+    # ---------------------------------------------------------------- snapping
+    def snap(self, lonlat: np.ndarray) -> Snaps:
+        """Snap points (n, 2) lon/lat to the network."""
+        return self.snapper.snap(lonlat)
+
+    def snap_cached(self, lonlat: np.ndarray) -> Snaps:
+        """Snap points, remembering the answers for positions seen before (units that do not move)."""
+        lonlat = np.ascontiguousarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        blob = lonlat.tobytes()
+        last = self._last_snaps
+        if last is not None and last[0] == blob:
+            return last[1]
+        n = len(lonlat)
+        keys = [(float(a), float(b)) for a, b in lonlat]
+        cache = self._snap_cache
+        miss = [i for i, key in enumerate(keys) if key not in cache]
+        if miss:
+            s = self.snapper.snap(lonlat[miss])
+            with self._snap_lock:
+                if len(cache) > 200_000:
+                    cache.clear()
+                for j, i in enumerate(miss):
+                    cache[keys[i]] = (int(s.edge[j]), float(s.fraction[j]), float(s.distance_m[j]),
+                                      float(s.xy[j, 0]), float(s.xy[j, 1]))
+        rows = np.array([cache[key] for key in keys], dtype=np.float64).reshape(n, 5)
+        dist = rows[:, 2]
+        snaps = Snaps(lonlat, rows[:, 3:5].copy(), rows[:, 0].astype(np.int64), rows[:, 1].copy(), dist.copy(),
+                      np.where(np.isfinite(dist), dist / self.snapper.offroad_mps, np.inf),
+                      ~(dist <= self.snapper.max_distance_m))
+        self._last_snaps = (blob, snaps)
+        return snaps
+
+    # ---------------------------------------------------------------- searches
+    def toward(self, target: Snaps, i: int = 0, limit: float = np.inf) -> Tree:
+        """Search the reverse graph from point ``i`` of ``target``: times from every node to it."""
+        e = int(target.edge[i])
+        if e < 0:
+            return search(self.graph.reverse, [], limit=limit)
+        seeds = [(node, t) for node, t, _ in target_seeds(self.graph, e, float(target.fraction[i]))]
+        return search_one(self.graph.reverse, seeds, limit=limit)
+
+    def from_points(self, sources: Snaps, limit: float = np.inf, predecessors: bool = False,
+                    with_sources: bool = True) -> Tree:
+        """Multi-source search of the forward graph from every point of ``sources`` (off-road legs included)."""
+        seeds = []
+        for i in range(len(sources)):
+            e = int(sources.edge[i])
+            if e < 0:
+                seeds.append([])
+                continue
+            off = float(sources.offroad_s[i])
+            seeds.append([(node, off + t) for node, t, _ in source_seeds(self.graph, e, float(sources.fraction[i]))])
+        return search(self.graph.forward, seeds, limit=limit, predecessors=predecessors, sources=with_sources)
+
+    def etas_to(self, tree: Tree, target: Snaps, ti: int, sources: Snaps) -> tuple[np.ndarray, np.ndarray]:
+        """Times from each source point to target point ``ti`` given the reverse search ``tree``.
+
+        Returns (eta_s, branch) where branch is 0 (leave the source edge at its target node),
+        1 (at its source node) or 2 (stay on the shared edge); eta is inf when unreachable.
+        """
+        g = self.graph
+        e = sources.edge
+        ok = e >= 0
+        ec = np.where(ok, e, 0)
+        f = sources.fraction
+        c = g.edge_cost_s[ec]
+        d = tree.dist
+        via_v = (1.0 - f) * c + d[g.edge_v[ec]]
+        back_ok = (~g.edge_oneway[ec]) | (f == 0.0)
+        via_u = np.where(back_ok, f * c + d[g.edge_u[ec]], np.inf)
+        direct = np.full(len(e), np.inf)
+        te = int(target.edge[ti])
+        same = np.flatnonzero(ok & (e == te))
+        for j in same:
+            direct[j] = same_edge_time(g, te, float(f[j]), float(target.fraction[ti]))[0]
+        cand = np.column_stack([via_v, via_u, direct])
+        branch = np.argmin(cand, axis=1)
+        network = cand[np.arange(len(e)), branch]
+        eta = sources.offroad_s + network + target.offroad_s[ti]
+        eta = np.where(ok & np.isfinite(eta), eta, np.inf)
+        return eta, branch
+
+    # ---------------------------------------------------------------- routes
+    def route(self, tree: Tree, target: Snaps, ti: int, sources: Snaps, si: int, branch: int) -> tuple[dict, float]:
+        """Rebuild the route from source ``si`` to target ``ti`` as a GeoJSON LineString (and its metres)."""
+        g = self.graph
+        se, sf = int(sources.edge[si]), float(sources.fraction[si])
+        te, tf = int(target.edge[ti]), float(target.fraction[ti])
+        parts: list[np.ndarray] = [sources.lonlat[si:si + 1]]
+        metres = float(sources.distance_m[si]) + float(target.distance_m[ti])
+        if branch == 2:
+            parts.append(g.partial_xy(se, sf, tf, lonlat=True))
+            metres += same_edge_time(g, se, sf, tf)[1]
+        else:
+            start = int(g.edge_v[se]) if branch == 0 else int(g.edge_u[se])
+            parts.append(g.partial_xy(se, sf, 1.0 if branch == 0 else 0.0, lonlat=True))
+            metres += g.edge_length_m[se] * ((1.0 - sf) if branch == 0 else sf)
+            nodes = path_nodes(tree, start)
+            fwd = g.forward
+            if len(nodes) > 1:
+                arcs = fwd.arcs_between(np.array(nodes[:-1]), np.array(nodes[1:]))
+                edges = fwd.arc_edge[arcs]
+                metres += float(g.edge_length_m[edges].sum())
+                for edge, forward in zip(edges.tolist(), fwd.arc_forward[arcs].tolist(), strict=True):
+                    ll = g.edge_ll(edge)
+                    parts.append(ll if forward else ll[::-1])
+            last = nodes[-1]
+            # Which seed of the target edge the path ends at: its source node (forward) or target node.
+            if last == int(g.edge_u[te]) and (tree.dist[last] == tf * g.edge_cost_s[te] or last != int(g.edge_v[te])):
+                parts.append(g.partial_xy(te, 0.0, tf, lonlat=True))
+                metres += tf * g.edge_length_m[te]
+            else:
+                parts.append(g.partial_xy(te, 1.0, tf, lonlat=True))
+                metres += (1.0 - tf) * g.edge_length_m[te]
+        parts.append(target.lonlat[ti:ti + 1])
+        return self.linestring(np.concatenate(parts)), metres
+
+    @staticmethod
+    def linestring(ll: np.ndarray) -> dict:
+        """A GeoJSON LineString from lon/lat coordinates (repeated points dropped, 7 decimals)."""
+        ll = np.round(ll, 7)
+        keep = np.ones(len(ll), dtype=bool)
+        keep[1:] = np.any(ll[1:] != ll[:-1], axis=1)
+        ll = ll[keep]
+        if len(ll) == 1:
+            ll = np.vstack([ll, ll])
+        return {"type": "LineString", "coordinates": ll.tolist()}
+
+    # ---------------------------------------------------------------- public queries
+    def nearest_units(self, conn: psycopg.Connection, lon: float, lat: float, *, k: int = 5,
+                      capability: str | Sequence[str] | None = None,
+                      organisation_ids: Iterable[int] | None = None, joint_zone_id: int | None = None,
+                      statuses: Sequence[str] = ("available",)) -> dict:
+        """Return the ``k`` units with the shortest road travel time toward (lon, lat).
+
+        Units qualify by status, capability tags (all required), organisation and joint-zone
+        membership, and must have a position. Each answer gives the ETA (seconds), the route
+        distance and geometry, the straight-line distance and the rank by straight line among
+        the qualifying units. ``reason`` explains an empty answer.
+        """
+        caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
+        orgs = list(organisation_ids) if organisation_ids is not None else None
+        rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
+        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: _no_unit_reason(conn, statuses, caps, orgs,
+                                                                             joint_zone_id))
+
+    def nearest_from_rows(self, rows: list[tuple], lon: float, lat: float, *, k: int = 5,
+                          labels=None, reason_if_none=None) -> dict:
+        """The core of :meth:`nearest_units` for given unit rows (id, organisation id, lon, lat, code,
+        name; the last two optional, else ``labels(ids)`` gives {id: (code, name)})."""
+        target = self.snap(np.array([[lon, lat]]))
+        answer: dict[str, Any] = {"incident": {"lon": lon, "lat": lat, "snap": target.info(0, self.graph)},
+                                  "units": [], "reason": None}
+        if self.graph.n_edges == 0:
+            answer["reason"] = "the road network is empty"
+            return answer
+        if not rows:
+            answer["reason"] = reason_if_none() if reason_if_none else "no unit qualifies"
+            return answer
+        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
+        sources = self.snap_cached(pos)
+        straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
+        rank = np.empty(len(rows), dtype=np.int64)
+        rank[np.lexsort((np.arange(len(rows)), straight))] = np.arange(1, len(rows) + 1)
+        want = min(k, len(rows))
+        for limit in SEARCH_LIMITS_S:
+            tree = self.toward(target, 0, limit)
+            eta, branch = self.etas_to(tree, target, 0, sources)
+            # Every unit whose true time is within the limit has been found exactly.
+            if np.count_nonzero(eta <= limit) >= want or not np.isfinite(limit):
+                break
+        order = np.lexsort((np.arange(len(rows)), eta))
+        chosen = [i for i in order[:want] if np.isfinite(eta[i])]
+        names = labels([rows[i][0] for i in chosen]) if labels and chosen else {
+            r[0]: (r[4], r[5]) for r in (rows[i] for i in chosen) if len(r) > 5}
+        for i in chosen:
+            geom, metres = self.route(tree, target, 0, sources, int(i), int(branch[i]))
+            r = rows[i]
+            code, name = names.get(r[0], (None, None))
+            answer["units"].append({
+                "unit_id": r[0], "code": code, "name": name, "organisation_id": r[1],
+                "eta_s": float(eta[i]), "distance_m": float(metres),
+                "straight_line_m": float(straight[i]), "straight_line_rank": int(rank[i]),
+                "route": geom, "snap": sources.info(int(i), self.graph)})
+        if not chosen:
+            answer["reason"] = (f"none of the {len(rows)} qualifying units can reach the point by road "
+                                "(one-way streets or a disconnected network)")
+        return answer
+
+    def travel_time(self, conn: psycopg.Connection | None, from_lonlat: Sequence[float],
+                    to_lonlat: Sequence[float]) -> dict:
+        """Road travel time from one point to another: ``{"eta_s", "distance_m", "route", ...}``.
+
+        ``eta_s`` is None (and ``reason`` says why) when the target cannot be reached.
+        """
+        src = self.snap(np.array([from_lonlat], dtype=np.float64))
+        tgt = self.snap(np.array([to_lonlat], dtype=np.float64))
+        out: dict[str, Any] = {"eta_s": None, "distance_m": None, "route": None,
+                               "from_snap": src.info(0, self.graph), "to_snap": tgt.info(0, self.graph),
+                               "reason": None}
+        if self.graph.n_edges == 0:
+            out["reason"] = "the road network is empty"
+            return out
+        for limit in SEARCH_LIMITS_S:
+            tree = self.toward(tgt, 0, limit)
+            eta, branch = self.etas_to(tree, tgt, 0, src)
+            if eta[0] <= limit:
+                break
+        if not np.isfinite(eta[0]):
+            out["reason"] = "the destination cannot be reached by road from the origin"
+            return out
+        geom, metres = self.route(tree, tgt, 0, src, 0, int(branch[0]))
+        out.update(eta_s=float(eta[0]), distance_m=float(metres), route=geom)
+        return out
+
+    def node_times(self, from_node_ids: Sequence[int], toward: bool = False) -> np.ndarray:
+        """Times (s) from the given road nodes (min over them) to every node, or toward them."""
+        g = self.graph
+        seeds = [[(g.node_index(int(n)), 0.0)] for n in from_node_ids]
+        return search(g.reverse if toward else g.forward, seeds, predecessors=False).dist
+
+
+def _no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,
+                    orgs: list[int] | None, joint_zone_id: int | None) -> str:
+    if joint_zone_id is not None and not queries.joint_zone_exists(conn, joint_zone_id):
+        return f"joint zone {joint_zone_id} does not exist"
+    n_status = queries.count_units(conn, statuses)
+    if n_status == 0:
+        return f"no unit has status {', '.join(statuses)}"
+    if queries.count_units(conn, statuses, with_position=True) == 0:
+        return f"no unit with status {', '.join(statuses)} has reported a position"
+    filters = []
+    if caps:
+        filters.append("capability " + ", ".join(caps))
+    if orgs is not None:
+        filters.append("organisation " + ", ".join(str(o) for o in orgs))
+    if joint_zone_id is not None:
+        filters.append(f"joint zone {joint_zone_id}")
+    return (f"no unit with status {', '.join(statuses)} and a position matches "
+            + (" and ".join(filters) if filters else "the filters"))

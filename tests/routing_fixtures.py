@@ -1,0 +1,86 @@
+"""Routing test fixtures: scratch databases with a hand-made road network and with Helsinki's OSM roads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gisapp import db
+from gisapp.config import Settings
+
+HELSINKI_PBF = Path(__file__).parent / "data" / "Helsinki.osm.pbf"
+ROOT_README = Path(__file__).parent.parent / "README.md"
+ROUTING_DB = "gisapp_test_routing"
+HELSINKI_DB = "gisapp_test_helsinki"
+
+# Hand-made network near Zouping's county seat. Lengths are set by hand (not measured) so the
+# answers are known: 50 km/h = 72 s per km, 100 km/h = 36 s per km, 25 km/h = 144 s per km.
+ORIGIN = (117.70, 36.85)
+STEP = 0.01
+NODES = {  # name: (column, row) on a 0.01 degree lattice
+    "A": (0, 0), "B": (1, 0), "C": (2, 0), "D": (1, 1), "E": (5, 0), "F": (6, 0), "G": (0, 2),
+}
+EDGES = [  # (name, source, target, road_class, speed_kmh, oneway, length_m)
+    ("AB", "A", "B", "county", None, False, 1000.0),    # 72 s both ways
+    ("BC", "B", "C", "national", 100.0, True, 1000.0),  # 36 s, only B -> C
+    ("AD", "A", "D", "village", None, False, 2000.0),   # 288 s
+    ("DC", "D", "C", "village", None, False, 1000.0),   # 144 s
+    ("EF", "E", "F", "village", None, False, 500.0),    # isolated from the rest
+    ("GA", "G", "A", "county", None, True, 1000.0),     # 72 s, G -> A only
+]
+
+
+def lonlat(name: str) -> tuple[float, float]:
+    c, r = NODES[name]
+    return (ORIGIN[0] + c * STEP, ORIGIN[1] + r * STEP)
+
+
+def insert_network(conn, nodes: dict[str, tuple[float, float]], edges: list[tuple]) -> tuple[dict, dict]:
+    """Insert nodes and straight edges; return ({name: node id}, {name: edge id})."""
+    node_ids = {}
+    for name, (lon, lat) in nodes.items():
+        node_ids[name] = conn.execute(
+            "INSERT INTO road_node (geom) VALUES (ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
+            [lon, lat]).fetchone()["id"]
+    edge_ids = {}
+    for name, s, t, cls, speed, oneway, length in edges:
+        (x0, y0), (x1, y1) = nodes[s], nodes[t]
+        edge_ids[name] = conn.execute(
+            "INSERT INTO road_edge (source, target, road_class, name, speed_kmh, oneway, length_m, geom) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, ST_SetSRID(ST_MakeLine(ST_MakePoint(%s, %s), "
+            "ST_MakePoint(%s, %s)), 4326)) RETURNING id",
+            [node_ids[s], node_ids[t], cls, name, speed, oneway, length, x0, y0, x1, y1]).fetchone()["id"]
+    return node_ids, edge_ids
+
+
+@pytest.fixture(scope="session")
+def hand_network(server_url):
+    """A scratch database holding the hand-made network; yields (url, node ids, edge ids)."""
+    from conftest import create_test_database
+
+    url = create_test_database(server_url, ROUTING_DB)
+    with db.connect(url) as conn:
+        nodes, edges = insert_network(conn, {n: lonlat(n) for n in NODES}, EDGES)
+        conn.commit()
+    return url, nodes, edges
+
+
+@pytest.fixture(scope="session")
+def helsinki_settings() -> Settings:
+    """Settings for Helsinki: a Finnish metric CRS (ETRS-TM35FIN) instead of Zouping's."""
+    return Settings.from_env({"metric_srid": 3067})
+
+
+@pytest.fixture(scope="session")
+def helsinki_db(server_url, helsinki_settings):
+    """A scratch database with Helsinki.osm.pbf imported by ``gisapp import-osm``'s code."""
+    from conftest import create_test_database
+
+    from geodata.osm import import_osm
+
+    url = create_test_database(server_url, HELSINKI_DB)
+    with db.connect(url) as conn:
+        summary = import_osm(conn, HELSINKI_PBF, helsinki_settings)
+        conn.commit()
+    return url, summary
