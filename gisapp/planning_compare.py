@@ -287,9 +287,9 @@ def _share(lengths: np.ndarray, ok: np.ndarray) -> float | None:
 
 
 def _subset(s, mask):
-    from .planning_net import Snapped
+    from .planning_net import subset
 
-    return Snapped(s.edge[mask], s.fraction[mask], s.offroad_s[mask], s.distance_m[mask])
+    return subset(s, mask)
 
 
 def compare_layouts(draft: Layout, published: Layout, h: History, settings, listed_max: int) -> dict:

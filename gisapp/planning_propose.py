@@ -347,11 +347,7 @@ def _cells(xy: np.ndarray, cell: float, max_n: int) -> bool:
 
 
 def _node_lonlat(net) -> np.ndarray:
-    from pyproj import Transformer
-
-    t = Transformer.from_crs(net.srid, 4326, always_xy=True)
-    x, y = t.transform(net.node_xy[:, 0], net.node_xy[:, 1])
-    return np.column_stack([x, y])
+    return net.node_lonlat
 
 
 def greedy_cover(cover: np.ndarray, n: int) -> tuple[list[int], list[int]]:

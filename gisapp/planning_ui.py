@@ -56,8 +56,10 @@ def add_planning_tools(page_map: Any, conn: Any = None, user: Any = None) -> Non
 
 def register() -> None:
     """Register the plan-page hook once per process (when the maps area is present)."""
+    import importlib
+
     try:
-        from . import pages
+        pages = importlib.import_module("gisapp.pages")
     except ModuleNotFoundError as e:  # the maps area has not landed: nothing to extend
         if e.name == "gisapp.pages":
             return
