@@ -16,6 +16,7 @@ belongs to the area holding its midpoint and its travel time is the time to that
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -142,9 +143,38 @@ def assign(layout: Layout, lonlat: np.ndarray) -> np.ndarray:
     return out
 
 
+_history_cache: dict[tuple, History] = {}
+_history_lock = threading.Lock()
+
+
 def load_history(conn: psycopg.Connection, settings) -> History:
-    """Load the past incidents of the workload window, the villages, and the road network."""
+    """Return the past incidents of the workload window, the villages, and the road network.
+
+    Kept per process while the road network, the incidents, the villages and the hour stay
+    the same (a comparison or a proposal then starts at once).
+    """
     net = PlanNetwork.load(conn, settings)
+    fp = conn.execute(
+        """SELECT count(*) AS n, coalesce(max(id), 0) AS last,
+                  count(*) FILTER (WHERE status = 'cancelled' OR duplicate_of IS NOT NULL) AS dropped,
+                  (SELECT version FROM data_version WHERE area = 'villages') AS villages,
+                  date_trunc('hour', now()) AS hour FROM incident""").fetchone()
+    info = conn.info
+    key = (info.host, info.port, info.dbname, net.version, id(net), settings.plan_workload_days,
+           tuple(settings.main_road_classes), fp["n"], fp["last"], fp["dropped"], fp["villages"], fp["hour"])
+    with _history_lock:
+        hit = _history_cache.get(key)
+    if hit is not None:
+        return hit
+    h = _load_history(conn, settings, net)
+    with _history_lock:
+        if len(_history_cache) > 4:
+            _history_cache.clear()
+        _history_cache[key] = h
+    return h
+
+
+def _load_history(conn: psycopg.Connection, settings, net: PlanNetwork) -> History:
     win = conn.execute("SELECT now() - make_interval(days => %s) AS t0, now() AS t1",
                        [settings.plan_workload_days]).fetchone()
     rows = conn.execute(
