@@ -6,6 +6,7 @@ PY        := .venv/bin/python
 PIP       := .venv/bin/pip
 GISAPP    := .venv/bin/gisapp
 STAMP     := .venv/.installed
+BENCH_STAMP := .venv/.bench-installed
 HOST      ?= 127.0.0.1
 PORT      ?= $(or $(GISAPP_PORT),5000)
 WORKERS   ?= $(or $(GISAPP_WORKERS),2)
@@ -19,7 +20,7 @@ else
 DB_TARGET := db-external
 endif
 
-.PHONY: help setup venv db db-private db-external run serve stop test lint bench bench-routing bench-live bench-maps demo clean
+.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps demo clean
 
 help:
 	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
@@ -27,6 +28,7 @@ help:
 	@echo "make stop           stop the private PostgreSQL cluster"
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
 	@echo "make lint           ruff"
+	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
@@ -45,7 +47,20 @@ db-external: $(STAMP)
 
 db: $(DB_TARGET)
 
-setup: venv db
+# Debian's headless chromium for the browser tests (installed as root when missing).
+browser:
+	@scripts/browser.sh ensure
+
+setup: venv db browser
+
+# Re-fetch the vendored browser assets (web/static/vendor, committed) from npm / PyPI.
+vendor: venv
+	@$(PY) scripts/vendor_assets.py
+
+# Peers the benchmarks compare against (pyproject's `bench` extra: tipg for bench-maps).
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	@$(PIP) install -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 run: setup
 	@$(GISAPP) load-demo --if-empty
@@ -71,7 +86,7 @@ bench-routing: setup
 bench-live: setup
 	@$(PY) bench/bench_live.py
 
-bench-maps: setup
+bench-maps: setup $(BENCH_STAMP)
 	@$(PY) bench/bench_maps.py
 
 clean: stop

@@ -303,6 +303,10 @@ def build_roads(world: World, rng: np.random.Generator) -> RoadNetwork:
     amp = np.where(mesh, base_amp * rng.uniform(-1, 1, len(ks)), 0.0)
     amp2 = np.where(mesh, base_amp * 0.4 * rng.uniform(-1, 1, len(ks)), 0.0)
     geoms = bent_lines(a_xy, b_xy, amp, amp2, mp["vertex_spacing_m"])
+    # a bend must not carry a road across the river where its chord does not cross (no bridge there)
+    wet = shapely.intersects(geoms, river) & ~np.isin(ks, list(bridge_edges))
+    if wet.any():
+        geoms[wet] = shapely.linestrings(np.stack([a_xy[wet], b_xy[wet]], axis=1))
     oneway_lines = set()
     city_rows = (lat.area_id[lat.edges[:, 0]] == 0) & lat.interior_row & ~lat.avenue
     for ln in sorted(set(lat.edge_line[city_rows].tolist())):

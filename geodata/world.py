@@ -180,7 +180,8 @@ def build_lattice(params: dict, stations: list[Station], outline_m) -> tuple[Lat
     up = params["urban"]
     inner = outline_m.buffer(-150.0)
     city_seats = [s for s in stations if s.urban]
-    city = shapely.union_all([shapely.Point(s.seat_x, s.seat_y).buffer(up["city_radius_m"], 32) for s in city_seats])
+    # the city: the hull of its seats, widened (one contiguous built-up area)
+    city = shapely.multipoints([[s.seat_x, s.seat_y] for s in city_seats]).convex_hull.buffer(up["city_radius_m"], 32)
     city = city.intersection(inner)
     areas = [(city, up["city_spacing_m"], up["city_rotation_deg"], (city_seats[0].seat_x, city_seats[0].seat_y))]
     for s in stations:

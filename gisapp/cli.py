@@ -173,6 +173,11 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
+from .io_cli import export_cmd, import_cmd  # noqa: E402  (issue 3: geodata in and out)
+
+for _cmd in (import_cmd, export_cmd):
+    main.add_command(_cmd)
+
 from .routing_cli import import_osm_command, routing_group  # noqa: E402
 
 main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702

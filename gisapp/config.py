@@ -42,6 +42,22 @@ def _default_osm_classes() -> dict[str, str]:
     }
 
 
+def _default_tile_road_min_zoom() -> dict[str, int]:
+    # The lowest zoom at which a road class is drawn in vector tiles (fewer, lighter tiles
+    # when zoomed out): main roads always, local roads from town scale on.
+    return {
+        "expressway": 0,
+        "national": 0,
+        "provincial": 0,
+        "county": 10,
+        "ramp": 11,
+        "township": 11,
+        "urban": 12,
+        "village": 12,
+        "other": 13,
+    }
+
+
 @dataclass
 class Settings:
     """Every setting of the service. Units are part of the names."""
@@ -91,6 +107,25 @@ class Settings:
     basemap_attribution: str = ""
     basemap_gcj02: bool = False
     default_language: str = "zh"
+    # Map pages (issue 6): display simplification of polygon layers (m), list and layer sizes.
+    map_simplify_m: float = 15.0
+    map_gap_list_limit: int = 40
+    map_incident_days: int = 30
+    map_incident_limit: int = 3000
+    map_heat_days: int = 365
+    map_heat_cell_m: float = 300.0
+    service_area_budgets_min: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0)
+    # Vector tiles: MVT extent and buffer (tile units), simplification (screen pixels), zoom range,
+    # the lowest zoom at which each road class appears, browser cache of versioned tile URLs,
+    # and the per-process cache of encoded tiles (entries).
+    tile_extent: int = 4096
+    tile_buffer: int = 64
+    tile_simplify_px: float = 0.5
+    tile_min_zoom: int = 5
+    tile_max_zoom: int = 20
+    tile_road_min_zoom: dict[str, int] = field(default_factory=_default_tile_road_min_zoom)
+    tile_cache_max_age_s: int = 7 * 24 * 3600
+    tile_memory_cache_entries: int = 4000
     # Planning (issue 7). Validation: gaps, overlaps and parts outside the county smaller than
     # plan_tolerance_m2 are numeric noise; a part, gap or overlap below plan_sliver_area_m2 is a
     # sliver; a grid is cut when a second area holds more than plan_grid_cut_min_m2 of it.

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import psycopg
 import shapely
 from flask import Blueprint, Response, jsonify, request
 from shapely.geometry import mapping
@@ -16,7 +18,7 @@ import routing
 from routing import coverage
 from routing.areas import service_areas
 
-from .app import current_user, db_tx, json_body, require_role, settings
+from .app import current_user, db_tx, json_body, pool, require_role, settings
 from .errors import GeometryError, NotFound, Unauthorized, ValidationError
 from .features import parse_id
 from .geometry import check_extent
@@ -152,6 +154,21 @@ def _router(conn):
     return routing.get_router(conn, settings())
 
 
+@contextmanager
+def _read_only():
+    """A pooled connection in autocommit, for the hot read-only endpoints: each statement is its own
+    snapshot and costs one round trip (no BEGIN/COMMIT); nothing is written through it."""
+    with pool().connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            try:
+                conn.autocommit = False
+            except psycopg.Error:  # a broken connection: the pool discards it
+                pass
+
+
 # ------------------------------------------------------------------------------- nearest units
 @bp.get("/nearest-units")
 def nearest_units():
@@ -174,7 +191,7 @@ def nearest_units():
     if jz is not None and len(jz) != 1:
         raise ValidationError("one joint zone id", "joint_zone_id")
     inc = _ids("incident_id")
-    with db_tx() as conn:
+    with _read_only() as conn:
         if inc is not None:
             if len(inc) != 1 or "lon" in request.args or "lat" in request.args:
                 raise ValidationError("give one incident_id, or lon and lat", "incident_id")
@@ -186,8 +203,8 @@ def nearest_units():
             lon, lat = _lonlat_args()
         _must_exist(conn, "organisation", orgs, "organisation_id")
         _must_exist(conn, "joint_zone", jz, "joint_zone_id")
-        ans = _router(conn).nearest_units(conn, lon, lat, k=k, capability=caps, organisation_ids=orgs,
-                                          joint_zone_id=jz[0] if jz else None, statuses=statuses)
+        ans = routing.nearest_units(conn, settings(), lon, lat, k=k, capability=caps, organisation_ids=orgs,
+                                    joint_zone_id=jz[0] if jz else None, statuses=statuses)
     feats = []
     for u in ans["units"]:
         props = {key: v for key, v in u.items() if key != "route"}
@@ -203,7 +220,7 @@ def travel_time():
     _read_allowed()
     _only("from", "to")
     a, b = _pair("from"), _pair("to")
-    with db_tx() as conn:
+    with _read_only() as conn:
         r = _router(conn).travel_time(conn, a, b)
     return _geojson(_feature(r["route"], {k: v for k, v in r.items() if k != "route"}))
 

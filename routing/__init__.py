@@ -8,15 +8,16 @@ routing setting changes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 
 from . import queries
 from .graph import RoadGraph, RoutingDataError, load_graph
-from .router import Router, RouterSettings
+from .router import Router, RouterSettings, no_unit_reason
 
-__all__ = ["Router", "RoadGraph", "RoutingDataError", "get_router", "clear_cache"]
+__all__ = ["Router", "RoadGraph", "RoutingDataError", "coverage", "get_router", "nearest_units", "clear_cache"]
 
 _routers: dict[tuple, Router] = {}
 _lock = threading.Lock()
@@ -27,7 +28,7 @@ def _db_key(conn: psycopg.Connection) -> tuple:
     return (info.host, info.port, info.dbname)
 
 
-def get_router(conn: psycopg.Connection, settings: Any) -> Router:
+def get_router(conn: psycopg.Connection, settings: Any, version: int | None = None) -> Router:
     """Return the process-wide router for the database of ``conn`` and the current road network.
 
     Parameters
@@ -37,10 +38,13 @@ def get_router(conn: psycopg.Connection, settings: Any) -> Router:
         and the graph is rebuilt from ``road_edge`` when it changed.
     settings : gisapp.config.Settings or any object with ``road_speed_kmh``, ``metric_srid``,
         ``offroad_speed_kmh`` and ``snap_max_distance_m``.
+    version : int, optional
+        The version stamp when the caller has just read it (saves the query).
     """
     rs = RouterSettings.of(settings)
     key = (_db_key(conn), rs)
-    version = queries.network_version(conn)
+    if version is None:
+        version = queries.network_version(conn)
     router = _routers.get(key)
     if router is not None and router.version == version:
         return router
@@ -53,7 +57,27 @@ def get_router(conn: psycopg.Connection, settings: Any) -> Router:
     return router
 
 
+def nearest_units(conn: psycopg.Connection, settings: Any, lon: float, lat: float, *, k: int = 5,
+                  capability: str | Sequence[str] | None = None, organisation_ids: Iterable[int] | None = None,
+                  joint_zone_id: int | None = None, statuses: Sequence[str] = ("available",)) -> dict:
+    """:meth:`Router.nearest_units` on the current network in one database round trip.
+
+    Same answer as ``get_router(conn, settings).nearest_units(conn, lon, lat, ...)``; the version
+    stamp comes with the units, which saves a query on the dispatch screen's hot path.
+    """
+    caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
+    orgs = list(organisation_ids) if organisation_ids is not None else None
+    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id, with_version=True)
+    router = get_router(conn, settings, version=int(rows[0][0]) if rows else None)
+    units = [r[1:] for r in rows if r[1] is not None]
+    return router.nearest_from_rows(units, lon, lat, k=k, reason_if_none=lambda: no_unit_reason(
+        conn, statuses, caps, orgs, joint_zone_id))
+
+
 def clear_cache() -> None:
     """Forget every cached router (tests, memory pressure)."""
     with _lock:
         _routers.clear()
+
+
+from . import coverage  # noqa: E402  (uses get_router; import routing gives routing.coverage)

@@ -52,7 +52,7 @@ def service_areas(router: Router, sources: Snaps, budgets_s: list[float], *, buf
         a = tree.dist[g.edge_u]
         bb = np.where(g.edge_oneway, np.inf, tree.dist[g.edge_v])
         for e, ivs in sorted(reached_top.items()):
-            t_from = float(min(a[e], bb[e], *(o for _, o, _ in on_edges.get(e, []))))
+            t_from = float(min(a[e], bb[e], *(o for _, o, _ in on_edges.get(e, []) or [])))
             t_full = float(full[e])
             whole = next((b for b in budgets if t_full <= b), None)
             geom = g.geom_lonlat[e] if ivs == [(0.0, 1.0)] else _to_lonlat(router, shapely.MultiLineString(

@@ -22,7 +22,7 @@ from psycopg.rows import tuple_row
 from . import get_router, queries
 from .engine import search_each
 from .graph import ROAD_CLASSES, RoadGraph
-from .reach import full_times, sources_on_edges, within_fraction
+from .reach import full_and_within, full_times, sources_on_edges, within_fraction
 from .router import Router
 from .snap import Snaps, source_seeds
 
@@ -46,14 +46,16 @@ def compute(router: Router, sources: Snaps, targets_s: np.ndarray) -> dict[str, 
     g = router.graph
     tree = router.from_points(sources, predecessors=False, with_sources=True)
     on_edges = sources_on_edges(g, sources)
-    t = full_times(g, tree.dist, sources, on_edges)
-    within = within_fraction(g, tree.dist, targets_s, sources, on_edges) * g.edge_length_m
+    t, frac = full_and_within(g, tree.dist, targets_s, on_edges)
+    within = frac * g.edge_length_m
     a = tree.dist[g.edge_u]
     b = np.where(g.edge_oneway, np.inf, tree.dist[g.edge_v])
     src = np.where(a <= b, tree.source[g.edge_u], tree.source[g.edge_v])
     src = np.where(np.isfinite(np.minimum(a, b)), src, -1)
-    for e, pts in on_edges.items():
-        f, o, i = min(pts, key=lambda p: p[1])
+    better = on_edges.offset < np.minimum(a[on_edges.edge], b[on_edges.edge])
+    src[on_edges.edge[better]] = on_edges.index[better]
+    for e, pts in on_edges.multi.items():
+        _, o, i = min(pts, key=lambda p: p[1])
         if o < min(a[e], b[e]):
             src[e] = i
     return {"time_s": t, "source": src.astype(np.int64), "within_m": within, "node_time_s": tree.dist}

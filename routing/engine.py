@@ -56,6 +56,26 @@ def search(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.
     return Tree(dist[:n], None, None, n, limit)
 
 
+def search_arrays(csr: Csr, k: int, owner: np.ndarray, nodes: np.ndarray, offs: np.ndarray, *,
+                  limit: float = np.inf, predecessors: bool = False, sources: bool = True) -> Tree:
+    """Like :func:`search` with the seeds as arrays: seed j belongs to source ``owner[j]`` (sorted)."""
+    m = csr.matrix
+    n = m.shape[0]
+    if k == 0 or n == 0:
+        return search(csr, [], limit=limit, predecessors=predecessors, sources=sources)
+    counts = np.bincount(owner, minlength=k)
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
+    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes.astype(np.int32)]), indptr),
+                   shape=(n + k, n + k))
+    starts = np.arange(n, n + k)
+    if predecessors or sources:
+        dist, pred, src = dijkstra(g, directed=True, indices=starts, return_predecessors=True,
+                                   min_only=True, limit=limit)
+        return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
+    dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
+    return Tree(dist[:n], None, None, n, limit)
+
+
 def search_one(csr: Csr, seeds: list[tuple[int, float]], *, limit: float = np.inf) -> Tree:
     """Dijkstra from one point given by up to two seed nodes with offsets (the common query).
 

@@ -8,6 +8,7 @@ cheapest. The reverse graph (arcs flipped) gives travel times *toward* a point.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +98,41 @@ class RoadGraph:
     def edge_ll(self, e: int) -> np.ndarray:
         """Lon/lat coordinates of edge ``e`` (a view)."""
         return self.coord_ll[self.coord_start[e]:self.coord_start[e + 1]]
+
+    def _lists(self) -> tuple[list, list, list]:
+        """Lon/lat vertices, edge starts and cumulative distances as Python lists (fast for short paths)."""
+        cached = self.__dict__.get("_py")
+        if cached is None:
+            cached = (self.coord_ll.tolist(), self.coord_start.tolist(), self.coord_cum.tolist())
+            self.__dict__["_py"] = cached
+        return cached
+
+    def edge_ll_list(self, e: int, forward: bool = True) -> list:
+        """Lon/lat vertices of edge ``e`` as a list of [lon, lat] (reversed when not ``forward``)."""
+        ll, start, _ = self._lists()
+        seg = ll[start[e]:start[e + 1]]
+        return seg if forward else seg[::-1]
+
+    def partial_ll(self, e: int, f0: float, f1: float) -> list:
+        """Lon/lat vertices of edge ``e`` from fraction ``f0`` to ``f1`` of its metric length (reversed when
+        f0 > f1); the cut points are interpolated on the vertices around them."""
+        ll, start, cumall = self._lists()
+        lo, hi = start[e], start[e + 1]
+        cum = cumall[lo:hi]
+        pts = ll[lo:hi]
+        total = cum[-1]
+        a, b = (f0, f1) if f0 <= f1 else (f1, f0)
+        da, db = a * total, b * total
+
+        def at(d: float) -> list:
+            i = min(max(bisect_right(cum, d) - 1, 0), len(cum) - 2)
+            seg = cum[i + 1] - cum[i]
+            t = (d - cum[i]) / seg if seg > 0 else 0.0
+            (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+            return [x0 + t * (x1 - x0), y0 + t * (y1 - y0)]
+
+        out = [at(da)] + [pts[i] for i in range(len(cum)) if da < cum[i] < db] + [at(db)]
+        return out if f0 <= f1 else out[::-1]
 
     def partial_xy(self, e: int, f0: float, f1: float, lonlat: bool = False) -> np.ndarray:
         """Coordinates of edge ``e`` from fraction ``f0`` to ``f1`` of its metric length (reversed when

@@ -35,11 +35,13 @@ def road_edges(conn: psycopg.Connection) -> list[tuple]:
 
 
 def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Sequence[str] | None,
-          organisation_ids: Sequence[int] | None, joint_zone_id: int | None) -> list[tuple]:
+          organisation_ids: Sequence[int] | None, joint_zone_id: int | None,
+          with_version: bool = False) -> list[tuple]:
     """Return (id, organisation_id, lon, lat, code, name) of units with a position matching the filters.
 
     Only the filters given are put into the statement (a generic plan with ``%s IS NULL OR``
     branches is several times slower), and rows come in binary: this runs on every query.
+    ``with_version`` prefixes every row with ``road_network_version.version``.
     """
     where = [sql.SQL("u.last_position IS NOT NULL"), sql.SQL("u.status = ANY(%(statuses)s::text[])")]
     if capabilities:
@@ -53,10 +55,14 @@ def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Seque
     q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
                 "FROM unit u "
                 "WHERE {} ORDER BY u.id").format(sql.SQL(" AND ").join(where))
+    params = {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
+              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id}
+    if with_version:
+        # One round trip for the network version stamp and the units (a row of NULLs when none match).
+        q = sql.SQL("SELECT v.version, u.* FROM (SELECT version FROM road_network_version) v "
+                    "LEFT JOIN LATERAL ({}) u ON true").format(q)
     with conn.cursor(row_factory=tuple_row, binary=True) as cur:
-        cur.execute(q, {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
-                        "orgs": list(organisation_ids) if organisation_ids is not None else None,
-                        "jz": joint_zone_id})
+        cur.execute(q, params)
         return cur.fetchall()
 
 

@@ -25,16 +25,74 @@ def end_times(graph: RoadGraph, dist: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return a, b
 
 
-def sources_on_edges(graph: RoadGraph, sources: Snaps | None) -> dict[int, list[tuple[float, float, int]]]:
-    """{edge: [(fraction, start time, source index)]} for the source points (off-road legs included)."""
-    out: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
-    if sources is None:
-        return out
-    for i in range(len(sources)):
-        e = int(sources.edge[i])
-        if e >= 0 and np.isfinite(sources.offroad_s[i]):
-            out[e].append((float(sources.fraction[i]), float(sources.offroad_s[i]), i))
-    return out
+class SourceEdges:
+    """Source points grouped by edge: edges with one source as arrays, edges with several as a dict."""
+
+    def __init__(self, graph: RoadGraph, sources: Snaps | None):
+        if sources is None or len(sources) == 0:
+            ok = np.empty(0, dtype=np.int64)
+        else:
+            ok = np.flatnonzero((sources.edge >= 0) & np.isfinite(sources.offroad_s))
+        e = sources.edge[ok] if len(ok) else np.empty(0, dtype=np.int64)
+        uniq, inv, counts = np.unique(e, return_inverse=True, return_counts=True)
+        one = counts[inv] == 1
+        self.edge = e[one]
+        self.fraction = sources.fraction[ok][one] if len(ok) else np.empty(0)
+        self.offset = sources.offroad_s[ok][one] if len(ok) else np.empty(0)
+        self.index = ok[one]
+        self.multi: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
+        for j in np.flatnonzero(~one).tolist():
+            i = int(ok[j])
+            self.multi[int(e[j])].append((float(sources.fraction[i]), float(sources.offroad_s[i]), i))
+
+    def items(self):
+        """Every source edge as (edge, [(fraction, start time, source index)]) (slow path)."""
+        for e, f, o, i in zip(self.edge.tolist(), self.fraction.tolist(), self.offset.tolist(),
+                              self.index.tolist(), strict=True):
+            yield e, [(f, o, i)]
+        yield from self.multi.items()
+
+    def __contains__(self, e: int) -> bool:
+        return e in self.multi or bool(np.any(self.edge == e))
+
+    def get(self, e: int, default=None):
+        if e in self.multi:
+            return self.multi[e]
+        j = np.flatnonzero(self.edge == e)
+        if len(j):
+            return [(float(self.fraction[j[0]]), float(self.offset[j[0]]), int(self.index[j[0]]))]
+        return default
+
+
+def sources_on_edges(graph: RoadGraph, sources: Snaps | None) -> SourceEdges:
+    """Group the source points (off-road legs included in their start times) by edge."""
+    return SourceEdges(graph, sources)
+
+
+def _single_source_halves(graph: RoadGraph, a: np.ndarray, b: np.ndarray, se: SourceEdges):
+    """For edges holding one source: the two sub-intervals [0, f] and [f, 1] as (p, q, length) where
+    p is the time of the increasing front at the start and q of the decreasing front at the end."""
+    e, f, o = se.edge, se.fraction, se.offset
+    c = graph.edge_cost_s[e]
+    back = (~graph.edge_oneway[e]) | (f == 0.0)
+    d1 = np.minimum(b[e] + (1.0 - f) * c, np.where(back, o, np.inf))  # decreasing front value at f
+    i2 = np.minimum(a[e] + f * c, o)  # increasing front value at f
+    return (a[e], d1, f), (i2, b[e], 1.0 - f), c
+
+
+def _interval_max(p, q, length, c):
+    with np.errstate(invalid="ignore"):
+        t = np.minimum(np.minimum(p + length * c, q + length * c), (p + q + length * c) / 2)
+    return np.where(np.isnan(t), np.inf, t)
+
+
+def _interval_within(p, q, length, c, budget):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.clip((budget - p) / c, 0.0, length) + np.clip((budget - q) / c, 0.0, length)
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0)
+    zero = c == 0
+    x = np.where(zero, np.where(np.minimum(p, q) <= budget, length, 0.0), x)
+    return np.minimum(length, x)
 
 
 def _pieces(a: float, b: float, c: float, oneway: bool, pts: list[tuple[float, float, int]]):
@@ -105,34 +163,56 @@ def _within(pieces, budget: float) -> list[tuple[float, float]]:
 
 
 def full_times(graph: RoadGraph, dist: np.ndarray, sources: Snaps | None = None,
-               on_edges: dict | None = None) -> np.ndarray:
+               on_edges: SourceEdges | None = None) -> np.ndarray:
     """Time (s) by which every point of each edge is reached (inf: some part never is)."""
     a, b = end_times(graph, dist)
     c = graph.edge_cost_s
-    with np.errstate(invalid="ignore"):
-        t = np.minimum(np.minimum(a + c, b + c), (a + b + c) / 2)
-    t = np.where(np.isnan(t), np.inf, t)
-    on_edges = sources_on_edges(graph, sources) if on_edges is None else on_edges
-    for e, pts in on_edges.items():
+    t = _interval_max(a, b, 1.0, c)
+    se = sources_on_edges(graph, sources) if on_edges is None else on_edges
+    if len(se.edge):
+        (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
+        t[se.edge] = np.maximum(_interval_max(p1, q1, l1, ce), _interval_max(p2, q2, l2, ce))
+    for e, pts in se.multi.items():
         pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
         t[e] = max(max(p[2], p[3]) for p in pcs)
     return t
 
 
+def full_and_within(graph: RoadGraph, dist: np.ndarray, budget_s: np.ndarray | float,
+                    on_edges: SourceEdges) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`full_times` and :func:`within_fraction` together (the envelope of each edge holding
+    several sources is built once)."""
+    a, b = end_times(graph, dist)
+    c = graph.edge_cost_s
+    budget = np.broadcast_to(np.asarray(budget_s, dtype=np.float64), a.shape)
+    t = _interval_max(a, b, 1.0, c)
+    frac = _interval_within(a, b, 1.0, c, budget)
+    se = on_edges
+    if len(se.edge):
+        (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
+        t[se.edge] = np.maximum(_interval_max(p1, q1, l1, ce), _interval_max(p2, q2, l2, ce))
+        bud = budget[se.edge]
+        frac[se.edge] = np.minimum(1.0, _interval_within(p1, q1, l1, ce, bud) + _interval_within(p2, q2, l2, ce, bud))
+    for e, pts in se.multi.items():
+        pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
+        t[e] = max(max(p[2], p[3]) for p in pcs)
+        frac[e] = min(1.0, sum(hi - lo for lo, hi in _within(pcs, float(budget[e]))))
+    return t, frac
+
+
 def within_fraction(graph: RoadGraph, dist: np.ndarray, budget_s: np.ndarray | float,
-                    sources: Snaps | None = None, on_edges: dict | None = None) -> np.ndarray:
+                    sources: Snaps | None = None, on_edges: SourceEdges | None = None) -> np.ndarray:
     """Share (0..1) of each edge's length reached within ``budget_s`` (a number or one per edge)."""
     a, b = end_times(graph, dist)
     c = graph.edge_cost_s
     budget = np.broadcast_to(np.asarray(budget_s, dtype=np.float64), a.shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fu = np.clip((budget - a) / c, 0.0, 1.0)
-        fv = np.clip((budget - b) / c, 0.0, 1.0)
-    frac = np.minimum(1.0, np.nan_to_num(fu, nan=0.0) + np.nan_to_num(fv, nan=0.0))
-    zero = c == 0
-    frac[zero] = (np.minimum(a, b)[zero] <= budget[zero]).astype(float)
-    on_edges = sources_on_edges(graph, sources) if on_edges is None else on_edges
-    for e, pts in on_edges.items():
+    frac = _interval_within(a, b, 1.0, c, budget)
+    se = sources_on_edges(graph, sources) if on_edges is None else on_edges
+    if len(se.edge):
+        (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
+        bud = budget[se.edge]
+        frac[se.edge] = np.minimum(1.0, _interval_within(p1, q1, l1, ce, bud) + _interval_within(p2, q2, l2, ce, bud))
+    for e, pts in se.multi.items():
         pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
         frac[e] = min(1.0, sum(hi - lo for lo, hi in _within(pcs, float(budget[e]))))
     return frac
@@ -152,8 +232,6 @@ def reached_intervals(graph: RoadGraph, dist: np.ndarray, budget_s: float, sourc
     fu = np.nan_to_num(fu, nan=1.0)
     fv = np.nan_to_num(fv, nan=1.0)
     for e, x_u, x_v in zip(cand.tolist(), fu.tolist(), fv.tolist(), strict=True):
-        if e in on_edges:
-            continue
         if x_u + x_v >= 1.0:
             out[e] = [(0.0, 1.0)]
         else:
@@ -167,6 +245,7 @@ def reached_intervals(graph: RoadGraph, dist: np.ndarray, budget_s: float, sourc
     for e, pts in on_edges.items():
         pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
         parts = _within(pcs, budget_s)
+        out.pop(e, None)
         if parts:
             out[e] = parts
     return out

@@ -11,13 +11,16 @@ import numpy as np
 import psycopg
 
 from . import queries
-from .engine import Tree, path_nodes, search, search_one
+from .engine import Tree, path_nodes, search, search_arrays, search_one
 from .graph import RoadGraph
-from .snap import Snapper, Snaps, same_edge_time, source_seeds, target_seeds
+from .snap import Snapper, Snaps, same_edge_time, target_seeds
 
-# Successive search limits (seconds) for nearest-unit queries: most answers are found in the
+# Successive search limits (seconds) for point-to-point queries: most answers are found in the
 # first, small search; the last one is unbounded so the answer is always exact.
 SEARCH_LIMITS_S = (240.0, 900.0, 3600.0, np.inf)
+# Nearest units: the first limit is guessed from the k-th straight-line distance (as if driving
+# this slowly, in m/s, along a detour), then widened; the last search is unbounded.
+GUESS_SPEED_MPS = 6.0
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,19 @@ class Router:
     def from_points(self, sources: Snaps, limit: float = np.inf, predecessors: bool = False,
                     with_sources: bool = True) -> Tree:
         """Multi-source search of the forward graph from every point of ``sources`` (off-road legs included)."""
-        seeds = []
-        for i in range(len(sources)):
-            e = int(sources.edge[i])
-            if e < 0:
-                seeds.append([])
-                continue
-            off = float(sources.offroad_s[i])
-            seeds.append([(node, off + t) for node, t, _ in source_seeds(self.graph, e, float(sources.fraction[i]))])
-        return search(self.graph.forward, seeds, limit=limit, predecessors=predecessors, sources=with_sources)
+        g = self.graph
+        ok = np.flatnonzero((sources.edge >= 0) & np.isfinite(sources.offroad_s))
+        e = sources.edge[ok]
+        f = sources.fraction[ok]
+        off = sources.offroad_s[ok]
+        c = g.edge_cost_s[e]
+        back = (~g.edge_oneway[e]) | (f == 0.0)
+        owner = np.concatenate([ok, ok[back]])
+        nodes = np.concatenate([g.edge_v[e], g.edge_u[e][back]])
+        offs = np.concatenate([off + (1.0 - f) * c, (off + f * c)[back]])
+        order = np.argsort(owner, kind="stable")
+        return search_arrays(g.forward, len(sources), owner[order], nodes[order], offs[order], limit=limit,
+                             predecessors=predecessors, sources=with_sources)
 
     def etas_to(self, tree: Tree, target: Snaps, ti: int, sources: Snaps) -> tuple[np.ndarray, np.ndarray]:
         """Times from each source point to target point ``ti`` given the reverse search ``tree``.
@@ -137,14 +144,14 @@ class Router:
         g = self.graph
         se, sf = int(sources.edge[si]), float(sources.fraction[si])
         te, tf = int(target.edge[ti]), float(target.fraction[ti])
-        parts: list[np.ndarray] = [sources.lonlat[si:si + 1]]
+        pts: list = [sources.lonlat[si].tolist()]
         metres = float(sources.distance_m[si]) + float(target.distance_m[ti])
         if branch == 2:
-            parts.append(g.partial_xy(se, sf, tf, lonlat=True))
+            pts += g.partial_ll(se, sf, tf)
             metres += same_edge_time(g, se, sf, tf)[1]
         else:
             start = int(g.edge_v[se]) if branch == 0 else int(g.edge_u[se])
-            parts.append(g.partial_xy(se, sf, 1.0 if branch == 0 else 0.0, lonlat=True))
+            pts += g.partial_ll(se, sf, 1.0 if branch == 0 else 0.0)
             metres += g.edge_length_m[se] * ((1.0 - sf) if branch == 0 else sf)
             nodes = path_nodes(tree, start)
             fwd = g.forward
@@ -153,25 +160,24 @@ class Router:
                 edges = fwd.arc_edge[arcs]
                 metres += float(g.edge_length_m[edges].sum())
                 for edge, forward in zip(edges.tolist(), fwd.arc_forward[arcs].tolist(), strict=True):
-                    ll = g.edge_ll(edge)
-                    parts.append(ll if forward else ll[::-1])
+                    pts += g.edge_ll_list(edge, forward)
             last = nodes[-1]
             # Which seed of the target edge the path ends at: its source node (forward) or target node.
             if last == int(g.edge_u[te]) and (tree.dist[last] == tf * g.edge_cost_s[te] or last != int(g.edge_v[te])):
-                parts.append(g.partial_xy(te, 0.0, tf, lonlat=True))
+                pts += g.partial_ll(te, 0.0, tf)
                 metres += tf * g.edge_length_m[te]
             else:
-                parts.append(g.partial_xy(te, 1.0, tf, lonlat=True))
+                pts += g.partial_ll(te, 1.0, tf)
                 metres += (1.0 - tf) * g.edge_length_m[te]
-        parts.append(target.lonlat[ti:ti + 1])
-        return self.linestring(np.concatenate(parts)), metres
+        pts.append(target.lonlat[ti].tolist())
+        return self.linestring(pts), metres
 
     @staticmethod
-    def linestring(ll: np.ndarray) -> dict:
-        """A GeoJSON LineString from lon/lat coordinates (repeated points dropped, 7 decimals)."""
-        ll = np.round(ll, 7)
+    def linestring(pts: list) -> dict:
+        """A GeoJSON LineString from [lon, lat] pairs (7 decimals, repeated points dropped)."""
+        ll = np.round(np.array(pts, dtype=np.float64), 7)
         keep = np.ones(len(ll), dtype=bool)
-        keep[1:] = np.any(ll[1:] != ll[:-1], axis=1)
+        keep[1:] = (ll[1:] != ll[:-1]).any(axis=1)
         ll = ll[keep]
         if len(ll) == 1:
             ll = np.vstack([ll, ll])
@@ -192,7 +198,7 @@ class Router:
         caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
         orgs = list(organisation_ids) if organisation_ids is not None else None
         rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
-        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: _no_unit_reason(conn, statuses, caps, orgs,
+        return self.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=lambda: no_unit_reason(conn, statuses, caps, orgs,
                                                                              joint_zone_id))
 
     def nearest_from_rows(self, rows: list[tuple], lon: float, lat: float, *, k: int = 5,
@@ -214,7 +220,9 @@ class Router:
         rank = np.empty(len(rows), dtype=np.int64)
         rank[np.lexsort((np.arange(len(rows)), straight))] = np.arange(1, len(rows) + 1)
         want = min(k, len(rows))
-        for limit in SEARCH_LIMITS_S:
+        first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
+            + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
+        for limit in (first, 3 * first, 10 * first, np.inf):
             tree = self.toward(target, 0, limit)
             eta, branch = self.etas_to(tree, target, 0, sources)
             # Every unit whose true time is within the limit has been found exactly.
@@ -271,7 +279,7 @@ class Router:
         return search(g.reverse if toward else g.forward, seeds, predecessors=False).dist
 
 
-def _no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,
+def no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,
                     orgs: list[int] | None, joint_zone_id: int | None) -> str:
     if joint_zone_id is not None and not queries.joint_zone_exists(conn, joint_zone_id):
         return f"joint zone {joint_zone_id} does not exist"

@@ -40,7 +40,8 @@ def _norm(name: str) -> str:
 
 def test_environment_yml_matches_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_norm(d) for d in py["dependencies"] + py["optional-dependencies"]["dev"]}
+    optional = py["optional-dependencies"]
+    wanted = {_norm(d) for d in py["dependencies"] + optional["dev"] + optional.get("bench", [])}
     text = (ROOT / "environment.yml").read_text()
     deps = text.split("\ndependencies:", 1)[1]
     listed = {_norm(m.group(1)) for m in re.finditer(r"^  - ([A-Za-z0-9_.-]+)", deps, re.M)}

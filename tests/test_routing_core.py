@@ -251,3 +251,40 @@ def test_many_random_points_match_brute_force(router, hconn):
             assert r["eta_s"] is None
         else:
             assert rel(r["eta_s"], best) < 1e-9
+
+
+def test_one_round_trip_nearest_units_equals_router(router, hconn, units):
+    a = routing.nearest_units(hconn, SETTINGS, *lonlat("C"), k=5)
+    b = router.nearest_units(hconn, *lonlat("C"), k=5)
+    assert a == b and [u["code"] for u in a["units"]] == ["U3", "U2", "U1"]
+    none = routing.nearest_units(hconn, SETTINGS, *lonlat("C"), capability="no_such_tag")
+    assert none["units"] == [] and "no_such_tag" in none["reason"]
+
+
+def test_single_source_closed_form_matches_the_piecewise_envelope():
+    """Edges holding one source use closed forms; they equal the general piecewise envelope."""
+    from routing.reach import _interval_max, _interval_within, _pieces, _within
+
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        c = float(rng.choice([0.0, rng.uniform(1, 100)], p=[0.05, 0.95]))
+        a = float(rng.choice([np.inf, rng.uniform(0, 300)], p=[0.2, 0.8]))
+        b = float(rng.choice([np.inf, rng.uniform(0, 300)], p=[0.2, 0.8]))
+        f = float(rng.choice([0.0, 1.0, rng.uniform()], p=[0.1, 0.1, 0.8]))
+        o = float(rng.uniform(0, 200))
+        oneway = bool(rng.random() < 0.4)
+        b_eff = np.inf if oneway else b
+        budget = float(rng.uniform(0, 400))
+        pcs = _pieces(a, b_eff, c, oneway, [(f, o, 0)])
+        want_max = max(max(p[2], p[3]) for p in pcs)
+        want_within = min(1.0, sum(hi - lo for lo, hi in _within(pcs, budget)))
+        back = (not oneway) or f == 0.0
+        d1 = min(b_eff + (1 - f) * c, o if back else np.inf)
+        i2 = min(a + f * c, o)
+        got_max = max(_interval_max(np.array([a]), np.array([d1]), f, np.array([c]))[0],
+                      _interval_max(np.array([i2]), np.array([b_eff]), 1 - f, np.array([c]))[0])
+        got_within = min(1.0, _interval_within(np.array([a]), np.array([d1]), f, np.array([c]), budget)[0]
+                         + _interval_within(np.array([i2]), np.array([b_eff]), 1 - f, np.array([c]), budget)[0])
+        if c > 0:
+            assert got_max == pytest.approx(want_max, rel=1e-12, abs=1e-9)
+            assert got_within == pytest.approx(want_within, abs=1e-9)

@@ -1,0 +1,338 @@
+"""Read what the maps show from PostGIS: small layers as GeoJSON, coverage figures, gaps.
+
+Named query functions with bound parameters; each takes a connection (inside the caller's
+transaction) and plain arguments and returns plain data, so the page views, the map
+builders in ``layers/`` and the tests share them. Nothing here imports Flask.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from .config import Settings
+
+# Road classes held to the stricter "main road" target; the rest use the rural target.
+MAIN_ROAD_CLASSES = ("expressway", "national", "provincial", "county", "ramp", "urban")
+
+
+def target_min(road_class: str, settings: Settings) -> float:
+    """Return the coverage target (minutes) of a road class."""
+    return settings.main_road_target_min if road_class in MAIN_ROAD_CLASSES else settings.rural_road_target_min
+
+
+def _fc(rows: list[dict], geom_key: str = "geometry") -> dict:
+    feats = []
+    for r in rows:
+        geom = r.pop(geom_key)
+        feats.append({"type": "Feature", "id": r.get("id"), "geometry": geom, "properties": r})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _iso(rows: list[dict], *keys: str) -> list[dict]:
+    for r in rows:
+        for k in keys:
+            if isinstance(r.get(k), datetime):
+                r[k] = r[k].isoformat(timespec="seconds")
+    return rows
+
+
+def data_versions(conn: psycopg.Connection) -> dict[str, int]:
+    """Return the change counter of every data area (``data_version``)."""
+    return {r["area"]: r["version"] for r in conn.execute("SELECT area, version FROM data_version")}
+
+
+def dataset_meta(conn: psycopg.Connection) -> dict[str, dict]:
+    """Return the provenance rows of ``dataset_meta`` by layer."""
+    return {r["layer"]: r for r in conn.execute(
+        "SELECT layer, source, synthetic, licence, attribution FROM dataset_meta ORDER BY layer")}
+
+
+def layer_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Return feature counts of the main layers (for the index page)."""
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM organisation WHERE kind = 'station') AS stations,
+                  (SELECT count(*) FROM jurisdiction WHERE valid_to IS NULL) AS jurisdictions,
+                  (SELECT count(*) FROM joint_zone WHERE valid_to IS NULL) AS joint_zones,
+                  (SELECT count(*) FROM grid) AS grids,
+                  (SELECT count(*) FROM road_edge) AS road_edges,
+                  (SELECT coalesce(round(sum(length_m)::numeric / 1000, 0), 0)::int FROM road_edge) AS road_km,
+                  (SELECT count(*) FROM village) AS villages,
+                  (SELECT count(*) FROM unit) AS units,
+                  (SELECT count(*) FROM incident) AS incidents,
+                  (SELECT count(*) FROM service_point) AS service_points""").fetchone()
+    return dict(row)
+
+
+def county(conn: psycopg.Connection) -> dict:
+    """Return the county outline(s) as a FeatureCollection."""
+    rows = conn.execute(
+        "SELECT id, adcode, name, name_en, ST_AsGeoJSON(geom, 6)::json AS geometry FROM county ORDER BY adcode"
+    ).fetchall()
+    return _fc(rows)
+
+
+def county_bounds(conn: psycopg.Connection, settings: Settings) -> list[list[float]]:
+    """Return [[south, west], [north, east]] of the county, else of the service extent."""
+    row = conn.execute("SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1 "
+                       "FROM (SELECT ST_Extent(geom) AS e FROM county) s").fetchone()
+    if row is None or row["x0"] is None:
+        x0, y0, x1, y1 = settings.service_extent
+        return [[y0, x0], [y1, x1]]
+    return [[row["y0"], row["x0"]], [row["y1"], row["x1"]]]
+
+
+def towns(conn: psycopg.Connection) -> dict:
+    """Return the town seats (hand-placed, synthetic locations) as a FeatureCollection."""
+    rows = conn.execute(
+        "SELECT id, code, name, name_en, kind, ST_AsGeoJSON(geom, 6)::json AS geometry FROM town "
+        "WHERE geom IS NOT NULL ORDER BY code").fetchall()
+    return _fc(rows)
+
+
+def jurisdictions(conn: psycopg.Connection, kind: str, simplify_m: float, metric_srid: int,
+                  organisation_id: int | None = None) -> dict:
+    """Return the jurisdictions of ``kind`` in force, simplified by ``simplify_m`` metres for display."""
+    rows = conn.execute(
+        """SELECT j.id, j.organisation_id, o.code AS org_code, o.name AS org_name, o.name_en AS org_name_en,
+                  o.kind AS org_kind, o.merged, j.kind, j.version, j.valid_from,
+                  round((ST_Area(ST_Transform(j.geom, %(srid)s)) / 1e6)::numeric, 1)::float AS area_km2,
+                  ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(j.geom, %(srid)s), %(tol)s),
+                               4326), 6)::json AS geometry
+             FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
+            WHERE j.valid_to IS NULL AND j.kind = %(kind)s
+              AND (%(org)s::bigint IS NULL OR j.organisation_id = %(org)s)
+            ORDER BY o.code""",
+        {"srid": metric_srid, "tol": simplify_m, "kind": kind, "org": organisation_id}).fetchall()
+    return _fc(_iso(rows, "valid_from"))
+
+
+def joint_zones(conn: psycopg.Connection, simplify_m: float, metric_srid: int) -> dict:
+    """Return the joint war zones in force with their centre and member names."""
+    rows = conn.execute(
+        """SELECT z.id, z.code, z.name, z.name_en, z.version, z.valid_from,
+                  c.name AS centre_name, c.name_en AS centre_name_en,
+                  ARRAY(SELECT o.name FROM joint_zone_member m JOIN organisation o ON o.id = m.organisation_id
+                         WHERE m.joint_zone_id = z.id ORDER BY m.role, o.code) AS members,
+                  ARRAY(SELECT coalesce(o.name_en, o.name) FROM joint_zone_member m
+                         JOIN organisation o ON o.id = m.organisation_id
+                         WHERE m.joint_zone_id = z.id ORDER BY m.role, o.code) AS members_en,
+                  ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, %(srid)s), %(tol)s),
+                               4326), 6)::json AS geometry
+             FROM joint_zone z JOIN organisation c ON c.id = z.centre_org_id
+            WHERE z.valid_to IS NULL AND z.geom IS NOT NULL
+            ORDER BY z.code""",
+        {"srid": metric_srid, "tol": simplify_m}).fetchall()
+    return _fc(_iso(rows, "valid_from"))
+
+
+def grids(conn: psycopg.Connection, settings: Settings, organisation_id: int | None = None,
+          since: datetime | None = None) -> dict:
+    """Return grids with incident counts since ``since`` and their road coverage by the targets.
+
+    ``share_within`` is the share of the grid's road km (edges whose midpoint lies in the
+    grid) reached from a station within the target of the edge's class; None without
+    computed coverage.
+    """
+    since = since or datetime.now(UTC) - timedelta(days=365)
+    rows = conn.execute(
+        """WITH g AS (
+               SELECT g.* FROM grid g WHERE (%(org)s::bigint IS NULL OR g.organisation_id = %(org)s)),
+           roads AS (
+               SELECT g.id AS grid_id, e.length_m, c.station_time_s,
+                      CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END AS target_s
+                 FROM g JOIN road_edge e ON ST_Intersects(g.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+                 LEFT JOIN road_coverage c ON c.edge_id = e.id)
+           SELECT g.id, g.code, g.name, g.organisation_id, o.name AS org_name, o.name_en AS org_name_en,
+                  (SELECT count(*) FROM incident i WHERE i.grid_id = g.id AND i.reported_at >= %(since)s)::int
+                      AS incidents,
+                  (SELECT count(*) FROM grid_staff s WHERE s.grid_id = g.id)::int AS staff,
+                  round((coalesce((SELECT sum(r.length_m) FROM roads r WHERE r.grid_id = g.id), 0) / 1000)::numeric,
+                        1)::float AS road_km,
+                  (SELECT CASE WHEN count(r.station_time_s) = 0 THEN NULL
+                               ELSE sum(r.length_m) FILTER (WHERE r.station_time_s <= r.target_s)
+                                    / nullif(sum(r.length_m), 0) END
+                     FROM roads r WHERE r.grid_id = g.id) AS share_within,
+                  round((ST_Area(ST_Transform(g.geom, %(srid)s)) / 1e6)::numeric, 2)::float AS area_km2,
+                  ST_AsGeoJSON(g.geom, 6)::json AS geometry
+             FROM g JOIN organisation o ON o.id = g.organisation_id
+            ORDER BY g.code""",
+        {"org": organisation_id, "since": since, "main": list(MAIN_ROAD_CLASSES),
+         "main_s": settings.main_road_target_min * 60, "rural_s": settings.rural_road_target_min * 60,
+         "srid": settings.metric_srid}).fetchall()
+    for r in rows:
+        if r["share_within"] is not None:
+            r["share_within"] = round(float(r["share_within"] or 0), 3)
+    return _fc(rows)
+
+
+def organisations(conn: psycopg.Connection, kinds: tuple[str, ...] = ("station", "squadron", "accident_section",
+                                                                     "command_centre")) -> dict:
+    """Return organisations with a headquarters point (stations, squadrons, ...)."""
+    rows = conn.execute(
+        """SELECT o.id, o.code, o.name, o.name_en, o.kind, o.merged, o.takes_part_in_traffic, o.phone,
+                  o.town_code, t.name AS town_name, ST_AsGeoJSON(o.hq, 6)::json AS geometry
+             FROM organisation o LEFT JOIN town t ON t.code = o.town_code
+            WHERE o.hq IS NOT NULL AND o.kind = ANY(%s)
+            ORDER BY o.kind, o.code""", [list(kinds)]).fetchall()
+    return _fc(rows)
+
+
+def stations_list(conn: psycopg.Connection) -> list[dict]:
+    """Return the stations (id, code, name, name_en), for pickers."""
+    return conn.execute("SELECT id, code, name, name_en FROM organisation WHERE kind = 'station' ORDER BY code"
+                        ).fetchall()
+
+
+def villages(conn: psycopg.Connection) -> dict:
+    """Return the villages as a FeatureCollection."""
+    rows = conn.execute(
+        """SELECT v.id, v.code, v.name, v.population, t.name AS town_name, t.name_en AS town_name_en,
+                  ST_AsGeoJSON(v.geom, 6)::json AS geometry
+             FROM village v LEFT JOIN town t ON t.code = v.town_code ORDER BY v.code""").fetchall()
+    return _fc(rows)
+
+
+def units(conn: psycopg.Connection, organisation_id: int | None = None) -> dict:
+    """Return the units that have a known position, with their organisation's name."""
+    rows = conn.execute(
+        """SELECT u.id, u.code, u.name, u.kind, u.status, u.capabilities, u.crew, u.shift,
+                  u.organisation_id, o.name AS org_name, o.name_en AS org_name_en, u.last_position_at,
+                  ST_AsGeoJSON(u.last_position, 6)::json AS geometry
+             FROM unit u JOIN organisation o ON o.id = u.organisation_id
+            WHERE u.last_position IS NOT NULL AND (%(org)s::bigint IS NULL OR u.organisation_id = %(org)s)
+            ORDER BY u.code""", {"org": organisation_id}).fetchall()
+    return _fc(_iso(rows, "last_position_at"))
+
+
+def incidents(conn: psycopg.Connection, since: datetime | None = None, statuses: tuple[str, ...] | None = None,
+              limit: int = 5000, station_id: int | None = None) -> dict:
+    """Return incidents reported since ``since`` (and of ``statuses``), newest first, at most ``limit``."""
+    rows = conn.execute(
+        """SELECT i.id, i.code, i.channel, i.type, i.severity, i.status, i.address, i.reported_at,
+                  o.name AS station_name, o.name_en AS station_name_en, ST_AsGeoJSON(i.geom, 6)::json AS geometry
+             FROM incident i LEFT JOIN organisation o ON o.id = i.station_org_id
+            WHERE (%(since)s::timestamptz IS NULL OR i.reported_at >= %(since)s)
+              AND (%(st)s::text[] IS NULL OR i.status = ANY(%(st)s))
+              AND (%(org)s::bigint IS NULL OR i.station_org_id = %(org)s)
+            ORDER BY i.reported_at DESC, i.id DESC LIMIT %(limit)s""",
+        {"since": since, "st": list(statuses) if statuses else None, "limit": limit, "org": station_id}).fetchall()
+    return _fc(_iso(rows, "reported_at"))
+
+
+def incident_heat(conn: psycopg.Connection, since: datetime, cell_m: float, metric_srid: int,
+                  station_id: int | None = None) -> list[list[float]]:
+    """Return incidents since ``since`` binned into ``cell_m`` cells: [[lat, lon, count], ...]."""
+    rows = conn.execute(
+        """SELECT ST_Y(c) AS lat, ST_X(c) AS lon, n FROM (
+               SELECT ST_Transform(ST_Centroid(ST_Collect(ST_Transform(geom, %(srid)s))), 4326) AS c,
+                      count(*) AS n
+                 FROM incident
+                WHERE reported_at >= %(since)s AND (%(org)s::bigint IS NULL OR station_org_id = %(org)s)
+                GROUP BY ST_SnapToGrid(ST_Transform(geom, %(srid)s), %(cell)s)) s""",
+        {"srid": metric_srid, "since": since, "cell": cell_m, "org": station_id}).fetchall()
+    return [[round(r["lat"], 5), round(r["lon"], 5), int(r["n"])] for r in rows]
+
+
+def service_points(conn: psycopg.Connection) -> dict:
+    """Return the one-window service points."""
+    rows = conn.execute(
+        """SELECT s.id, s.code, s.name, s.services, s.opening_hours, o.name AS org_name, o.name_en AS org_name_en,
+                  ST_AsGeoJSON(s.geom, 6)::json AS geometry
+             FROM service_point s LEFT JOIN organisation o ON o.id = s.organisation_id ORDER BY s.code""").fetchall()
+    return _fc(rows)
+
+
+def road_edges(conn: psycopg.Connection, classes: tuple[str, ...] | None = None) -> dict:
+    """Return road segments as one FeatureCollection (the heavy way; the maps use vector tiles)."""
+    rows = conn.execute(
+        """SELECT id, road_class, name, oneway, ST_AsGeoJSON(geom, 6)::json AS geometry FROM road_edge
+            WHERE %(cl)s::text[] IS NULL OR road_class = ANY(%(cl)s) ORDER BY id""",
+        {"cl": list(classes) if classes else None}).fetchall()
+    return _fc(rows)
+
+
+def coverage_summary(conn: psycopg.Connection, settings: Settings) -> dict:
+    """Return county-wide road km, km reached within target, and whether coverage was computed."""
+    row = conn.execute(
+        """SELECT coalesce(sum(e.length_m), 0) / 1000 AS km,
+                  coalesce(sum(e.length_m) FILTER (WHERE c.station_time_s <=
+                       CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END), 0) / 1000
+                      AS km_within,
+                  coalesce(sum(e.length_m) FILTER (WHERE c.edge_id IS NOT NULL AND c.station_time_s IS NULL), 0)
+                      / 1000 AS km_unreachable,
+                  count(c.station_time_s) AS computed
+             FROM road_edge e LEFT JOIN road_coverage c ON c.edge_id = e.id""",
+        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
+         "rural_s": settings.rural_road_target_min * 60}).fetchone()
+    km = float(row["km"])
+    return {"road_km": round(km, 1), "km_within": round(float(row["km_within"]), 1),
+            "km_unreachable": round(float(row["km_unreachable"]), 1),
+            "share_within": round(float(row["km_within"]) / km, 3) if km else None,
+            "computed": row["computed"] > 0}
+
+
+def coverage_gaps(conn: psycopg.Connection, settings: Settings, limit: int) -> dict:
+    """Return the road segments above their target (or unreachable), ranked by length × incidents.
+
+    The rank is ``length_m * greatest(incidents_past_year, 1)`` so that gaps without
+    incidents still appear, longest first.
+    """
+    rows = conn.execute(
+        """SELECT e.id, e.road_class, e.name, round(e.length_m)::int AS length_m,
+                  round((c.station_time_s / 60)::numeric, 1)::float AS time_min, c.incidents_past_year AS incidents,
+                  o.name AS station_name, o.name_en AS station_name_en, t.target_s / 60 AS target_min,
+                  e.length_m * greatest(c.incidents_past_year, 1) AS score,
+                  ST_AsGeoJSON(e.geom, 6)::json AS geometry
+             FROM road_coverage c JOIN road_edge e ON e.id = c.edge_id
+             LEFT JOIN organisation o ON o.id = c.station_org_id,
+                  LATERAL (SELECT CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END
+                           AS target_s) t
+            WHERE c.station_time_s IS NULL OR c.station_time_s > t.target_s
+            ORDER BY score DESC, e.id LIMIT %(limit)s""",
+        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
+         "rural_s": settings.rural_road_target_min * 60, "limit": limit}).fetchall()
+    for r in rows:
+        r["score"] = round(float(r["score"]))
+        r["target_min"] = float(r["target_min"])
+    return _fc(rows)
+
+
+def coverage_by_jurisdiction(conn: psycopg.Connection, settings: Settings) -> list[dict]:
+    """Per station jurisdiction in force: road km, share within target, p50/p90/max minutes (出警半径)."""
+    rows = conn.execute(
+        """WITH r AS (
+               SELECT j.organisation_id, e.length_m, c.station_time_s,
+                      CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END AS target_s
+                 FROM jurisdiction j
+                 JOIN road_edge e ON ST_Intersects(j.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+                 LEFT JOIN road_coverage c ON c.edge_id = e.id
+                WHERE j.valid_to IS NULL AND j.kind = 'station')
+           SELECT o.id AS organisation_id, o.code, o.name, o.name_en,
+                  round((sum(r.length_m) / 1000)::numeric, 1)::float AS road_km,
+                  (sum(r.length_m) FILTER (WHERE r.station_time_s <= r.target_s) / nullif(sum(r.length_m), 0))::float
+                      AS share_within,
+                  round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.station_time_s) / 60)::numeric, 1)::float
+                      AS p50_min,
+                  round((percentile_cont(0.9) WITHIN GROUP (ORDER BY r.station_time_s) / 60)::numeric, 1)::float
+                      AS p90_min,
+                  round((max(r.station_time_s) / 60)::numeric, 1)::float AS max_min,
+                  count(r.station_time_s) AS computed
+             FROM r JOIN organisation o ON o.id = r.organisation_id
+            GROUP BY o.id ORDER BY o.code""",
+        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
+         "rural_s": settings.rural_road_target_min * 60}).fetchall()
+    for r in rows:
+        if not r.pop("computed"):
+            r["share_within"] = None
+        elif r["share_within"] is not None:
+            r["share_within"] = round(r["share_within"], 3)
+    return rows
+
+
+def station_org(conn: psycopg.Connection, organisation_id: int) -> dict[str, Any] | None:
+    """Return one organisation's id, code, names and kind, or None."""
+    return conn.execute("SELECT id, code, name, name_en, kind FROM organisation WHERE id = %s",
+                        [organisation_id]).fetchone()

@@ -1,0 +1,217 @@
+"""Compose the role pages' maps from the layer builders (coverage, grids, plan, dispatch).
+
+Each function reads what its map shows through ``gisapp.mapdata`` (inside the caller's
+transaction), builds the layers and returns the ``MapComposer`` (not yet rendered, so a
+page can add more: the planning issue adds ``folium.plugins.Draw`` to the plan map) with
+the side-panel data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from gisapp import mapdata
+from gisapp.config import Settings
+from gisapp.i18n import t
+
+from . import builders as B
+from .compose import Basemap, MapComposer
+
+# dataset_meta layers that each map layer key draws from (for the attribution).
+_META_OF = {
+    "county": "county", "towns": "towns", "station_jurisdictions": "jurisdictions",
+    "traffic_jurisdictions": "jurisdictions", "joint_zones": "joint_zones", "grids": "grids",
+    "grids_coverage": "grids", "grids_incidents": "grids", "roads": "road_edges", "coverage": "road_edges",
+    "coverage_live": "units", "gaps": "road_edges", "villages": "villages", "stations": "organisations",
+    "units": "units", "incidents": "incidents", "incidents_open": "incidents", "heatmap": "incidents",
+    "service_areas": "road_edges", "service_points": "service_points",
+}
+# Layers whose positions are synthetic even when their names are real (town seats are hand-placed).
+_ALWAYS_SYNTHETIC = {"towns"}
+
+
+@dataclass
+class PageMap:
+    """A page's map (still open for additions) and the data its side panel shows."""
+
+    composer: MapComposer
+    panel: dict[str, Any] = field(default_factory=dict)
+
+
+def basemap_from(settings: Settings) -> Basemap | None:
+    """Return the configured raster basemap, or None (the default: no external tiles)."""
+    url = (settings.basemap_url or "").strip()
+    if not url or url.lower() == "none":
+        return None
+    return Basemap(url, settings.basemap_attribution, settings.basemap_gcj02)
+
+
+def attributions(meta: dict[str, dict], keys: list[str], lang: str) -> list[str]:
+    """Return the attribution texts for the layers ``keys``: the real outline source and, when any
+    layer holds generated data (or has no provenance record), the synthetic-data label."""
+    out = [t("map.attribution_real", lang)]
+    synthetic = False
+    for k in keys:
+        if k == "county":
+            continue
+        row = meta.get(_META_OF.get(k, k))
+        if k in _ALWAYS_SYNTHETIC or row is None or row.get("synthetic"):
+            synthetic = True
+    if synthetic:
+        out.append(t("map.attribution_synthetic", lang))
+    return out
+
+
+def tile_url(layer: str, versions: dict[str, int], areas: tuple[str, ...]) -> str:
+    """Return the vector-tile URL template of ``layer``, versioned so browsers may cache tiles."""
+    v = ".".join(str(versions.get(a, 0)) for a in areas)
+    return f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?v={v}"
+
+
+TILE_AREAS = {"roads": ("roads",), "coverage": ("roads", "coverage"), "grids": ("grids", "organisations")}
+
+
+def _composer(conn: psycopg.Connection, settings: Settings, lang: str, config: dict | None = None) -> MapComposer:
+    bounds = mapdata.county_bounds(conn, settings)
+    basemap = basemap_from(settings)
+    return MapComposer(lang, bounds, basemap, attributions=[], config=config)
+
+
+def _finish_attribution(c: MapComposer, conn: psycopg.Connection) -> None:
+    c.attributions = attributions(mapdata.dataset_meta(conn), [lyr.key for lyr in c.layers], c.lang)
+
+
+def _base(c: MapComposer, conn: psycopg.Connection, settings: Settings, lang: str) -> None:
+    c.add(B.county_outline(mapdata.county(conn), lang, land_fill=c.basemap is None))
+
+
+def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads: str = "tiles",
+                 service_areas_endpoint: str | None = None, chief_station_id: int | None = None) -> PageMap:
+    """The coverage page: roads by best response time (tiles, or one GeoJSON with ``roads='geojson'``),
+    the gap list, per-jurisdiction table, stations, units and response radius on demand."""
+    versions = mapdata.data_versions(conn)
+    budgets = list(settings.service_area_budgets_min)
+    c = _composer(conn, settings, lang, {"endpoints": {"serviceAreas": service_areas_endpoint or ""},
+                                         "serviceAreaBudgets": budgets})
+    _base(c, conn, settings, lang)
+    c.add(B.station_jurisdictions(mapdata.jurisdictions(conn, "station", settings.map_simplify_m,
+                                                        settings.metric_srid), lang, show=False))
+    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    summary = mapdata.coverage_summary(conn, settings)
+    if roads == "geojson":
+        c.add(B.roads_geojson(mapdata.road_edges(conn), lang, show=True))
+    else:
+        c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang, show=not summary["computed"]))
+        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_AREAS["coverage"]), lang,
+                               settings.main_road_target_min, settings.rural_road_target_min,
+                               show=summary["computed"]))
+    gaps = mapdata.coverage_gaps(conn, settings, settings.map_gap_list_limit)
+    c.add(B.coverage_gaps(gaps, lang, show=bool(gaps["features"])))
+    c.add(B.service_areas(None, lang, tuple(budgets)))
+    c.add(B.villages(mapdata.villages(conn), lang, show=False))
+    c.add(B.towns(mapdata.towns(conn), lang))
+    c.add(B.stations(mapdata.organisations(conn), lang))
+    c.add(B.units(mapdata.units(conn), lang, show=False))
+    _finish_attribution(c, conn)
+    panel = {
+        "summary": summary,
+        "gaps": [f["properties"] for f in gaps["features"]],
+        "by_jurisdiction": mapdata.coverage_by_jurisdiction(conn, settings),
+        "stations": mapdata.stations_list(conn),
+        "budgets": budgets,
+        "mine": chief_station_id,
+        "targets": {"main": settings.main_road_target_min, "rural": settings.rural_road_target_min},
+    }
+    return PageMap(c, panel)
+
+
+def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_id: int) -> PageMap:
+    """The station chief's page: their station's grids by response coverage and by incidents."""
+    versions = mapdata.data_versions(conn)
+    c = _composer(conn, settings, lang)
+    _base(c, conn, settings, lang)
+    since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
+    fc = mapdata.grids(conn, settings, organisation_id=station_id, since=since)
+    juris = mapdata.jurisdictions(conn, "station", settings.map_simplify_m, settings.metric_srid,
+                                  organisation_id=station_id)
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
+    c.add(B.grids(fc, lang, color_by="coverage", show=True))
+    c.add(B.grids(fc, lang, color_by="incidents", show=False))
+    c.add(B.station_jurisdictions(juris, lang, show=True))
+    c.add(B.incidents_heatmap(mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid,
+                                                    station_id=station_id), lang, show=False))
+    recent = datetime.now(UTC) - timedelta(days=settings.map_incident_days)
+    c.add(B.incidents_cluster(mapdata.incidents(conn, since=recent, limit=settings.map_incident_limit,
+                                                station_id=station_id), lang, show=False))
+    c.add(B.villages(mapdata.villages(conn), lang, show=True))
+    c.add(B.stations(mapdata.organisations(conn), lang))
+    c.add(B.units(mapdata.units(conn, organisation_id=station_id), lang, show=True))
+    c.add(B.service_points(mapdata.service_points(conn), lang, show=False))
+    if juris["features"]:
+        xs, ys = [], []
+        _coords(juris["features"][0]["geometry"]["coordinates"], xs, ys)
+        c.bounds = [[min(ys), min(xs)], [max(ys), max(xs)]]
+    _finish_attribution(c, conn)
+    return PageMap(c, {"grids": [f["properties"] for f in fc["features"]]})
+
+
+def _coords(obj: Any, xs: list[float], ys: list[float]) -> None:
+    if isinstance(obj, list) and obj and isinstance(obj[0], (int, float)):
+        xs.append(obj[0])
+        ys.append(obj[1])
+    elif isinstance(obj, list):
+        for o in obj:
+            _coords(o, xs, ys)
+
+
+def plan_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap:
+    """The planner's base map: jurisdictions (station and traffic), joint zones, grids, roads, villages."""
+    versions = mapdata.data_versions(conn)
+    c = _composer(conn, settings, lang)
+    _base(c, conn, settings, lang)
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
+    c.add(B.grid_tiles(tile_url("grids", versions, TILE_AREAS["grids"]), lang, show=False))
+    st = mapdata.jurisdictions(conn, "station", settings.map_simplify_m, settings.metric_srid)
+    c.add(B.station_jurisdictions(st, lang, show=True))
+    c.add(B.traffic_jurisdictions(mapdata.jurisdictions(conn, "traffic", settings.map_simplify_m,
+                                                        settings.metric_srid), lang, show=False))
+    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
+    c.add(B.incidents_heatmap(mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid),
+                              lang, show=False))
+    c.add(B.villages(mapdata.villages(conn), lang, show=False))
+    c.add(B.towns(mapdata.towns(conn), lang))
+    c.add(B.stations(mapdata.organisations(conn), lang))
+    c.add(B.service_points(mapdata.service_points(conn), lang, show=False))
+    _finish_attribution(c, conn)
+    return PageMap(c, {"jurisdictions": [f["properties"] for f in st["features"]]})
+
+
+def dispatch_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap:
+    """The dispatcher's live map: open incidents, units by status, stations, jurisdictions, roads."""
+    versions = mapdata.data_versions(conn)
+    c = _composer(conn, settings, lang)
+    _base(c, conn, settings, lang)
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
+    c.add(B.station_jurisdictions(mapdata.jurisdictions(conn, "station", settings.map_simplify_m,
+                                                        settings.metric_srid), lang, show=False))
+    c.add(B.traffic_jurisdictions(mapdata.jurisdictions(conn, "traffic", settings.map_simplify_m,
+                                                        settings.metric_srid), lang, show=False))
+    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    c.add(B.towns(mapdata.towns(conn), lang))
+    c.add(B.stations(mapdata.organisations(conn), lang))
+    open_inc = mapdata.incidents(conn, statuses=("open", "dispatched"), limit=settings.map_incident_limit)
+    c.add(B.incidents_cluster(open_inc, lang, name_key="layer.incidents_open", key="incidents"))
+    c.add(B.units(mapdata.units(conn), lang))
+    c.add(B.service_areas(None, lang, tuple(settings.service_area_budgets_min), show=True))
+    _finish_attribution(c, conn)
+    units = mapdata.units(conn)
+    by_status: dict[str, int] = {}
+    for f in units["features"]:
+        by_status[f["properties"]["status"]] = by_status.get(f["properties"]["status"], 0) + 1
+    return PageMap(c, {"open_incidents": [f["properties"] for f in open_inc["features"]][:200],
+                       "units_by_status": by_status})

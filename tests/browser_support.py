@@ -1,0 +1,97 @@
+"""Drive Debian's headless chromium with Playwright (no browser download): log in, load a page,
+record console errors and every request, take a screenshot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+CHROMIUM = os.environ.get("GISAPP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str:
+    """Return the chromium binary, or raise with what to install."""
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if not path:
+        raise RuntimeError("headless chromium is missing: run 'make setup' as root, or apt-get install chromium")
+    return path
+
+
+def launch(playwright):
+    """Launch Debian's chromium headless (never a downloaded browser)."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+
+
+@dataclass
+class PageLoad:
+    """What a page load did: console errors, requests by host, bytes received."""
+
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    bytes: int = 0
+    handlers: list = field(default_factory=list)
+
+    def stop(self, page) -> None:
+        """Stop recording on ``page``."""
+        for event, fn in self.handlers:
+            page.remove_listener(event, fn)
+        self.handlers.clear()
+
+
+def watch(page, base_url: str) -> PageLoad:
+    """Record console errors, page errors, requests to other hosts and failed requests of ``page``."""
+    rec = PageLoad()
+    origin = urlsplit(base_url).netloc
+
+    def on_console(msg):
+        if msg.type == "error":
+            rec.console_errors.append(msg.text)
+
+    def on_request(req):
+        rec.requests.append(req.url)
+        parts = urlsplit(req.url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != origin:
+            rec.foreign.append(req.url)
+
+    def on_failed(req):
+        # A navigation aborts the previous page's pending requests (ERR_ABORTED): not a failure.
+        if "ERR_ABORTED" not in (req.failure or ""):
+            rec.failed.append(f"{req.url} {req.failure}")
+
+    def on_response(resp):
+        try:
+            length = resp.headers.get("content-length")
+            rec.bytes += int(length) if length is not None else len(resp.body())
+        except Exception:  # noqa: BLE001 - a body may be gone (redirects); count what we can
+            pass
+
+    def on_pageerror(exc):
+        rec.console_errors.append(f"pageerror: {exc}")
+
+    for event, fn in (("console", on_console), ("pageerror", on_pageerror), ("request", on_request),
+                      ("requestfailed", on_failed), ("response", on_response)):
+        page.on(event, fn)
+        rec.handlers.append((event, fn))
+    return rec
+
+
+def login(page, base_url: str, username: str, password: str) -> None:
+    """Log in through the HTML form."""
+    page.goto(f"{base_url}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def wait_map_idle(page, timeout_ms: int = 30000) -> None:
+    """Wait until the map's layers are registered and the network is quiet."""
+    page.wait_for_function("window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
+    page.wait_for_load_state("networkidle", timeout=timeout_ms)
