@@ -126,20 +126,20 @@ def _layout(rows: list[dict]) -> Layout:
 
 
 def assign(layout: Layout, lonlat: np.ndarray) -> np.ndarray:
-    """Index into ``layout.keys`` of the area holding each point (-1: none)."""
+    """Index into ``layout.keys`` of the area holding each point (-1: none; the first area wins)."""
     out = np.full(len(lonlat), -1, dtype=np.int64)
-    if len(lonlat) == 0:
+    idx = [i for i, k in enumerate(layout.keys) if layout.geoms[k] is not None and not layout.geoms[k].is_empty]
+    if len(lonlat) == 0 or not idx:
         return out
-    for i, k in enumerate(layout.keys):
-        g = layout.geoms[k]
-        if g is None or g.is_empty:
-            continue
-        free = out < 0
-        if not free.any():
-            break
-        inside = shapely.contains_xy(g, lonlat[free, 0], lonlat[free, 1])
-        idx = np.flatnonzero(free)[inside]
-        out[idx] = i
+    tree = shapely.STRtree([layout.geoms[layout.keys[i]] for i in idx])
+    pi, gi = tree.query(shapely.points(np.asarray(lonlat, dtype=float)), predicate="within")
+    if len(pi):
+        area = np.asarray(idx, dtype=np.int64)[gi]
+        order = np.lexsort((area, pi))
+        pi, area = pi[order], area[order]
+        first = np.ones(len(pi), dtype=bool)
+        first[1:] = pi[1:] != pi[:-1]
+        out[pi[first]] = area[first]
     return out
 
 
