@@ -141,6 +141,26 @@ class Settings:
     tile_road_min_zoom: dict[str, int] = field(default_factory=_default_tile_road_min_zoom)
     tile_cache_max_age_s: int = 7 * 24 * 3600
     tile_memory_cache_entries: int = 4000
+    # Planning (issue 7). Validation: gaps, overlaps and parts outside the county smaller than
+    # plan_tolerance_m2 are numeric noise; a part, gap or overlap below plan_sliver_area_m2 is a
+    # sliver; a grid is cut when a second area holds more than plan_grid_cut_min_m2 of it.
+    plan_tolerance_m2: float = 1.0
+    plan_sliver_area_m2: float = 10_000.0
+    plan_grid_cut_min_m2: float = 100.0
+    # A publish may take effect at most this long before now (history is not rewritten).
+    plan_backdate_tolerance_s: int = 300
+    # Comparison: the workload window and how many changed incidents are listed (main and
+    # rural roads are told apart by main_road_classes, as in routing's coverage).
+    plan_workload_days: int = 365
+    plan_changed_incidents_max: int = 5000
+    # Balanced proposal: objective = mean travel time / its value for the published layout
+    # + plan_balance_weight * coefficient of variation of the workload; at most this many moves.
+    plan_balance_weight: float = 1.0
+    plan_balance_max_moves: int = 3000
+    # Joint-zone patrol posts (MCLP): coverage target, time-of-day periods (hours), candidates.
+    plan_patrol_target_min: float = 10.0
+    plan_patrol_periods_h: str = "0-6,6-12,12-18,18-24"
+    plan_patrol_candidates_max: int = 300
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:

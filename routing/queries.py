@@ -138,7 +138,7 @@ def station_jurisdictions(conn: psycopg.Connection) -> list[tuple]:
     return _tuples(conn, """
         SELECT j.id, o.id, o.code, o.name, ST_X(o.hq), ST_Y(o.hq), ST_AsBinary(j.geom)
         FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
-        WHERE j.valid_to IS NULL AND j.kind = 'station'
+        WHERE j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = 'station'
         ORDER BY o.code""")
 
 
