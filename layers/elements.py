@@ -21,7 +21,6 @@ class GisappAssets(JSCSSMixin, folium.MacroElement):
     default_js = [("gisapp_map_js", static_url("js/gisapp-map.js"))]
     default_css = [
         ("noto_sans_sc_400", static_url("vendor/fonts/noto-sans-sc/400.css")),
-        ("noto_sans_sc_700", static_url("vendor/fonts/noto-sans-sc/700.css")),
         ("gisapp_css", static_url("css/gisapp.css")),
     ]
     _template = Template("")

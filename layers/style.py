@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-FONT_STACK = "'Noto Sans SC', 'PingFang SC', 'Microsoft YaHei', 'Source Han Sans SC', sans-serif"
+FONT_STACK = ("'Microsoft YaHei', 'PingFang SC', 'Noto Sans CJK SC', 'Source Han Sans SC', 'WenQuanYi Micro Hei', "
+              "'Noto Sans SC', sans-serif")
 
 # Road classes, drawn from the most to the least important.
 ROAD_CLASS_ORDER = ("expressway", "national", "provincial", "county", "ramp", "urban", "township", "village",

@@ -83,9 +83,9 @@ PACKAGES: tuple[Package, ...] = (
              ("icon-fullscreen.svg", "icon-fullscreen.svg"), ("LICENSE", "LICENSE")),
             "folium.plugins.Fullscreen (wall screens)"),
     Package("@fontsource/noto-sans-sc", "5.3.0", "OFL-1.1", "sha512-HeqIlGm0+ohOKxZLuHj1qW6r6avHH0OWdKERAcSDI0RQ+MXrteuLKA+M+5eOA8rYy0MFvOR5AT0fQo2rUkye0Q==", "fonts/noto-sans-sc",
-            (("files/noto-sans-sc-*-400-normal.woff2", "files/"), ("files/noto-sans-sc-*-700-normal.woff2", "files/"),
-             ("400.css", "400.css"), ("700.css", "700.css"), ("LICENSE", "LICENSE")),
-            "Chinese UI font (Noto Sans SC), split by unicode range: a page loads only the slices it uses"),
+            (("files/noto-sans-sc-*-400-normal.woff2", "files/"), ("400.css", "400.css"), ("LICENSE", "LICENSE")),
+            "Chinese UI font (Noto Sans SC, regular; bold is synthesised), the fallback when a workstation has no "
+            "CJK font: split by unicode range, a page loads only the slices it uses"),
 )
 
 # Files copied from installed PyPI packages: (package, path in it, dest, licence, purpose).

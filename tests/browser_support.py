@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -37,6 +38,8 @@ class PageLoad:
     failed: list[str] = field(default_factory=list)
     bytes: int = 0
     handlers: list = field(default_factory=list)
+    pending: set = field(default_factory=set)
+    last_activity: float = field(default_factory=time.monotonic)
 
     def stop(self, page) -> None:
         """Stop recording on ``page``."""
@@ -56,16 +59,25 @@ def watch(page, base_url: str) -> PageLoad:
 
     def on_request(req):
         rec.requests.append(req.url)
+        rec.pending.add(id(req))
+        rec.last_activity = time.monotonic()
         parts = urlsplit(req.url)
         if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != origin:
             rec.foreign.append(req.url)
 
+    def on_done(req):
+        rec.pending.discard(id(req))
+        rec.last_activity = time.monotonic()
+
     def on_failed(req):
+        on_done(req)
         # A navigation aborts the previous page's pending requests (ERR_ABORTED): not a failure.
         if "ERR_ABORTED" not in (req.failure or ""):
             rec.failed.append(f"{req.url} {req.failure}")
 
     def on_response(resp):
+        if resp.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # a live stream's body never ends: there is nothing to count
         try:
             length = resp.headers.get("content-length")
             rec.bytes += int(length) if length is not None else len(resp.body())
@@ -76,7 +88,7 @@ def watch(page, base_url: str) -> PageLoad:
         rec.console_errors.append(f"pageerror: {exc}")
 
     for event, fn in (("console", on_console), ("pageerror", on_pageerror), ("request", on_request),
-                      ("requestfailed", on_failed), ("response", on_response)):
+                      ("requestfailed", on_failed), ("requestfinished", on_done), ("response", on_response)):
         page.on(event, fn)
         rec.handlers.append((event, fn))
     return rec
@@ -91,7 +103,19 @@ def login(page, base_url: str, username: str, password: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
-def wait_map_idle(page, timeout_ms: int = 30000) -> None:
-    """Wait until the map's layers are registered and the network is quiet."""
+def wait_map_idle(page, timeout_ms: int = 30000, rec: PageLoad | None = None, quiet_ms: int = 500) -> None:
+    """Wait until the map's layers are registered and the network is quiet.
+
+    With ``rec`` (from ``watch``), quiet means no request in flight for ``quiet_ms``;
+    otherwise Playwright's "networkidle" load state.
+    """
     page.wait_for_function("window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
-    page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    if rec is None:
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+        return
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        if not rec.pending and time.monotonic() - rec.last_activity >= quiet_ms / 1000:
+            return
+        page.wait_for_timeout(50)
+    raise TimeoutError(f"requests still in flight after {timeout_ms} ms")

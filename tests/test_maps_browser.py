@@ -53,7 +53,7 @@ def _goto(page, base: str, path: str):
     rec = watch(page, base)
     resp = page.goto(base + path)
     if path.startswith("/map/") and resp.status == 200:
-        wait_map_idle(page)
+        wait_map_idle(page, rec=rec)
     else:
         page.wait_for_load_state("networkidle")
     return resp, rec
