@@ -82,6 +82,8 @@ def test_ownership_follows_the_versions_in_force_at_reported_at(dlogin, world, d
     lon, lat = world.pt_b(dx=-0.02)  # in B's jurisdiction today
     with dconn.transaction():
         dconn.execute("UPDATE jurisdiction SET valid_to = '2024-01-01' WHERE id = %s", [world.jur_b])
+        # A's versions may not overlap in time (migration 0050): its current one starts at the redraw
+        dconn.execute("UPDATE jurisdiction SET valid_from = '2024-01-01' WHERE id = %s", [world.jur_a])
         old = dconn.execute(
             "INSERT INTO jurisdiction (organisation_id, kind, version, geom, valid_from, valid_to, author, reason) "
             "SELECT %s, 'station', 0 + 7, ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326)), '2020-01-01', "
