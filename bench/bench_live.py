@@ -292,12 +292,18 @@ def producers(base: str, start_at: float, duration: float, out_path: str) -> Non
         now = datetime.now(UTC).isoformat()
         batch = [{"unit_id": units[(i * POSITION_BATCH + k) % len(units)], "lon": rnd.uniform(BOX[0], BOX[2]),
                   "lat": rnd.uniform(BOX[1], BOX[3]), "at": now} for k in range(POSITION_BATCH)]
-        try:
-            r = sess.post(base + "/api/v1/dispatch/positions", json={"positions": batch}, timeout=30)
-            ok = r.status_code == 200
-            why = None if ok else f"{r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            ok, why = False, repr(e)[:200]
+        ok, why = False, None
+        for _attempt in range(2):  # a retry is safe: a (unit, time) already stored is a duplicate
+            try:
+                r = sess.post(base + "/api/v1/dispatch/positions", json={"positions": batch}, timeout=30)
+                ok = r.status_code == 200
+                why = None if ok else f"{r.status_code} {r.text[:200]}"
+                break
+            except requests.ConnectionError as e:
+                why = repr(e)[:200]
+            except requests.RequestException as e:
+                why = repr(e)[:200]
+                break
         with lock:
             stats["positions" if ok else "position_errors"] += POSITION_BATCH
             if why:
