@@ -217,6 +217,34 @@ def _service_areas_endpoint() -> str | None:
     return next((e for e in SERVICE_AREAS_ENDPOINTS if e in rules), None)
 
 
+@bp.get("/map/data/<key>")
+def map_data(key: str):
+    """Features of a layer that a map page loads when it is first switched on (villages, units, ...).
+
+    Any role that may open a map page may read them; a chief's units and heat map are their station's.
+    """
+    from flask import jsonify
+
+    from layers.builders import LAZY_KEYS
+    from layers.pages import lazy_data
+
+    user = getattr(g, "user", None)
+    if user is None:
+        abort(401)
+    if not any(_allowed(user, p) for p in ("coverage", "grids", "plan", "dispatch")):
+        abort(403)
+    if key not in LAZY_KEYS:
+        abort(404)
+    station = request.args.get("station", type=int)
+    if user["role"] == "chief" and key in ("units", "heatmap"):
+        station = user.get("station_id")
+    with db_tx() as conn:
+        data = lazy_data(conn, settings(), g.lang, key, station_id=station)
+    resp = jsonify(data)
+    resp.mimetype = "application/geo+json" if key != "heatmap" else "application/json"
+    return resp
+
+
 @bp.get("/map/coverage")
 @page("coverage")
 def coverage():

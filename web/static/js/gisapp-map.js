@@ -77,15 +77,44 @@
     return '<div class="gp"><div class="gp-title">' + G.esc(title) + '</div><table class="gp-table">' + rows + '</table></div>';
   };
 
-  G.bindFeature = function (layer, feature, kind) {
+  G.bindFeature = function (layer, feature, kind, highlight) {
     var spec = G.specs[kind];
     var props = feature.properties || {};
+    if (highlight && layer.setStyle) {
+      layer.on('mouseover', function () { layer.setStyle(highlight); });
+      layer.on('mouseout', function () { layer.setStyle(props.style || {}); });
+    }
     if (!spec) { return; }
     var tip = props[spec.tooltip];
     if (tip !== undefined && tip !== null && tip !== '') {
       layer.bindTooltip(G.esc(tip), {sticky: !(layer instanceof L.Marker), direction: 'top', className: 'gp-tip'});
     }
     layer.bindPopup(function () { return G.popupHtml(props, kind); }, {maxWidth: 320});
+  };
+
+  // Fetch a hidden layer's features the first time it is shown (``GeoLayer(lazy_url=...)``).
+  G.lazy = function (layer, url) {
+    var state = 'idle';
+    function load() {
+      if (state !== 'idle') { return; }
+      state = 'loading';
+      fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/geo+json'}})
+        .then(function (r) { if (!r.ok) { throw new Error(url + ': ' + r.status); } return r.json(); })
+        .then(function (fc) { layer.addData(fc); state = 'loaded'; layer.fire('gisapp:loaded'); })
+        .catch(function (e) { state = 'idle'; if (window.console) { console.warn(e); } });
+    }
+    layer.on('add', load);
+  };
+  G.lazyHeat = function (layer, url) {
+    var loaded = false;
+    layer.on('add', function () {
+      if (loaded) { return; }
+      loaded = true;
+      fetch(url, {credentials: 'same-origin'}).then(function (r) { return r.json(); }).then(function (d) {
+        layer.setOptions({max: d.max});
+        layer.setLatLngs(d.points);
+      });
+    });
   };
 
   G.bindTiles = function (grid, kind) {
