@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from markupsafe import Markup, escape
 
 from . import mapdata
 from .app import client_label, db_tx, settings
@@ -44,6 +45,9 @@ NAV = (("coverage", "nav.coverage", "fa-route"), ("grids", "nav.grids", "fa-tabl
        ("plan", "nav.plan", "fa-draw-polygon"), ("dispatch", "nav.dispatch", "fa-tower-broadcast"))
 SERVICE_AREAS_ENDPOINTS = ("/api/v1/routing/service-areas", "/api/v1/routing/service_areas",
                            "/api/v1/routing/service-area")
+
+# Icons are Font Awesome symbols in one SVG sprite (no icon web font to download).
+ICON_SPRITE = "/static/vendor/fontawesome/icons.svg"
 
 _MAP_HOOKS: dict[str, list[Callable[..., None]]] = {}
 
@@ -81,10 +85,13 @@ def _template_globals() -> dict[str, Any]:
     def _(key: str, **params: Any) -> str:
         return t(key, lang, **params)
 
+    def icon(name: str, cls: str = "") -> Markup:
+        return Markup(f'<svg class="ic {escape(cls)}" aria-hidden="true"><use href="{ICON_SPRITE}#fa-{escape(name)}"></use></svg>')
+
     def tr(key: str, fallback: Any) -> str:
         return t(key, lang) if key in MESSAGES else str(fallback)
 
-    return {"_": _, "tr": tr, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
+    return {"_": _, "tr": tr, "icon": icon, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
             "user": getattr(g, "user", None), "other_lang": "zh" if lang == "en" else "en"}
 
 

@@ -31,7 +31,9 @@ LOCAL: dict[str, str | None] = {
     "leaflet_css": "vendor/leaflet/leaflet.css",
     "bootstrap_css": None,
     "glyphicons_css": None,  # Bootstrap 3 glyph font: the pages use Font Awesome instead
-    "awesome_markers_font_css": "vendor/fontawesome/css/all.min.css",
+    # Font Awesome's CSS and font: the pages draw icons from one SVG sprite instead
+    # (vendor/fontawesome/icons.svg); pages with other areas' panels link the CSS themselves.
+    "awesome_markers_font_css": None,
     "awesome_markers_css": "vendor/awesome-markers/leaflet.awesome-markers.css",
     "awesome_rotate_css": "vendor/folium/leaflet.awesome.rotate.min.css",
     # plugins

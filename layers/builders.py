@@ -36,7 +36,8 @@ def _bind(kind: str) -> JsCode:
     return JsCode(f"function (f, l) {{ gisapp.bindFeature(l, f, {kind!r}); }}")
 
 
-LAZY_KEYS = ("villages", "units", "service_points", "heatmap")
+LAZY_KEYS = ("villages", "units", "service_points", "heatmap", "station_jurisdictions", "traffic_jurisdictions",
+             "joint_zones")
 
 
 def _with_style(fc: dict, fn) -> dict:
@@ -134,7 +135,7 @@ def towns(fc: dict, lang: str, show: bool = True) -> MapLayer:
     return MapLayer("towns", LabelLayer(data, t("layer.towns", lang), show=show))
 
 
-def station_jurisdictions(fc: dict, lang: str, show: bool = True) -> MapLayer:
+def station_jurisdictions(fc: dict, lang: str, show: bool = True, lazy_url: str | None = None) -> MapLayer:
     """Station jurisdictions in force: one pastel fill per station, labelled in the tooltip."""
     order = {f["properties"]["organisation_id"]: i for i, f in enumerate(fc["features"])}
 
@@ -146,26 +147,26 @@ def station_jurisdictions(fc: dict, lang: str, show: bool = True) -> MapLayer:
     for f in data["features"]:
         f["properties"]["label"] = _name(f["properties"], lang, "org_name")
     layer = GeoLayer(data, "jurisdiction", t("layer.station_jurisdictions", lang), show=show,
-                     highlight={"weight": 3, "fillOpacity": 0.45})
+                     highlight={"weight": 3, "fillOpacity": 0.45}, lazy_url=lazy_url)
     entries = [LegendEntry(f["properties"]["label"], f["properties"]["style"]["fillColor"])
                for f in data["features"][:16]]
     return MapLayer("station_jurisdictions", layer, LegendSection(t("layer.station_jurisdictions", lang), entries))
 
 
-def traffic_jurisdictions(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def traffic_jurisdictions(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """Traffic-squadron jurisdictions in force: dashed teal outlines."""
     data = _with_style(fc, lambda p: {"color": S.TRAFFIC_LINE, "weight": 2.2, "dashArray": "6 4", "fill": True,
                                       "fillOpacity": 0.02})
     for f in data["features"]:
         f["properties"]["label"] = _name(f["properties"], lang, "org_name")
     layer = GeoLayer(data, "jurisdiction", t("layer.traffic_jurisdictions", lang), show=show,
-                     highlight={"weight": 3.5})
+                     highlight={"weight": 3.5}, lazy_url=lazy_url)
     legend = LegendSection(t("layer.traffic_jurisdictions", lang),
                            [LegendEntry(t("org.squadron", lang), S.TRAFFIC_LINE, "outline", extra={"dashed": True})])
     return MapLayer("traffic_jurisdictions", layer, legend)
 
 
-def joint_zones(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def joint_zones(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """Joint war zones: a strong outline per zone, its centre and members in the popup."""
     idx = {f["properties"]["id"]: i for i, f in enumerate(fc["features"])}
 
@@ -180,7 +181,7 @@ def joint_zones(fc: dict, lang: str, show: bool = False) -> MapLayer:
         p["centre"] = _name(p, lang, "centre_name")
         p["member_list"] = "、".join(p.get("members_en" if lang == "en" else "members") or [])
     layer = GeoLayer(data, "joint_zone", t("layer.joint_zones", lang), show=show,
-                     highlight={"weight": 5, "fillOpacity": 0.15})
+                     highlight={"weight": 5, "fillOpacity": 0.15}, lazy_url=lazy_url)
     entries = [LegendEntry(f["properties"]["label"], f["properties"]["style"]["color"], "outline")
                for f in data["features"]]
     return MapLayer("joint_zones", layer, LegendSection(t("layer.joint_zones", lang), entries))

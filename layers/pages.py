@@ -88,6 +88,13 @@ def lazy_data(conn: psycopg.Connection, settings: Settings, lang: str, key: str,
         return B.units(mapdata.units(conn, organisation_id=station_id), lang).element.data
     if key == "service_points":
         return B.service_points(mapdata.service_points(conn), lang).element.data
+    if key in ("station_jurisdictions", "traffic_jurisdictions"):
+        kind = key.split("_")[0]
+        versions = mapdata.data_versions(conn)
+        build = B.station_jurisdictions if kind == "station" else B.traffic_jurisdictions
+        return build(_jurisdictions(conn, settings, versions, kind), lang).element.data
+    if key == "joint_zones":
+        return B.joint_zones(_joint_zones(conn, settings, mapdata.data_versions(conn)), lang).element.data
     if key == "heatmap":
         since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
         points = mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid,
@@ -154,8 +161,9 @@ def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads:
     c = _composer(conn, settings, lang, {"endpoints": {"serviceAreas": service_areas_endpoint or ""},
                                          "serviceAreaBudgets": budgets})
     _base(c, conn, settings, lang)
-    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False))
-    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False))
+    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False,
+                                  lazy_url=lazy_url("station_jurisdictions")))
+    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False, lazy_url=lazy_url("joint_zones")))
     summary = mapdata.coverage_summary(conn, settings)
     if roads == "geojson":
         c.add(B.coverage_geojson(mapdata.coverage_roads_gdf(conn), lang, show=True))
@@ -258,9 +266,11 @@ def dispatch_map(conn: psycopg.Connection, settings: Settings, lang: str) -> Pag
     c = _composer(conn, settings, lang)
     _base(c, conn, settings, lang)
     c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
-    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False))
-    c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False))
-    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False))
+    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False,
+                                  lazy_url=lazy_url("station_jurisdictions")))
+    c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False,
+                                  lazy_url=lazy_url("traffic_jurisdictions")))
+    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False, lazy_url=lazy_url("joint_zones")))
     c.add(B.towns(mapdata.towns(conn), lang))
     c.add(B.stations(mapdata.organisations(conn), lang))
     open_inc = mapdata.incidents(conn, statuses=("open", "dispatched"), limit=settings.map_incident_limit)
