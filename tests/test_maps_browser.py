@@ -141,6 +141,16 @@ def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
         assert title and title in row_text
         assert any("/tiles/coverage/" in u for u in rec.requests)
         assert rec.console_errors == [] and rec.foreign == []
+        # a station's response radius, on demand from the routing service
+        page.click("[data-testid=sa-show]")
+        page.wait_for_function("gisapp.layers.service_areas.getLayers().length > 0", timeout=30000)
+        budgets = page.evaluate("gisapp.layers.service_areas.getLayers().map(l => l.feature.properties.budget_min)")
+        assert sorted(budgets) == [5, 10, 15, 20, 30]
+        assert page.inner_text("[data-testid=sa-status]").strip() == ""
+        # the served Chinese web font (for workstations without a CJK font) loads from this server
+        faces = page.evaluate("document.fonts.load('16px \"Noto Sans SC\"', '警务态势').then(fs => fs.map(f => f.status))")
+        assert faces and set(faces) == {"loaded"}
+        assert any("/static/vendor/fonts/noto-sans-sc/files/" in u for u in rec.requests)
         # the browser's GCJ-02 transform equals the Python one, and inverts exactly
         pts = [(117.73, 36.88), (117.31, 36.69), (117.96, 37.15), (116.4, 39.9), (2.35, 48.85)]
         got = page.evaluate("(pts) => pts.map(p => gisapp.gcj02.fromWgs84(p[0], p[1]))", pts)
