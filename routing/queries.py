@@ -56,8 +56,8 @@ def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Seque
                              "WHERE z.id = %(jz)s)"))
     order = sql.SQL("u.id")
     if near is not None:
-        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), u.id "
-                        "LIMIT %(limit)s")
+        # distance alone, so the GiST index answers it (ties are broken by unit id by the caller)
+        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) LIMIT %(limit)s")
     q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
                 "FROM unit u "
                 "WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(where), order)
