@@ -10,7 +10,9 @@ BENCH_STAMP := .venv/.bench-installed
 HOST      ?= 127.0.0.1
 PORT      ?= $(or $(GISAPP_PORT),5000)
 WORKERS   ?= $(or $(GISAPP_WORKERS),2)
-THREADS   ?= $(or $(GISAPP_THREADS),64)
+# gthread: an open live stream (/api/v1/stream) holds one worker thread, so 2 x 256 threads hold
+# hundreds of dispatcher screens at once (README: Live dispatch).
+THREADS   ?= $(or $(GISAPP_THREADS),256)
 PYTEST_ARGS ?=
 
 # An external database through GISAPP_DATABASE_URL; otherwise the private cluster.

@@ -13,7 +13,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -473,9 +473,3 @@ def content_hash(conn: psycopg.Connection) -> str:
             for row in cur:
                 h.update(repr(row).encode())
     return h.hexdigest()
-
-
-def history_start(summary_end: str, days: int) -> datetime:
-    """The start of a generated history that ends at ``summary_end`` (ISO)."""
-    end = datetime.fromisoformat(summary_end)
-    return (end if end.tzinfo else end.replace(tzinfo=UTC)) - timedelta(days=days)

@@ -120,7 +120,7 @@ def read_layer(conn: psycopg.Connection, layer_name: str, *, history: bool = Fal
     cols.append(sql.SQL("ST_AsBinary(t.{}) AS __wkb").format(sql.Identifier(layer.geom_col)))
     q = sql.SQL("SELECT {} FROM {} t").format(sql.SQL(", ").join(cols), sql.Identifier(layer.table))
     if layer.versioned and not history:
-        q += sql.SQL(" WHERE t.valid_to IS NULL")
+        q += sql.SQL(" WHERE t.valid_from <= now() AND (t.valid_to IS NULL OR t.valid_to > now())")
     q += sql.SQL(" ORDER BY t.id")
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         rows = cur.execute(q).fetchall()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from psycopg import sql
 from flask import Blueprint, Response, jsonify, request, session
+from psycopg import sql
 
 from . import features
 from .app import client_label, current_user, db_tx, json_body, require_role, require_user, settings

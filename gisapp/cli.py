@@ -181,6 +181,13 @@ for _cmd in (import_cmd, export_cmd):
 from .routing_cli import import_osm_command, routing_group  # noqa: E402
 
 main.add_command(import_osm_command); main.add_command(routing_group)  # noqa: E702
+from .planning_cli import plan_group  # noqa: E402  (issue 7: `gisapp plan ...`)
+
+main.add_command(plan_group)
+
+from .simulate import simulate_live  # noqa: E402  (issue 5: live dispatch)
+
+main.add_command(simulate_live)
 
 
 if __name__ == "__main__":  # pragma: no cover

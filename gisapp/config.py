@@ -92,16 +92,31 @@ class Settings:
     # window of the gap ranking, and the OSM highway -> road class mapping of `gisapp import-osm`.
     main_road_classes: tuple[str, ...] = ("expressway", "national", "provincial", "county", "ramp", "urban")
     service_area_buffer_m: float = 150.0
-    service_area_simplify_m: float = 20.0
+    service_area_simplify_m: float = 75.0
     service_area_max_budgets: int = 6
     service_area_max_budget_min: float = 120.0
     nearest_units_max_k: int = 50
+    nearest_units_candidates: int = 100  # units read first (nearest in a straight line); 0: all
     gap_incident_window_days: int = 365
     osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.
     duplicate_radius_m: float = 200.0
     duplicate_window_s: int = 600
     future_tolerance_s: int = 120
+    # Live dispatch (issue 5): rules file, recommendations, position ingest, the SSE stream.
+    dispatch_rules_path: str = ""  # empty: gisapp/dispatch_rules.toml
+    recommend_k: int = 5
+    straight_line_speed_kmh: float = 40.0  # ETA estimate when there is no road network
+    position_batch_max: int = 1000
+    position_stale_s: int = 300
+    stream_heartbeat_s: float = 15.0
+    stream_queue_max_events: int = 20000
+    stream_backlog_max_events: int = 50000
+    live_event_retention_h: float = 72.0
+    sla_sweep_interval_s: float = 5.0
+    # Python's thread switch interval in server processes (ms; 0 leaves Python's 5 ms): a
+    # shorter one lets the threads of many open streams take their turn sooner.
+    thread_switch_interval_ms: float = 1.0
     # Maps: "none" (the project's own layers are the base map) or a tile URL template.
     basemap_url: str = ""
     basemap_attribution: str = ""
@@ -126,6 +141,26 @@ class Settings:
     tile_road_min_zoom: dict[str, int] = field(default_factory=_default_tile_road_min_zoom)
     tile_cache_max_age_s: int = 7 * 24 * 3600
     tile_memory_cache_entries: int = 4000
+    # Planning (issue 7). Validation: gaps, overlaps and parts outside the county smaller than
+    # plan_tolerance_m2 are numeric noise; a part, gap or overlap below plan_sliver_area_m2 is a
+    # sliver; a grid is cut when a second area holds more than plan_grid_cut_min_m2 of it.
+    plan_tolerance_m2: float = 1.0
+    plan_sliver_area_m2: float = 10_000.0
+    plan_grid_cut_min_m2: float = 100.0
+    # A publish may take effect at most this long before now (history is not rewritten).
+    plan_backdate_tolerance_s: int = 300
+    # Comparison: the workload window and how many changed incidents are listed (main and
+    # rural roads are told apart by main_road_classes, as in routing's coverage).
+    plan_workload_days: int = 365
+    plan_changed_incidents_max: int = 5000
+    # Balanced proposal: objective = mean travel time / its value for the published layout
+    # + plan_balance_weight * coefficient of variation of the workload; at most this many moves.
+    plan_balance_weight: float = 1.0
+    plan_balance_max_moves: int = 3000
+    # Joint-zone patrol posts (MCLP): coverage target, time-of-day periods (hours), candidates.
+    plan_patrol_target_min: float = 10.0
+    plan_patrol_periods_h: str = "0-6,6-12,12-18,18-24"
+    plan_patrol_candidates_max: int = 300
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -144,7 +144,7 @@ def parse_time(raw: Any, name: str) -> datetime:
     except ValueError:
         raise ValidationError(f"not an ISO 8601 date-time: {raw!r:.40}", name) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt
 
 
@@ -201,8 +201,10 @@ def list_features(
         where.append(sql.SQL("t.{} = %s").format(sql.Identifier(name)))
         params.append(value)
     if layer.versioned and not history:
+        # In force at ``at`` (default now): a published plan may schedule a version that
+        # starts in the future, so "current" is not simply ``valid_to IS NULL``.
         if at is None:
-            where.append(sql.SQL("t.valid_to IS NULL"))
+            where.append(sql.SQL("t.valid_from <= now() AND (t.valid_to IS NULL OR t.valid_to > now())"))
         else:
             where.append(sql.SQL("t.valid_from <= %s AND (t.valid_to IS NULL OR t.valid_to > %s)"))
             params.extend([at, at])
@@ -464,7 +466,9 @@ def update_feature(conn: psycopg.Connection, layer: Layer, fid: int, body: Any, 
         _road_edge_extras(conn, values, geom)
     if layer.versioned:
         if existing["valid_to"] is not None:
-            raise Conflict(f"version {existing['version']} is no longer in force; update the current one", "id")
+            raise Conflict(f"version {existing['version']} is no longer in force (or a later version is "
+                           f"scheduled); update the current one or plan the change", "id")
+        _refuse_scheduled(conn, existing)
         if "reason" not in values:
             raise ValidationError("is required: say why this version is made", "reason")
         for k in layer.version_key:
@@ -532,13 +536,22 @@ def update_feature(conn: psycopg.Connection, layer: Layer, fid: int, body: Any, 
     return get_feature(conn, layer, fid)
 
 
+def _refuse_scheduled(conn: psycopg.Connection, existing: dict) -> None:
+    """Refuse to change a version that a published plan scheduled for the future."""
+    now = conn.execute("SELECT now() AS t").fetchone()["t"]
+    if existing["valid_from"] > now:
+        raise Conflict(f"this version takes effect at {existing['valid_from'].isoformat()}; "
+                       "change it through the planning API (/api/v1/plans)", "id")
+
+
 def delete_feature(conn: psycopg.Connection, layer: Layer, fid: int, user: dict, reason: str | None) -> dict:
     """Delete one feature; a versioned layer's version is retired (valid_to set) instead."""
     existing = _lock_row(conn, layer, fid)
     _check_chief(layer, user, {}, existing)
     if layer.versioned:
         if existing["valid_to"] is not None:
-            raise Conflict("this version is already retired", "id")
+            raise Conflict("this version is already retired (or a later version is scheduled)", "id")
+        _refuse_scheduled(conn, existing)
         if not reason:
             raise ValidationError("is required to retire a version (?reason=...)", "reason")
         conn.execute(

@@ -52,8 +52,10 @@ def layer_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Return feature counts of the main layers (for the index page)."""
     row = conn.execute(
         """SELECT (SELECT count(*) FROM organisation WHERE kind = 'station') AS stations,
-                  (SELECT count(*) FROM jurisdiction WHERE valid_to IS NULL) AS jurisdictions,
-                  (SELECT count(*) FROM joint_zone WHERE valid_to IS NULL) AS joint_zones,
+                  (SELECT count(*) FROM jurisdiction WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now()))
+                      AS jurisdictions,
+                  (SELECT count(*) FROM joint_zone WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now()))
+                      AS joint_zones,
                   (SELECT count(*) FROM grid) AS grids,
                   (SELECT count(*) FROM road_edge) AS road_edges,
                   (SELECT coalesce(round(sum(length_m)::numeric / 1000, 0), 0)::int FROM road_edge) AS road_km,
@@ -100,7 +102,7 @@ def jurisdictions(conn: psycopg.Connection, kind: str, simplify_m: float, metric
                   ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(j.geom, %(srid)s), %(tol)s),
                                4326), 6)::json AS geometry
              FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
-            WHERE j.valid_to IS NULL AND j.kind = %(kind)s
+            WHERE j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = %(kind)s
               AND (%(org)s::bigint IS NULL OR j.organisation_id = %(org)s)
             ORDER BY o.code""",
         {"srid": metric_srid, "tol": simplify_m, "kind": kind, "org": organisation_id}).fetchall()
@@ -120,7 +122,7 @@ def joint_zones(conn: psycopg.Connection, simplify_m: float, metric_srid: int) -
                   ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, %(srid)s), %(tol)s),
                                4326), 6)::json AS geometry
              FROM joint_zone z JOIN organisation c ON c.id = z.centre_org_id
-            WHERE z.valid_to IS NULL AND z.geom IS NOT NULL
+            WHERE z.valid_from <= now() AND (z.valid_to IS NULL OR z.valid_to > now()) AND z.geom IS NOT NULL
             ORDER BY z.code""",
         {"srid": metric_srid, "tol": simplify_m}).fetchall()
     return _fc(_iso(rows, "valid_from"))

@@ -9,7 +9,7 @@ from .catalog import LAYERS
 
 
 def layer_stats(conn: psycopg.Connection) -> dict:
-    """Return {"counts": {layer: n}, "road_km_by_class": {class: km}, "directed_edges": n}."""
+    """Return layer counts, road km by class, directed edges, incidents by channel, synthetic flags."""
     counts = {}
     for lyr in LAYERS.values():
         q = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(lyr.table))
@@ -22,5 +22,9 @@ def layer_stats(conn: psycopg.Connection) -> dict:
         "SELECT road_class, sum(length_m) / 1000.0 AS km FROM road_edge GROUP BY road_class ORDER BY road_class")}
     directed = conn.execute(
         "SELECT coalesce(sum(CASE WHEN oneway THEN 1 ELSE 2 END), 0) AS n FROM road_edge").fetchone()["n"]
+    by_channel = {r["channel"]: r["n"] for r in conn.execute(
+        "SELECT channel, count(*) AS n FROM incident GROUP BY channel ORDER BY channel")}
+    synthetic = {r["layer"]: r["synthetic"] for r in conn.execute(
+        "SELECT layer, synthetic FROM dataset_meta ORDER BY layer")}
     return {"counts": counts, "road_km_by_class": km, "road_km_total": round(sum(km.values()), 3),
-            "directed_edges": directed}
+            "directed_edges": directed, "incidents_by_channel": by_channel, "synthetic_layers": synthetic}

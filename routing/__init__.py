@@ -60,18 +60,30 @@ def get_router(conn: psycopg.Connection, settings: Any, version: int | None = No
 def nearest_units(conn: psycopg.Connection, settings: Any, lon: float, lat: float, *, k: int = 5,
                   capability: str | Sequence[str] | None = None, organisation_ids: Iterable[int] | None = None,
                   joint_zone_id: int | None = None, statuses: Sequence[str] = ("available",)) -> dict:
-    """:meth:`Router.nearest_units` on the current network in one database round trip.
+    """:meth:`Router.nearest_units` on the current network, usually in one database round trip.
 
-    Same answer as ``get_router(conn, settings).nearest_units(conn, lon, lat, ...)``; the version
-    stamp comes with the units, which saves a query on the dispatch screen's hot path.
+    Same answer as ``get_router(conn, settings).nearest_units(conn, lon, lat, ...)``. The version
+    stamp comes with the units, and only the ``nearest_units_candidates`` units nearest in a
+    straight line are read first: when even the nearest unit left out could not arrive before
+    the k-th found (straight distance / the network's top speed), the answer is proven exact;
+    otherwise every qualifying unit is read and the search repeated.
     """
     caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
     orgs = list(organisation_ids) if organisation_ids is not None else None
-    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id, with_version=True)
+    n = int(getattr(settings, "nearest_units_candidates", 0) or 0)
+    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id, with_version=True,
+                         near=(lon, lat) if n else None, limit=n or None)
     router = get_router(conn, settings, version=int(rows[0][0]) if rows else None)
     units = [r[1:] for r in rows if r[1] is not None]
-    return router.nearest_from_rows(units, lon, lat, k=k, reason_if_none=lambda: no_unit_reason(
-        conn, statuses, caps, orgs, joint_zone_id))
+
+    def reason():
+        return no_unit_reason(conn, statuses, caps, orgs, joint_zone_id)
+
+    ans = router.nearest_from_rows(units, lon, lat, k=k, reason_if_none=reason)
+    if not n or len(units) < n or router.proves_nearest(ans, units, lon, lat, k):
+        return ans
+    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
+    return router.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=reason)
 
 
 def clear_cache() -> None:

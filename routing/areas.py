@@ -16,8 +16,9 @@ def service_areas(router: Router, sources: Snaps, budgets_s: list[float], *, buf
                   simplify_m: float, segments: bool = True) -> dict:
     """Service areas of the source points for each budget (seconds).
 
-    Returns a GeoJSON-ready dict: ``areas`` (one polygon per budget: the reached roads buffered
-    by ``buffer_m`` in the metric CRS, simplified by ``simplify_m``, with the reached km) and,
+    Returns a GeoJSON-ready dict: ``areas`` (one polygon per budget: the cells of a ``buffer_m``
+    lattice that the reached roads cross, merged and simplified by ``simplify_m``, with the
+    reached km) and,
     when ``segments``, the road segments reached within the largest budget, each with the time
     it is first entered (``time_from_s``), the time it is wholly reached (``time_full_s``, None
     when not within the budget) and the smallest budget that reaches it whole.
@@ -41,11 +42,8 @@ def service_areas(router: Router, sources: Snaps, budgets_s: list[float], *, buf
                 metres += (x1 - x0) * g.edge_length_m[e]
                 lines.append(g.geom_metric[e] if (x0 == 0.0 and x1 == 1.0)
                              else substring(g.geom_metric[e], x0, x1, normalized=True))
-        pts = [shapely.points(sources.xy[i]) for i in range(len(sources)) if np.isfinite(sources.offroad_s[i])]
-        geom = shapely.union_all(shapely.buffer(np.array(lines + pts, dtype=object), buffer_m, quad_segs=2)) \
-            if (lines or pts) else shapely.Polygon()
-        if simplify_m > 0:
-            geom = shapely.simplify(geom, simplify_m, preserve_topology=True)
+        pts = sources.xy[np.isfinite(sources.offroad_s)]
+        geom = network_polygon(np.array(lines, dtype=object), pts, buffer_m, simplify_m)
         areas.append({"budget_s": b, "reached_km": round(metres / 1000, 3), "geometry": _to_lonlat(router, geom)})
     segs = []
     if segments:
@@ -61,6 +59,29 @@ def service_areas(router: Router, sources: Snaps, budgets_s: list[float], *, buf
                          "time_full_s": t_full if t_full <= top else None, "whole_within_budget_s": whole,
                          "reached_fraction": round(sum(x1 - x0 for x0, x1 in ivs), 6), "geometry": geom})
     return {"areas": areas, "segments": segs}
+
+
+def network_polygon(lines: np.ndarray, points: np.ndarray, cell_m: float, simplify_m: float):
+    """The area around reached roads: the cells of a ``cell_m`` lattice (metric CRS) that the lines
+    and points fall in, merged (the cells form a coverage, so the union is fast and exact), then
+    simplified. Follows the network at the cell's resolution, unlike a circle or a convex hull."""
+    coords = [shapely.get_coordinates(shapely.segmentize(lines, cell_m / 2))] if len(lines) else []
+    coords.append(np.asarray(points, dtype=np.float64).reshape(-1, 2))
+    xy = np.concatenate(coords)
+    if len(xy) == 0:
+        return shapely.Polygon()
+    ij = np.floor(xy / cell_m).astype(np.int64)
+    lo = ij.min(axis=0)
+    ij -= lo
+    width = int(ij[:, 1].max()) + 1
+    key = np.unique(ij[:, 0] * width + ij[:, 1])
+    i, j = (key // width + lo[0]).astype(np.float64), (key % width + lo[1]).astype(np.float64)
+    boxes = shapely.box(i * cell_m, j * cell_m, (i + 1) * cell_m, (j + 1) * cell_m)
+    geom = shapely.coverage_union_all(boxes)
+    if simplify_m > 0:
+        simple = shapely.simplify(geom, simplify_m, preserve_topology=False)
+        geom = simple if simple.is_valid and not simple.is_empty else shapely.make_valid(simple)
+    return geom
 
 
 def _to_lonlat(router: Router, geom):

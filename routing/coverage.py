@@ -182,7 +182,7 @@ def _areas(conn: psycopg.Connection, kind: str) -> list[tuple]:
     if kind in ("station", "traffic"):
         q = """SELECT j.id, coalesce(j.name, o.name), j.organisation_id, ST_AsBinary(j.geom)
                FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
-               WHERE j.valid_to IS NULL AND j.kind = %s ORDER BY j.id"""
+               WHERE j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = %s ORDER BY j.id"""
         params: list = [kind]
     elif kind == "grid":
         q = "SELECT id, name, organisation_id, ST_AsBinary(geom) FROM grid ORDER BY id"
@@ -191,8 +191,8 @@ def _areas(conn: psycopg.Connection, kind: str) -> list[tuple]:
         q = """SELECT z.id, z.name, z.centre_org_id, ST_AsBinary(coalesce(z.geom, (
                    SELECT ST_Multi(ST_Union(j.geom)) FROM jurisdiction j
                    JOIN joint_zone_member m ON m.organisation_id = j.organisation_id
-                   WHERE m.joint_zone_id = z.id AND j.valid_to IS NULL AND j.kind = 'station')))
-               FROM joint_zone z WHERE z.valid_to IS NULL ORDER BY z.id"""
+                   WHERE m.joint_zone_id = z.id AND j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = 'station')))
+               FROM joint_zone z WHERE z.valid_from <= now() AND (z.valid_to IS NULL OR z.valid_to > now()) ORDER BY z.id"""
         params = []
     else:
         raise ValueError(f"area kind must be one of {', '.join(AREA_KINDS)}")

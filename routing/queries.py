@@ -36,12 +36,14 @@ def road_edges(conn: psycopg.Connection) -> list[tuple]:
 
 def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Sequence[str] | None,
           organisation_ids: Sequence[int] | None, joint_zone_id: int | None,
-          with_version: bool = False) -> list[tuple]:
+          with_version: bool = False, near: tuple[float, float] | None = None,
+          limit: int | None = None) -> list[tuple]:
     """Return (id, organisation_id, lon, lat, code, name) of units with a position matching the filters.
 
     Only the filters given are put into the statement (a generic plan with ``%s IS NULL OR``
     branches is several times slower), and rows come in binary: this runs on every query.
-    ``with_version`` prefixes every row with ``road_network_version.version``.
+    ``with_version`` prefixes every row with ``road_network_version.version``; ``near`` (lon, lat)
+    with ``limit`` returns only the ``limit`` units nearest to that point (planar degrees), nearest first.
     """
     where = [sql.SQL("u.last_position IS NOT NULL"), sql.SQL("u.status = ANY(%(statuses)s::text[])")]
     if capabilities:
@@ -52,11 +54,16 @@ def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Seque
         where.append(sql.SQL("u.organisation_id IN (SELECT m.organisation_id FROM joint_zone_member m "
                              "WHERE m.joint_zone_id = %(jz)s UNION SELECT z.centre_org_id FROM joint_zone z "
                              "WHERE z.id = %(jz)s)"))
+    order = sql.SQL("u.id")
+    if near is not None:
+        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), u.id "
+                        "LIMIT %(limit)s")
     q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
                 "FROM unit u "
-                "WHERE {} ORDER BY u.id").format(sql.SQL(" AND ").join(where))
+                "WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(where), order)
     params = {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
-              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id}
+              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id,
+              "lon": near[0] if near else None, "lat": near[1] if near else None, "limit": limit}
     if with_version:
         # One round trip for the network version stamp and the units (a row of NULLs when none match).
         q = sql.SQL("SELECT v.version, u.* FROM (SELECT version FROM road_network_version) v "
@@ -131,7 +138,7 @@ def station_jurisdictions(conn: psycopg.Connection) -> list[tuple]:
     return _tuples(conn, """
         SELECT j.id, o.id, o.code, o.name, ST_X(o.hq), ST_Y(o.hq), ST_AsBinary(j.geom)
         FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
-        WHERE j.valid_to IS NULL AND j.kind = 'station'
+        WHERE j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = 'station'
         ORDER BY o.code""")
 
 

@@ -53,14 +53,17 @@ class SourceEdges:
         yield from self.multi.items()
 
     def __contains__(self, e: int) -> bool:
-        return e in self.multi or bool(np.any(self.edge == e))
+        return self.get(e) is not None
 
     def get(self, e: int, default=None):
         if e in self.multi:
             return self.multi[e]
-        j = np.flatnonzero(self.edge == e)
-        if len(j):
-            return [(float(self.fraction[j[0]]), float(self.offset[j[0]]), int(self.index[j[0]]))]
+        where = self.__dict__.get("_where")
+        if where is None:
+            where = self._where = {int(x): j for j, x in enumerate(self.edge.tolist())}
+        j = where.get(e)
+        if j is not None:
+            return [(float(self.fraction[j]), float(self.offset[j]), int(self.index[j]))]
         return default
 
 

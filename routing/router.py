@@ -246,6 +246,38 @@ class Router:
                                 "(one-way streets or a disconnected network)")
         return answer
 
+    def top_speed_mps(self) -> float:
+        """The fastest any route can go, in metres of straight metric distance per second (an upper
+        bound: the highest speed of any edge along its geometry, or the off-road speed)."""
+        v = self.__dict__.get("_top_speed")
+        if v is None:
+            g = self.graph
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sp = np.where(g.metric_length > 0, g.metric_length / g.edge_cost_s, 0.0)
+            v = float(max(np.nanmax(sp) if len(sp) else 0.0, self.snapper.offroad_mps))
+            self._top_speed = v
+        return v
+
+    def proves_nearest(self, answer: dict, rows: list[tuple], lon: float, lat: float, k: int) -> bool:
+        """True when ``answer`` (computed from the ``rows`` nearest to (lon, lat) in planar degrees)
+        is also the answer over every unit: any unit left out is further in a straight line than
+        the last one read, so it cannot arrive before the k-th unit found, and the straight-line
+        ranks of the units found count every unit closer than they are."""
+        units = answer["units"]
+        if len(units) < k or not rows:
+            return False
+        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
+        deg = float(np.max(np.hypot(pos[:, 0] - lon, pos[:, 1] - lat)))
+        top_lat = float(np.max(np.abs(pos[:, 1]))) if len(pos) else abs(lat)
+        if deg > 0.5 or top_lat > 80:
+            return False
+        # Metres per degree, conservatively (longitude shrinks with latitude; 5% margin for the CRS).
+        m_per_deg = 0.95 * 111_320.0 * np.cos(np.radians(max(top_lat, abs(lat)) + 0.5))
+        bound_m = deg * m_per_deg  # every unit not read is at least this far in a straight line
+        if any(u["straight_line_m"] >= bound_m for u in units):
+            return False
+        return bound_m / self.top_speed_mps() >= units[-1]["eta_s"]
+
     def travel_time(self, conn: psycopg.Connection | None, from_lonlat: Sequence[float],
                     to_lonlat: Sequence[float]) -> dict:
         """Road travel time from one point to another: ``{"eta_s", "distance_m", "route", ...}``.

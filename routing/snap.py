@@ -63,7 +63,13 @@ class Snapper:
         dist = np.full(n, np.inf)
         if n and g.n_edges:
             pts = shapely.points(xy)
-            (pi, ei), d = self.tree.query_nearest(pts, return_distance=True, all_matches=True)
+            # Bounded first (fast), then unbounded for the points with no road that close.
+            (pi, ei), d = self.tree.query_nearest(pts, max_distance=max(self.max_distance_m, 1.0),
+                                                  return_distance=True, all_matches=True)
+            far = np.setdiff1d(np.arange(n), pi)
+            if len(far):
+                (pf, ef), df = self.tree.query_nearest(pts[far], return_distance=True, all_matches=True)
+                pi, ei, d = np.concatenate([pi, far[pf]]), np.concatenate([ei, ef]), np.concatenate([d, df])
             # Ties (a point equally near several edges, e.g. at a node): take the lowest edge index.
             order = np.lexsort((ei, pi))
             pi, ei, d = pi[order], ei[order], d[order]

@@ -76,6 +76,8 @@ def watch(page, base_url: str) -> PageLoad:
             rec.failed.append(f"{req.url} {req.failure}")
 
     def on_response(resp):
+        if resp.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # a live stream's body never ends: there is nothing to count
         try:
             length = resp.headers.get("content-length")
             rec.bytes += int(length) if length is not None else len(resp.body())

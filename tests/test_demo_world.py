@@ -288,3 +288,21 @@ def test_every_generated_layer_is_labelled_synthetic(demo_conn):
         assert meta[layer]["params"]["seed"] == PARAMS["seed"]
         assert meta[layer]["params"]["parameters"]["villages"]["count"] == 858
     assert meta["county"]["synthetic"] is False and meta["towns"]["synthetic"] is False
+
+
+def test_stats_report_the_demo(demo_database_url, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from gisapp.cli import main
+
+    monkeypatch.setenv("GISAPP_DATABASE_URL", demo_database_url)
+    r = CliRunner().invoke(main, ["stats", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["counts"]["villages"] == 858
+    assert 25_000 <= out["directed_edges"] <= 60_000
+    assert set(out["road_km_by_class"]) >= {"expressway", "national", "provincial", "county", "township", "village"}
+    assert out["incidents_by_channel"]["110"] > out["incidents_by_channel"]["122"] > 0
+    assert out["synthetic_layers"]["road_edges"] is True and out["synthetic_layers"]["county"] is False

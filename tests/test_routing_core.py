@@ -288,3 +288,13 @@ def test_single_source_closed_form_matches_the_piecewise_envelope():
         if c > 0:
             assert got_max == pytest.approx(want_max, rel=1e-12, abs=1e-9)
             assert got_within == pytest.approx(want_within, abs=1e-9)
+
+
+def test_candidate_prefetch_gives_the_same_answer(router, hconn, units):
+    """Reading only the nearest units first (then all when not proven) never changes the answer."""
+    for n in (1, 2, 3):
+        few = Settings.from_env({"nearest_units_candidates": n})
+        for name in ("A", "B", "C", "D", "E"):
+            for k in (1, 2, 4):
+                assert routing.nearest_units(hconn, few, *lonlat(name), k=k) == \
+                    router.nearest_units(hconn, *lonlat(name), k=k)

@@ -142,3 +142,16 @@ def test_demo_api(demo_http, demo_conn):
     assert areas[0]["properties"]["reached_km"] > areas[1]["properties"]["reached_km"] > 0
     r = demo_http.get("/api/v1/routing/response-radius")
     assert r.status_code == 200 and len(r.json()["items"]) >= 16
+
+
+def test_demo_candidate_prefetch_is_exact(dconn):
+    router = routing.get_router(dconn, SETTINGS)
+    few = Settings.from_env({"nearest_units_candidates": 15})
+    rng = np.random.default_rng(9)
+    g = router.graph
+    statuses = ("available", "assigned", "en_route", "on_scene", "off_duty")
+    for e in rng.choice(g.n_edges, 25):
+        lon, lat = g.geom_lonlat[e].interpolate(0.3, normalized=True).coords[0]
+        for k in (1, 5):
+            assert routing.nearest_units(dconn, few, lon, lat, k=k, statuses=statuses) == \
+                router.nearest_units(dconn, lon, lat, k=k, statuses=statuses)

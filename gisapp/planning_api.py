@@ -1,0 +1,385 @@
+"""Serve planning under /api/v1/plans: drafts, edits, validation, comparison, proposals, publish.
+
+Routes only parse the request and call :mod:`gisapp.planning` (and its comparison and
+proposal modules) inside one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from . import planning
+from .app import db_tx, json_body, require_role, settings
+from .errors import ValidationError
+from .features import parse_id, parse_time
+from .openapi import document
+
+bp = Blueprint("planning_api", __name__, url_prefix="/api/v1/plans")
+
+_WRITERS = ("planner",)
+_READERS = ("planner", "viewer", "chief", "dispatcher")
+_TAG = "planning"
+
+
+def _body() -> dict:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationError("must be a JSON object", "body")
+    return body
+
+
+def _opt_time(raw: Any, name: str):
+    return None if raw is None else parse_time(raw, name)
+
+
+def _geojson(obj, status: int = 200) -> Response:
+    resp = jsonify(obj)
+    resp.status_code = status
+    resp.mimetype = "application/geo+json"
+    return resp
+
+
+def _plan_out(conn, pid: int, status: int = 200) -> Response:
+    resp = jsonify(planning.get_plan(conn, pid, settings().metric_srid))
+    resp.status_code = status
+    return resp
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_obj = {"type": "object"}
+_geom = {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, WGS84 [lon, lat]"}
+
+
+def _q(name: str, schema: dict, desc: str = "", required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": desc}
+
+
+@bp.get("")
+def list_plans():
+    require_role(*_READERS)
+    with db_tx() as conn:
+        planning.apply_due(conn)
+        return jsonify(planning.list_plans(conn, request.args.get("kind"), request.args.get("status")))
+
+
+document("/api/v1/plans", "get", "List plans (drafts, published, archived)", tag=_TAG,
+         params=[_q("kind", {"enum": list(planning.KINDS)}), _q("status", {"enum": list(planning.STATUSES)})])
+
+
+@bp.post("")
+def create_plan():
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        row = planning.create_plan(
+            conn, user, name=body.get("name"), kind=body.get("kind"),
+            copy_at=_opt_time(body.get("copy_at"), "copy_at"), description=body.get("description") or "",
+            empty=bool(body.get("empty", False)))
+        return _plan_out(conn, row["id"], 201)
+
+
+document("/api/v1/plans", "post", "Create a named draft: a copy of the published layout (at copy_at) or empty",
+         tag=_TAG, body={"type": "object", "required": ["name", "kind"], "properties": {
+             "name": {"type": "string"}, "kind": {"enum": list(planning.KINDS)},
+             "description": {"type": "string"}, "copy_at": {"type": "string", "format": "date-time"},
+             "empty": {"type": "boolean"}}})
+
+
+@bp.get("/<pid>")
+def get_plan(pid: str):
+    require_role(*_READERS)
+    with db_tx() as conn:
+        planning.apply_due(conn)
+        return _plan_out(conn, parse_id(pid))
+
+
+document("/api/v1/plans/{id}", "get", "A plan with its areas (GeoJSON) and patrol posts", tag=_TAG, params=[_ID])
+
+
+@bp.delete("/<pid>")
+def archive_plan(pid: str):
+    user = require_role(*_WRITERS)
+    with db_tx() as conn:
+        return jsonify(planning.archive_plan(conn, user, parse_id(pid)))
+
+
+document("/api/v1/plans/{id}", "delete", "Set a draft aside (archived)", tag=_TAG, params=[_ID])
+
+
+@bp.post("/<pid>/copy")
+def copy_plan(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        row = planning.copy_plan(conn, user, parse_id(pid), body.get("name"))
+        return _plan_out(conn, row["id"], 201)
+
+
+document("/api/v1/plans/{id}/copy", "post", "Copy any plan into a new draft", tag=_TAG, params=[_ID],
+         body={"type": "object", "properties": {"name": {"type": "string"}}})
+
+
+@bp.post("/<pid>/areas")
+def add_area(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    p = parse_id(pid)
+    with db_tx() as conn:
+        planning.add_area(conn, user, p, body, settings().service_extent)
+        return _plan_out(conn, p, 201)
+
+
+document("/api/v1/plans/{id}/areas", "post", "Add an area: an organisation's jurisdiction or a joint zone",
+         tag=_TAG, params=[_ID], body={"type": "object", "properties": {
+             "organisation_id": {"type": "integer"}, "zone_code": {"type": "string"}, "name": {"type": "string"},
+             "centre_org_id": {"type": "integer"}, "member_ids": {"type": "array", "items": {"type": "integer"}},
+             "geometry": _geom}})
+
+
+@bp.route("/areas/<aid>", methods=["PATCH", "PUT"])
+def update_area(aid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    a = parse_id(aid)
+    with db_tx() as conn:
+        p = planning.plan_of_area(conn, a)
+        planning.update_area(conn, user, p, a, body, settings().service_extent)
+        return _plan_out(conn, p)
+
+
+_area_body = {"type": "object", "properties": {
+    "geometry": _geom, "name": {"type": "string"}, "centre_org_id": {"type": "integer"},
+    "member_ids": {"type": "array", "items": {"type": "integer"}}},
+    "description": "geometry as drawn: only its structure is checked; validity is reported by validation"}
+document("/api/v1/plans/areas/{id}", "patch", "Edit a draft area's geometry, name or zone members (returns the plan)",
+         tag=_TAG, params=[_ID], body=_area_body)
+document("/api/v1/plans/areas/{id}", "put", "Edit a draft area's geometry, name or zone members (returns the plan)",
+         tag=_TAG, params=[_ID], body=_area_body)
+
+
+@bp.delete("/areas/<aid>")
+def delete_area(aid: str):
+    user = require_role(*_WRITERS)
+    a = parse_id(aid)
+    with db_tx() as conn:
+        return jsonify(planning.delete_area(conn, user, planning.plan_of_area(conn, a), a))
+
+
+document("/api/v1/plans/areas/{id}", "delete", "Remove an area from its draft", tag=_TAG, params=[_ID])
+
+
+@bp.post("/<pid>/move-grid")
+def move_grid(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    p = parse_id(pid)
+    with db_tx() as conn:
+        out = planning.move_grid(conn, user, p, body.get("grid_id"), body.get("to_organisation_id"), settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/{id}/move-grid", "post", "Move a patrol grid to another organisation (reshapes both areas)",
+         tag=_TAG, params=[_ID], body={"type": "object", "required": ["grid_id", "to_organisation_id"],
+                                       "properties": {"grid_id": {"type": "integer"},
+                                                      "to_organisation_id": {"type": "integer"}}})
+
+
+@bp.post("/<pid>/reassign")
+def reassign(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    p = parse_id(pid)
+    if "geometry" not in body:
+        raise ValidationError("is required: the drawn polygon", "geometry")
+    with db_tx() as conn:
+        out = planning.reassign_polygon(conn, user, p, body["geometry"], body.get("to_organisation_id"), settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/{id}/reassign", "post",
+         "Give a drawn polygon to an organisation (it joins that area and leaves the others)", tag=_TAG,
+         params=[_ID], body={"type": "object", "required": ["geometry", "to_organisation_id"],
+                             "properties": {"geometry": _geom, "to_organisation_id": {"type": "integer"}}})
+
+
+@bp.post("/<pid>/move-village")
+def move_village(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    p = parse_id(pid)
+    with db_tx() as conn:
+        out = planning.move_village(conn, user, p, body.get("village_id"), body.get("to_organisation_id"),
+                                    settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/{id}/move-village", "post",
+         "Move a village (its Voronoi cell among its area's villages) to another organisation", tag=_TAG,
+         params=[_ID], body={"type": "object", "required": ["village_id", "to_organisation_id"],
+                             "properties": {"village_id": {"type": "integer"},
+                                            "to_organisation_id": {"type": "integer"}}})
+
+
+@bp.post("/areas/<aid>/split")
+def split_area(aid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    a = parse_id(aid)
+    if "line" not in body:
+        raise ValidationError("is required: a GeoJSON LineString drawn across the area", "line")
+    with db_tx() as conn:
+        p = planning.plan_of_area(conn, a)
+        out = planning.split_area(conn, user, p, a, body["line"], body, settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/areas/{id}/split", "post",
+         "Split a draft area along a line; the pieces away from its seat go to another owner", tag=_TAG,
+         params=[_ID], body={"type": "object", "required": ["line"], "properties": {
+             "line": {"type": "object", "description": "GeoJSON LineString"},
+             "to_organisation_id": {"type": "integer"}, "to_zone_code": {"type": "string"},
+             "name": {"type": "string"}, "centre_org_id": {"type": "integer"},
+             "keep_point": {"type": "array", "items": {"type": "number"}}}})
+
+
+@bp.post("/areas/<aid>/merge")
+def merge_areas(aid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    a = parse_id(aid)
+    with db_tx() as conn:
+        p = planning.plan_of_area(conn, a)
+        out = planning.merge_areas(conn, user, p, a, body.get("other_area_id"), settings())
+        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+document("/api/v1/plans/areas/{id}/merge", "post", "Merge another area of the same draft into this one",
+         tag=_TAG, params=[_ID], body={"type": "object", "required": ["other_area_id"],
+                                    "properties": {"other_area_id": {"type": "integer"}}})
+
+
+@bp.get("/<pid>/validation")
+def validation(pid: str):
+    require_role(*_READERS)
+    with db_tx() as conn:
+        return jsonify(planning.validate_plan(conn, parse_id(pid), settings()))
+
+
+document("/api/v1/plans/{id}/validation", "get",
+         "Validate a draft: gaps, overlaps, slivers, invalid geometry, parts outside the county, cut grids",
+         tag=_TAG, params=[_ID])
+
+
+@bp.post("/<pid>/publish")
+def publish(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        return jsonify(planning.publish_plan(conn, user, parse_id(pid), _opt_time(body.get("effective_from"),
+                                                                                   "effective_from"),
+                                             body.get("reason"), settings()))
+
+
+_publish_body = {"type": "object", "required": ["reason"], "properties": {
+    "effective_from": {"type": "string", "format": "date-time", "description": "default now"},
+    "reason": {"type": "string"}}}
+document("/api/v1/plans/{id}/publish", "post", "Publish a draft that validates, in force from effective_from",
+         tag=_TAG, params=[_ID], body=_publish_body)
+
+
+@bp.post("/<pid>/rollback")
+def rollback(pid: str):
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        return jsonify(planning.rollback(conn, user, parse_id(pid), _opt_time(body.get("effective_from"),
+                                                                                "effective_from"),
+                                         body.get("reason"), settings()))
+
+
+document("/api/v1/plans/{id}/rollback", "post", "Publish an earlier published plan's layout again", tag=_TAG,
+         params=[_ID], body=_publish_body)
+
+
+@bp.get("/ownership")
+def ownership():
+    require_role(*_READERS)
+    try:
+        lon, lat = float(request.args["lon"]), float(request.args["lat"])
+    except KeyError as e:
+        raise ValidationError("is required", e.args[0]) from None
+    except ValueError:
+        raise ValidationError("must be numbers", "lon") from None
+    at = _opt_time(request.args.get("at"), "at")
+    with db_tx() as conn:
+        return jsonify(planning.owner_at(conn, lon, lat, at))
+
+
+document("/api/v1/plans/ownership", "get",
+         "Which station, traffic owner and joint zone held a point at a time (versions in force then)", tag=_TAG,
+         params=[_q("lon", {"type": "number"}, required=True), _q("lat", {"type": "number"}, required=True),
+                 _q("at", {"type": "string", "format": "date-time"}, "default now")])
+
+
+def _comparison(pid: int) -> dict:
+    from .planning_compare import compare_plan
+
+    with db_tx() as conn:
+        return compare_plan(conn, pid, settings())
+
+
+@bp.get("/<pid>/comparison")
+def comparison(pid: str):
+    require_role(*_READERS)
+    out = _comparison(parse_id(pid))
+    if request.args.get("incidents", "true").lower() in ("0", "false"):
+        out["changed_incidents"].pop("items")
+        out["changed_incidents"].pop("geojson")
+    return jsonify(out)
+
+
+document("/api/v1/plans/{id}/comparison", "get",
+         "Compare a plan with the published layout per jurisdiction: area, road km, villages, workload, "
+         "travel times, share of roads within target, workload balance, incidents that change owner",
+         tag=_TAG, params=[_ID, _q("incidents", {"type": "boolean"}, "list the incidents that change owner")])
+
+
+@bp.get("/<pid>/changed-incidents")
+def changed_incidents(pid: str):
+    require_role(*_READERS)
+    return _geojson(_comparison(parse_id(pid))["changed_incidents"]["geojson"])
+
+
+document("/api/v1/plans/{id}/changed-incidents", "get",
+         "The past year's incidents that would change owner under this plan (GeoJSON points)", tag=_TAG,
+         params=[_ID])
+
+
+@bp.post("/proposals")
+def proposals():
+    from .planning_propose import propose
+
+    user = require_role(*_WRITERS)
+    body = _body()
+    with db_tx() as conn:
+        row = propose(conn, user, body, settings())
+        return _plan_out(conn, row["id"], 201)
+
+
+document("/api/v1/plans/proposals", "post",
+         "Make a proposal draft: network Voronoi, balanced (travel time against workload balance, contiguous), "
+         "or patrol-car posts for a joint zone by time of day (MCLP)", tag=_TAG,
+         body={"type": "object", "required": ["method"], "properties": {
+             "method": {"enum": ["voronoi", "balanced", "mclp"]}, "kind": {"enum": ["station", "traffic"]},
+             "unit": {"enum": ["grid", "village"]}, "weight": {"type": "number"},
+             "zone_code": {"type": "string"}, "cars": {"type": "integer"}, "name": {"type": "string"}}})
+
+
+def init_app(app) -> None:
+    """Register the planning API, and the planner's tools on the /map/plan page when it exists."""
+    from .planning_ui import register
+
+    app.register_blueprint(bp)
+    register()

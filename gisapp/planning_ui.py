@@ -1,0 +1,69 @@
+"""Add the planner's tools to the /map/plan page (owned by the maps area, gisapp.pages).
+
+The maps page calls the hooks registered with ``gisapp.pages.register_map_hook('plan', fn)``
+before it renders, and includes ``web/templates/plan_panel.html`` and
+``web/static/js/plan.js`` when they exist. This module adds Leaflet.draw through
+``folium.plugins.Draw`` (its assets are served from web/static by the maps area's
+``layers.assets``) with an editable feature group that ``plan.js`` fills with the selected
+draft's areas, and tells ``plan.js`` where to find both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import folium
+from branca.element import MacroElement
+from folium.plugins import Draw
+from folium.template import Template
+
+
+class PlanTools(MacroElement):
+    """Expose the draw control and its editable group to plan.js as ``gisapp.planDraw``."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        window.gisapp = window.gisapp || {};
+        window.gisapp.planDraw = {items: {{ this.group.get_name() }}, control: {{ this.draw.get_name() }}};
+        {% endmacro %}
+    """)
+
+    def __init__(self, group: folium.FeatureGroup, draw: Draw):
+        super().__init__()
+        self._name = "PlanTools"
+        self.group = group
+        self.draw = draw
+
+
+def add_planning_tools(page_map: Any, conn: Any = None, user: Any = None) -> None:
+    """Add the drawing tools and the draft group to the plan page's map (a map hook)."""
+    m = page_map.composer.map if hasattr(page_map, "composer") else page_map
+    group = folium.FeatureGroup(name="规划草稿 / Draft", control=False)
+    group.add_to(m)
+    shape = {"shapeOptions": {"color": "#c2410c", "weight": 3}}
+    draw = Draw(
+        feature_group=group,
+        position="topleft",
+        show_geometry_on_click=False,
+        draw_options={"polygon": {"allowIntersection": False, "showArea": True, **shape},
+                      "rectangle": shape, "polyline": shape,
+                      "circle": False, "marker": False, "circlemarker": False},
+        edit_options={"remove": False},
+    )
+    draw.add_to(m)
+    PlanTools(group, draw).add_to(m)
+
+
+def register() -> None:
+    """Register the plan-page hook once per process (when the maps area is present)."""
+    import importlib
+
+    try:
+        pages = importlib.import_module("gisapp.pages")
+    except ModuleNotFoundError as e:  # the maps area has not landed: nothing to extend
+        if e.name == "gisapp.pages":
+            return
+        raise
+    hooks = getattr(pages, "_MAP_HOOKS", {}).get("plan", [])
+    if add_planning_tools not in hooks and hasattr(pages, "register_map_hook"):
+        pages.register_map_hook("plan", add_planning_tools)

@@ -1,0 +1,320 @@
+/* The planner's tools on /map/plan (issue 7): drafts, proposals, drawing and reshaping,
+ * validation issues on the map, the comparison table, publishing. Talks to /api/v1/plans;
+ * the draw control and its editable group come from gisapp/planning_ui.py (gisapp.planDraw).
+ * This file is MIT-licensed as part of the project.
+ */
+(function () {
+  'use strict';
+  var EN = (document.getElementById('plan-tools') || {dataset: {}}).dataset.lang === 'en';
+  var T = {
+    kind: {station: EN ? 'stations' : '派出所', traffic: EN ? 'traffic' : '交警', joint_zone: EN ? 'joint zones' : '联合战区'},
+    status: {draft: EN ? 'draft' : '草稿', published: EN ? 'published' : '已发布', archived: EN ? 'archived' : '已归档'},
+    none: EN ? '(no draft selected)' : '（未选择草稿）',
+    valid: EN ? 'The draft validates: it tiles the county.' : '校验通过：草稿完整覆盖县域，无重叠。',
+    issues: EN ? ' issues' : ' 个问题',
+    saved: EN ? 'Saved.' : '已保存。',
+    published: EN ? 'Published, in force from ' : '已发布，生效时间 ',
+    made: EN ? 'Proposal made: ' : '已生成方案：',
+    working: EN ? 'Working…' : '处理中…',
+    pickTarget: EN ? 'Choose the organisation to give it to.' : '请先选择“划给”的单位。',
+    noArea: EN ? 'The line does not start inside an area of this draft.' : '所画的线不在本草稿的辖区内。',
+    unit: EN ? 'Jurisdiction' : '辖区', inc: EN ? 'Incidents' : '警情', p90: EN ? 'p90 (min)' : 'p90（分）',
+    share: EN ? 'Roads in target' : '道路达标', area: EN ? 'km²' : '平方公里',
+    cv: EN ? 'Workload CV' : '工作量变异系数', changed: EN ? 'incidents would change owner' : '起警情将改变归属',
+    before: EN ? 'published' : '现行', after: EN ? 'draft' : '草稿'
+  };
+  var state = {plan: null, orgs: [], issues: null, changed: null, posts: null};
+
+  function $(id) { return document.getElementById(id); }
+  function esc(s) { return (window.gisapp && gisapp.esc) ? gisapp.esc(s) : String(s); }
+  function msg(text, err) { var m = $('plan-msg'); if (m) { m.textContent = text || ''; m.className = 'plan-msg' + (err ? ' err' : ''); } }
+
+  function api(method, url, body) {
+    var opt = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json'}};
+    if (body !== undefined) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
+    return fetch(url, opt).then(function (r) {
+      return r.json().then(function (j) {
+        if (!r.ok) { var e = new Error((j.field ? j.field + ': ' : '') + (j.reason || r.statusText)); e.body = j; throw e; }
+        return j;
+      });
+    });
+  }
+  function fail(e) { msg(e.message, true); }
+
+  function colour(key) {
+    var h = 0, s = String(key);
+    for (var i = 0; i < s.length; i++) { h = (h * 31 + s.charCodeAt(i)) % 360; }
+    return 'hsl(' + h + ',65%,42%)';
+  }
+
+  // --- drafts list ---------------------------------------------------------------------------
+  function loadPlans(selectId) {
+    return api('GET', '/api/v1/plans').then(function (plans) {
+      var sel = $('plan-select');
+      sel.innerHTML = '<option value="">' + esc(T.none) + '</option>' + plans.filter(function (p) {
+        return p.status !== 'archived';
+      }).map(function (p) {
+        return '<option value="' + p.id + '">#' + p.id + ' ' + esc(p.name) + ' · ' + esc(T.kind[p.kind]) + ' · ' +
+          esc(T.status[p.status]) + '</option>';
+      }).join('');
+      if (selectId) { sel.value = String(selectId); }
+      return selectId ? selectPlan(selectId) : null;
+    });
+  }
+
+  function loadOrgs() {
+    return api('GET', '/api/v1/organisations?limit=1000').then(function (fc) {
+      state.orgs = fc.features.map(function (f) { return f.properties; });
+    });
+  }
+
+  function loadZones() {
+    return api('GET', '/api/v1/joint_zones?limit=100').then(function (fc) {
+      $('plan-zone').innerHTML = fc.features.map(function (f) {
+        return '<option value="' + esc(f.properties.code) + '">' + esc(f.properties.name) + '</option>';
+      }).join('');
+    });
+  }
+
+  function fillTargets(kind) {
+    var kinds = kind === 'traffic' ? ['squadron', 'station', 'accident_section'] : ['station'];
+    $('plan-target').innerHTML = '<option value=""></option>' + state.orgs.filter(function (o) {
+      return kinds.indexOf(o.kind) >= 0;
+    }).map(function (o) { return '<option value="' + o.id + '">' + esc(o.name) + ' (' + esc(o.code) + ')</option>'; }).join('');
+  }
+
+  // --- one draft on the map ------------------------------------------------------------------
+  function clearOverlays() {
+    ['issues', 'changed', 'posts'].forEach(function (k) { if (state[k]) { gisapp.map.removeLayer(state[k]); state[k] = null; } });
+  }
+
+  function selectPlan(id) {
+    var items = gisapp.planDraw.items;
+    items.clearLayers();
+    clearOverlays();
+    $('plan-issues').innerHTML = '';
+    $('plan-comparison').innerHTML = '';
+    if (!id) { state.plan = null; $('plan-current').hidden = true; return Promise.resolve(); }
+    return api('GET', '/api/v1/plans/' + id).then(function (plan) {
+      state.plan = plan;
+      $('plan-current').hidden = false;
+      $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + T.kind[plan.kind] + ' · ' + T.status[plan.status] +
+        (plan.effective_from ? ' · ' + plan.effective_from.replace('T', ' ').slice(0, 16) : '');
+      $('plan-objective').innerHTML = objectiveHtml(plan.objective || {});
+      fillTargets(plan.kind);
+      var editable = plan.status === 'draft';
+      plan.areas.features.forEach(function (f) {
+        if (!f.geometry) { return; }
+        var key = f.properties.organisation_id || f.properties.zone_code;
+        L.geoJSON(f, {style: {color: colour(key), weight: 2, fillOpacity: 0.12}}).eachLayer(function (layer) {
+          layer.areaId = f.id;
+          layer.feature = f;
+          layer.bindTooltip(esc(f.properties.label || f.properties.zone_code || ''), {sticky: true});
+          if (editable) { items.addLayer(layer); } else { layer.addTo(items); }
+        });
+      });
+      if (plan.posts.features.length) {
+        state.posts = L.geoJSON(plan.posts, {pointToLayer: function (f, ll) {
+          return L.circleMarker(ll, {radius: 7, color: '#1d4ed8', fillOpacity: 0.8})
+            .bindTooltip(esc(f.properties.period + ' #' + f.properties.rank + ' +' + f.properties.covered_incidents));
+        }}).addTo(gisapp.map);
+      }
+      if (items.getLayers().length) { gisapp.map.fitBounds(items.getBounds(), {padding: [16, 16]}); }
+    });
+  }
+
+  function objectiveHtml(o) {
+    if (!o.method) { return ''; }
+    var a = o.published || {}, b = o.proposal || {}, id = function (x) { return x; }, parts = [];
+    if (o.method === 'mclp') {
+      parts.push((EN ? 'incidents covered ' : '覆盖警情 ') + arrow(a.covered, b.covered, false, id) + ' / ' + b.incidents +
+        (EN ? ' (baseline: ' + a.baseline + ')' : '（基准：成员单位驻地各一车）'));
+    } else {
+      parts.push((EN ? 'mean time ' : '平均到达 ') + arrow(a.mean_incident_time_s, b.mean_incident_time_s, true, mins) + (EN ? ' min' : ' 分'));
+      parts.push('CV ' + arrow(a.workload_cv, b.workload_cv, true, id));
+      if (o.method === 'balanced') { parts.push((EN ? 'objective ' : '目标值 ') + arrow(a.balanced_objective, b.balanced_objective, true, id)); }
+    }
+    return '<b>' + esc(EN ? o.statement : (o.statement_zh || o.statement)) + '</b><br>' + parts.join(' · ');
+  }
+
+  function reload() { return state.plan ? selectPlan(state.plan.id) : Promise.resolve(); }
+
+  // --- editing ---------------------------------------------------------------------------------
+  function target() {
+    var v = $('plan-target').value;
+    if (!v) { throw new Error(T.pickTarget); }
+    return parseInt(v, 10);
+  }
+
+  function inRing(pt, ring) {
+    var x = pt[0], y = pt[1], inside = false;
+    for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+      if (((yi > y) !== (yj > y)) && (x < (xj - xi) * (y - yi) / (yj - yi) + xi)) { inside = !inside; }
+    }
+    return inside;
+  }
+  function areaAt(pt) {
+    var found = null;
+    gisapp.planDraw.items.eachLayer(function (l) {
+      var g = l.feature && l.feature.geometry;
+      if (!g || found) { return; }
+      var polys = g.type === 'Polygon' ? [g.coordinates] : g.coordinates;
+      polys.forEach(function (p) { if (!found && inRing(pt, p[0])) { found = l.areaId; } });
+    });
+    return found;
+  }
+
+  function onCreated(e) {
+    var layer = e.layer;
+    setTimeout(function () { gisapp.planDraw.items.removeLayer(layer); }, 0);
+    if (!state.plan || state.plan.status !== 'draft') { return; }
+    var geom = layer.toGeoJSON().geometry, p;
+    try {
+      if (e.layerType === 'polyline') {
+        var c = geom.coordinates, area = areaAt(c[0]) || areaAt(c[c.length - 1]);
+        if (!area) {  // the line starts outside: the area under its middle vertex
+          area = areaAt(c[Math.floor(c.length / 2)]);
+        }
+        if (!area) { throw new Error(T.noArea); }
+        p = api('POST', '/api/v1/plans/areas/' + area + '/split', {line: geom, to_organisation_id: target()});
+      } else {
+        p = api('POST', '/api/v1/plans/' + state.plan.id + '/reassign', {geometry: geom, to_organisation_id: target()});
+      }
+    } catch (err) { fail(err); return; }
+    msg(T.working);
+    p.then(function () { msg(T.saved); return reload(); }).catch(fail);
+  }
+
+  function onEdited(e) {
+    var calls = [];
+    e.layers.eachLayer(function (l) {
+      if (l.areaId) { calls.push(api('PATCH', '/api/v1/plans/areas/' + l.areaId, {geometry: l.toGeoJSON().geometry})); }
+    });
+    msg(T.working);
+    Promise.all(calls).then(function () { msg(T.saved); return reload(); }).catch(fail);
+  }
+
+  // --- validation and comparison -------------------------------------------------------------
+  function validate() {
+    clearOverlays();
+    return api('GET', '/api/v1/plans/' + state.plan.id + '/validation').then(function (v) {
+      var box = $('plan-issues');
+      if (v.valid) { box.innerHTML = '<div class="better">' + esc(T.valid) + '</div>'; return v; }
+      var fc = {type: 'FeatureCollection', features: v.issues.filter(function (i) { return i.geometry; }).map(function (i, n) {
+        return {type: 'Feature', geometry: i.geometry, properties: {n: n, text: EN ? i.message_en : i.message_zh}};
+      })};
+      state.issues = L.geoJSON(fc, {
+        style: {color: '#dc2626', weight: 3, fillColor: '#dc2626', fillOpacity: 0.45},
+        pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: 8, color: '#dc2626', fillOpacity: 0.6}); },
+        onEachFeature: function (f, l) { l.bindTooltip(esc(f.properties.text)); }
+      }).addTo(gisapp.map);
+      box.innerHTML = '<div class="worse">' + v.issues.length + esc(T.issues) + '</div>' + v.issues.map(function (i, n) {
+        return '<div class="plan-issue" data-n="' + n + '"><span class="code">' + esc(i.code) + '</span>' +
+          esc(EN ? i.message_en : i.message_zh) + '</div>';
+      }).join('');
+      box.querySelectorAll('.plan-issue').forEach(function (el) {
+        el.addEventListener('click', function () {
+          var issue = v.issues[parseInt(el.dataset.n, 10)];
+          if (!issue.geometry) { return; }
+          var b = L.geoJSON(issue.geometry).getBounds();
+          gisapp.map.fitBounds(b, {maxZoom: 15, padding: [40, 40]});
+        });
+      });
+      return v;
+    }).catch(fail);
+  }
+
+  function num(v) { return v === null || v === undefined ? '—' : Math.round(v).toLocaleString(); }
+  function pct(v) { return v === null || v === undefined ? '—' : (v * 100).toFixed(1) + '%'; }
+  function mins(s) { return s === null || s === undefined ? '—' : (s / 60).toFixed(1); }
+  function arrow(a, b, lowerBetter, fmt) {
+    if (a === null || a === undefined || b === null || b === undefined) { return fmt(a) + ' → ' + fmt(b); }
+    var cls = a === b ? '' : ((b < a) === lowerBetter ? 'better' : 'worse');
+    return fmt(a) + ' → <span class="' + cls + '">' + fmt(b) + '</span>';
+  }
+
+  function compare() {
+    clearOverlays();
+    msg(T.working);
+    return api('GET', '/api/v1/plans/' + state.plan.id + '/comparison').then(function (c) {
+      msg('');
+      var s = c.summary, id = function (x) { return x; };
+      var rows = c.jurisdictions.map(function (r) {
+        var p = r.published || {}, d = r.draft || {};
+        return '<tr><td>' + esc(r.name || r.code) + '</td><td class="num">' + num(p.incidents) + ' → ' + num(d.incidents) +
+          '</td><td class="num">' + arrow((p.incident_time_s || {}).p90, (d.incident_time_s || {}).p90, true, mins) +
+          '</td><td class="num">' + arrow((p.road_km_within_target || {}).share, (d.road_km_within_target || {}).share, false, pct) +
+          '</td><td class="num">' + num(p.area_km2) + ' → ' + num(d.area_km2) +
+          '</td></tr>';
+      }).join('');
+      $('plan-comparison').innerHTML =
+        '<div class="plan-meta">' + esc(T.cv) + ': ' + arrow(s.published.workload_cv, s.draft.workload_cv, true, id) +
+        ' · p90 ' + arrow(s.published.incident_time_s.p90, s.draft.incident_time_s.p90, true, mins) + ' · ' +
+        c.changed_incidents.count + ' ' + esc(T.changed) + '</div>' +
+        '<table data-testid="plan-comparison-table"><tr><th>' + esc(T.unit) + '</th><th class="num">' + esc(T.inc) +
+        '</th><th class="num">' + esc(T.p90) + '</th><th class="num">' + esc(T.share) + '</th><th class="num">' +
+        esc(T.area) + '</th></tr>' + rows + '</table>';
+      state.changed = L.geoJSON(c.changed_incidents.geojson, {pointToLayer: function (f, ll) {
+        var p = f.properties;
+        return L.circleMarker(ll, {radius: 2, color: '#ea580c', weight: 1, opacity: 0.6, fillOpacity: 0.5})
+          .bindTooltip(esc(p.code + ' ' + p.type + ': ' + p.from_code + ' → ' + p.to_code));
+      }}).addTo(gisapp.map);
+      return c;
+    }).catch(fail);
+  }
+
+  // --- wiring --------------------------------------------------------------------------------
+  function init(G) {
+    if (!G.planDraw || !$('plan-tools')) { return; }
+    G.map.on('draw:created', onCreated);
+    G.map.on('draw:edited', onEdited);
+    $('plan-select').addEventListener('change', function () { selectPlan(this.value).catch(fail); });
+    $('plan-reload').addEventListener('click', function () { loadPlans(state.plan && state.plan.id).catch(fail); });
+    $('plan-new').addEventListener('submit', function (e) {
+      e.preventDefault();
+      api('POST', '/api/v1/plans', {name: $('plan-new-name').value, kind: $('plan-new-kind').value})
+        .then(function (p) { msg(T.saved); return loadPlans(p.id); }).catch(fail);
+    });
+    document.querySelectorAll('#plan-tools [data-propose]').forEach(function (b) {
+      b.addEventListener('click', function () {
+        var body = {method: b.dataset.propose};
+        if (body.method === 'mclp') { body.zone_code = $('plan-zone').value; body.cars = parseInt($('plan-cars').value, 10); }
+        else { body.kind = state.plan && state.plan.kind === 'traffic' ? 'traffic' : 'station'; }
+        msg(T.working);
+        api('POST', '/api/v1/plans/proposals', body).then(function (p) {
+          msg(T.made + p.name); return loadPlans(p.id);
+        }).catch(fail);
+      });
+    });
+    $('plan-move-grid').addEventListener('submit', function (e) {
+      e.preventDefault();
+      var code = $('plan-grid-code').value.trim(), to;
+      try { to = target(); } catch (err) { fail(err); return; }
+      api('GET', '/api/v1/grids?code=' + encodeURIComponent(code)).then(function (fc) {
+        if (!fc.features.length) { throw new Error('grid ' + code + '?'); }
+        return api('POST', '/api/v1/plans/' + state.plan.id + '/move-grid', {grid_id: fc.features[0].id, to_organisation_id: to});
+      }).then(function () { msg(T.saved); return reload(); }).catch(fail);
+    });
+    $('plan-validate').addEventListener('click', function () { validate(); });
+    $('plan-compare').addEventListener('click', function () { compare(); });
+    $('plan-publish').addEventListener('submit', function (e) {
+      e.preventDefault();
+      var body = {reason: $('plan-reason').value};
+      if ($('plan-effective').value) { body.effective_from = new Date($('plan-effective').value).toISOString(); }
+      api('POST', '/api/v1/plans/' + state.plan.id + '/publish', body).then(function (r) {
+        msg(T.published + r.effective_from.replace('T', ' ').slice(0, 16));
+        return loadPlans(state.plan.id);
+      }).catch(function (err) {
+        fail(err);
+        if (err.body && err.body.issues) { validate(); }
+      });
+    });
+    var want = new URLSearchParams(window.location.search).get('plan');
+    Promise.all([loadOrgs(), loadZones()]).then(function () { return loadPlans(want ? parseInt(want, 10) : null); }).catch(fail);
+  }
+
+  if (window.gisapp && gisapp.onReady) { gisapp.onReady(init); }
+  else { document.addEventListener('gisapp:ready', function (e) { init(e.detail); }); }
+  window.gisappPlan = {state: state, selectPlan: selectPlan, validate: validate, compare: compare};
+}());
