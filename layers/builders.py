@@ -391,7 +391,7 @@ def incidents_heatmap(points: list[list[float]] | None, lang: str, show: bool = 
     """Past-year incidents as a heat map (points pre-binned into cells: [lat, lon, count]); with
     ``lazy_url`` the points are fetched from there (``{"points": [...], "max": n}``) when shown."""
     opts = {"name": t("layer.heatmap", lang), "show": show, "radius": 16, "blur": 14, "min_opacity": 0.25,
-            "max_zoom": 13, "gradient": S.HEAT_GRADIENT}
+            "max_zoom": 18, "gradient": S.HEAT_GRADIENT}
     if lazy_url:
         layer = LazyHeatMap([[0.0, 0.0, 0.0]], **opts)
         layer.lazy_url = lazy_url

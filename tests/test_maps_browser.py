@@ -71,14 +71,12 @@ _FLIP = """(input) => {
 
 def _check_toggles(page) -> int:
     inputs = page.locator(".leaflet-control-layers-overlays input")
-    n = 0
-    for i in range(inputs.count()):
-        if inputs.nth(i).is_disabled():  # Leaflet disables a layer outside its zoom range (e.g. the heat map)
-            continue
-        n += 1
+    n = inputs.count()
+    for i in range(n):
+        assert not inputs.nth(i).is_disabled(), inputs.nth(i).evaluate("e => e.parentElement.textContent")
         for _ in range(2):  # off and on again (or on and off)
             res = inputs.nth(i).evaluate(_FLIP)
-            assert len(res["changed"]) == 1, res
+            assert len(res["changed"]) == 1, (inputs.nth(i).evaluate("e => e.parentElement.textContent"), res)
             assert res["on"] == res["checked"]
             if res["legendShown"] is not None:
                 assert res["legendShown"] == res["on"]
@@ -102,9 +100,8 @@ def test_page_loads_clean_for_role(session_for, demo_live, demo_users, page_name
         assert rec.foreign == [], rec.foreign
         assert rec.failed == [], rec.failed
         SHOTS.mkdir(parents=True, exist_ok=True)
-        if page_name != "index" and role == "admin":
-            _resp, again = _goto(page, demo_live.url, path)  # the screenshot with the layers as they open
-            again.stop(page)
+        if page_name != "index" and role == "admin":  # every layer is back as it opened: wait for its tiles
+            wait_map_idle(page, rec=rec)
         page.screenshot(path=str(SHOTS / f"{page_name}-{role}.png"))
     finally:
         rec.stop(page)
