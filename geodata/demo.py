@@ -12,6 +12,7 @@ import json
 import time
 import tomllib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -146,22 +147,63 @@ def load_demo(conn: psycopg.Connection, seed: int | None = None, params_path=Non
     return summary
 
 
+def _foreign_keys(conn: psycopg.Connection) -> list[dict]:
+    """Every foreign key: name, child and parent tables, child columns and its definition."""
+    return conn.execute(
+        "SELECT c.conname AS name, c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent, "
+        "pg_get_constraintdef(c.oid) AS def, ARRAY(SELECT a.attname::text FROM unnest(c.conkey) k "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k) AS cols "
+        "FROM pg_constraint c WHERE c.contype = 'f' ORDER BY c.conrelid::regclass::text, c.conname").fetchall()
+
+
+@contextmanager
+def _without(conn: psycopg.Connection, fks: list[dict]):
+    """Drop foreign keys for the block and add them back after it (one validating scan each).
+
+    Inside one transaction this is atomic, and much faster than a trigger per row for bulk
+    loads and truncation; the definitions come from the catalogue, so other areas' keys
+    come back as they were.
+    """
+    for fk in fks:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            sql.Identifier(fk["child"]), sql.Identifier(fk["name"])))
+    yield
+    for fk in fks:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
+            sql.Identifier(fk["child"]), sql.Identifier(fk["name"])) + sql.SQL(fk["def"]))  # catalogue text
+
+
 def clear_generated(conn: psycopg.Connection) -> None:
-    """Remove the previous demo's generated rows (TRUNCATE where no other table refers to them)."""
-    refs = conn.execute(
-        "SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent "
-        "FROM pg_constraint c WHERE c.contype = 'f'").fetchall()
+    """Remove the previous demo's generated rows.
+
+    A generated table is truncated when every table referring to it is generated too, or
+    refers to it only through columns that are all NULL (such keys are dropped for the
+    truncation and added back); the others are emptied with DELETE.
+    """
+    conn.execute("UPDATE unit SET current_leg_id = NULL WHERE current_leg_id IS NOT NULL")
+    fks = _foreign_keys(conn)
+    gen = set(GENERATED_TABLES)
+    suspend = []
+    for fk in fks:
+        if fk["parent"] in gen and fk["child"] not in gen:
+            cond = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk["cols"])
+            used = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ").format(sql.Identifier(fk["child"]))
+                                + cond + sql.SQL(") AS x")).fetchone()["x"]
+            if not used:
+                suspend.append(fk)
+    blocked = {(fk["child"], fk["parent"]) for fk in fks if fk not in suspend}
     trunc = set(GENERATED_TABLES)
     changed = True
     while changed:
         changed = False
-        for r in refs:
-            if r["parent"] in trunc and r["child"] not in trunc and r["child"] != r["parent"]:
-                trunc.discard(r["parent"])
+        for child, parent in blocked:
+            if parent in trunc and child not in trunc and child != parent:
+                trunc.discard(parent)
                 changed = True
-    conn.execute("UPDATE unit SET current_leg_id = NULL WHERE current_leg_id IS NOT NULL")
     ordered = [t for t in GENERATED_TABLES if t in trunc]
-    conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, ordered))))
+    needed = [fk for fk in suspend if fk["parent"] in trunc]
+    with _without(conn, needed):
+        conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, ordered))))
     for t in GENERATED_TABLES:
         if t not in trunc and t != "incident_event":  # the event log goes with its incidents (cascade)
             conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(t)))
@@ -248,9 +290,11 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     for i, s in enumerate(w.stations):
         jur_of_station[i] = len(jur_rows) + 1
         jur_rows.append((len(jur_rows) + 1, org_ids[h.station_org[i]], "station", f"{s.name}辖区", st_geoms[i]))
+    jur_of_org = {int(h.station_org[i]): j for i, j in jur_of_station.items()}
     for oi, o in enumerate(h.orgs):
         if o.kind == "squadron":
             g = as_multipolygon(shapely.union_all([st_geoms[i] for i in o.stations]))
+            jur_of_org[oi] = len(jur_rows) + 1
             jur_rows.append((len(jur_rows) + 1, org_ids[oi], "traffic", f"{o.name}辖区", g))
     ewkb = _ewkb([r[4] for r in jur_rows])
     counts["jurisdictions"] = _copy(conn, "jurisdiction",
@@ -346,8 +390,23 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     _setval(conn, "service_point")
 
     # incidents and dispatch legs
+    # incidents and dispatch legs: bulk-loaded with their foreign keys checked once at the end
+    bulk = [fk for fk in _foreign_keys(conn) if fk["child"] in ("incident", "dispatch_leg")]
+    with _without(conn, bulk):
+        _write_history(conn, demo, org_ids, unit_ids, jur_of_org, counts)
+    _write_meta(conn, demo)
+    return counts
+
+
+def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], unit_ids: list[int],
+                   jur_of_org: dict[int, int], counts: dict) -> None:
+    h = demo.history
     inc, legs = h.incidents, h.legs
     n = len(inc["code"])
+    cols = {r["column_name"] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'incident'")}
+    # columns added by the live-dispatch migration, filled when they exist
+    extra = [c for c in ("station_jurisdiction_id", "traffic_jurisdiction_id", "rule_version") if c in cols]
     rep = _ts(inc["reported"])
     closed = _ts(inc["closed"])
     zone_ids = [int(z) + 1 for z in inc["zone"]]
@@ -355,11 +414,14 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
         conn, "incident",
         ["id", "code", "channel", "type", "severity", "geom", "address", "caller_masked", "description",
          "reported_at", "status", "station_org_id", "traffic_org_id", "grid_id", "joint_zone_id", "outside_county",
-         "closed_at", "synthetic", "created_by", "created_at"],
+         "closed_at", "synthetic", "created_by", "created_at", *extra],
         ((i + 1, inc["code"][i], inc["channel"][i], inc["type"][i], inc["severity"][i], g, inc["address"][i],
           inc["caller"][i], inc["description"][i], rep[i], inc["status"][i], org_ids[inc["station_org"][i]],
           org_ids[inc["traffic_org"][i]], int(inc["grid"][i]) + 1, zone_ids[i], False, closed[i], True, AUTHOR,
-          rep[i]) for i, g in enumerate(_ewkb(shapely.points(inc["lon"], inc["lat"])))))
+          rep[i], *[{"station_jurisdiction_id": jur_of_org.get(int(inc["station_org"][i])),
+                     "traffic_jurisdiction_id": jur_of_org.get(int(inc["traffic_org"][i])),
+                     "rule_version": RULE_VERSION}[c] for c in extra])
+         for i, g in enumerate(_ewkb(shapely.points(inc["lon"], inc["lat"])))))
     _setval(conn, "incident")
     conn.execute("SELECT setval('incident_code_seq', %s)", [n])
     stamps = {k: _ts(legs[k]) for k in ("dispatched", "signed_off", "en_route", "arrived", "first_feedback",
@@ -378,9 +440,6 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     counts["incidents_110"] = int((ch == "110").sum())
     counts["incidents_122"] = int((ch == "122").sum())
     counts["accidents_122"] = int((inc["type"] == "traffic_accident").sum())
-
-    _write_meta(conn, demo)
-    return counts
 
 
 def _write_meta(conn: psycopg.Connection, demo: Demo) -> None:

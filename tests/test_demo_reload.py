@@ -35,7 +35,12 @@ def test_same_seed_same_data_and_clean_replace(reload_url):
         conn.execute("UPDATE app_user SET unit_id = %s WHERE id = %s", [unit["id"], dev["id"]])
         conn.commit()
 
+        fks = conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
+                           "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall()
         second = demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        # the foreign keys dropped for the bulk load are all back, as they were
+        assert conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
+                            "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall() == fks
         conn.commit()
         assert demo.content_hash(conn) == h1
         assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items()

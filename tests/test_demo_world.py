@@ -220,6 +220,12 @@ def test_incident_ownership_is_by_containment(demo_conn):
     assert bad == 0
     assert one(demo_conn, "SELECT count(*) AS n FROM incident WHERE station_org_id IS NULL OR traffic_org_id IS NULL "
                           "OR grid_id IS NULL OR joint_zone_id IS NULL")["n"] == 0
+    # the jurisdiction versions in force (columns of the live-dispatch migration)
+    assert one(demo_conn, "SELECT count(*) AS n FROM incident i LEFT JOIN jurisdiction s "
+                          "ON s.id = i.station_jurisdiction_id LEFT JOIN jurisdiction t ON t.id = i.traffic_jurisdiction_id "
+                          "WHERE s.organisation_id IS DISTINCT FROM i.station_org_id OR s.kind <> 'station' "
+                          "OR t.organisation_id IS DISTINCT FROM i.traffic_org_id OR t.kind <> 'traffic' "
+                          "OR NOT (s.valid_from <= i.reported_at)")["n"] == 0
 
 
 def test_dispatch_rules_of_the_history(demo_conn):
