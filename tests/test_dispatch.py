@@ -82,11 +82,14 @@ def test_ownership_follows_the_versions_in_force_at_reported_at(dlogin, world, d
     lon, lat = world.pt_b(dx=-0.02)  # in B's jurisdiction today
     with dconn.transaction():
         dconn.execute("UPDATE jurisdiction SET valid_to = '2024-01-01' WHERE id = %s", [world.jur_b])
+        # One version of A at a time (versions of one organisation never overlap in time): A's
+        # old version, its area plus the piece around the point, ran until 2024.
+        dconn.execute("UPDATE jurisdiction SET valid_from = '2024-01-01' WHERE id = %s", [world.jur_a])
         old = dconn.execute(
             "INSERT INTO jurisdiction (organisation_id, kind, version, geom, valid_from, valid_to, author, reason) "
-            "SELECT %s, 'station', 0 + 7, ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326)), '2020-01-01', "
-            "'2024-01-01', 'test', 'old boundary' RETURNING id",
-            [world.station_a, lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01]).fetchone()["id"]
+            "SELECT %s, 'station', 0 + 7, ST_Multi(ST_Union(j.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))), "
+            "'2020-01-01', '2024-01-01', 'test', 'old boundary' FROM jurisdiction j WHERE j.id = %s RETURNING id",
+            [world.station_a, lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01, world.jur_a]).fetchone()["id"]
         new_b = dconn.execute(
             "INSERT INTO jurisdiction (organisation_id, kind, version, geom, valid_from, author, reason) "
             "SELECT organisation_id, kind, 2, geom, '2024-01-01', 'test', 'redrawn' FROM jurisdiction WHERE id = %s "
