@@ -349,9 +349,13 @@ def incidents_cluster(fc: dict, lang: str, name_key: str = "layer.incidents", sh
 def incidents_heatmap(points: list[list[float]], lang: str, show: bool = False) -> MapLayer:
     """Past-year incidents as a heat map (points pre-binned into cells: [lat, lon, count])."""
     top = max((p[2] for p in points), default=1)
+    # Leaflet's layer control disables an overlay's checkbox above the layer's options.maxZoom, and
+    # Leaflet.heat takes maxZoom as the zoom of full intensity: maxZoom is the map's (19) so the
+    # checkbox works at every zoom, and max is scaled by 2^-(19 - 13) so that the intensities up
+    # to zoom 13 are those of maxZoom 13 (beyond it the heat keeps growing instead of capping).
     layer = HeatMap(points or [[0.0, 0.0, 0.0]], name=t("layer.heatmap", lang), show=show, radius=16, blur=14,
-                    min_opacity=0.25, max_zoom=13, gradient=S.HEAT_GRADIENT)
-    layer.options["max"] = float(top) * 0.6
+                    min_opacity=0.25, max_zoom=19, gradient=S.HEAT_GRADIENT)
+    layer.options["max"] = float(top) * 0.6 / 2 ** (19 - 13)
     entries = [LegendEntry(f"{t('legend.low', lang)} → {t('legend.high', lang)}", kind="ramp",
                            extra={"colors": list(S.HEAT_GRADIENT.values())})]
     return MapLayer("heatmap", layer, LegendSection(t("layer.heatmap", lang), entries))
