@@ -102,7 +102,8 @@ def start_gunicorn(url: str) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, GISAPP_DATABASE_URL=url, GISAPP_SECRET_KEY="bench-secret")
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "--bind", "127.0.0.1:0", "--workers", str(WORKERS),
-         "--threads", str(THREADS), "--worker-class", "gthread", "--graceful-timeout", "3", "wsgi:app"],
+         "--threads", str(THREADS), "--worker-class", "gthread", "--timeout", "120", "--graceful-timeout", "3",
+         "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = None
     booted = 0
@@ -118,12 +119,21 @@ def start_gunicorn(url: str) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise SystemExit("gunicorn did not start")
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # drain the log
-    for _ in range(100):
+    # Wait until every worker has loaded the app (Booting worker is logged before the import),
+    # so that the streams spread over all of them: ask on fresh connections until each answered.
+    s = None
+    pids: set[str] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(pids) < WORKERS:
         try:
-            if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                break
+            s = s or login(base, "b_viewer")
+            r = s.get(base + "/api/v1/dispatch/catalogue", headers={"Connection": "close"}, timeout=30)
+            if r.status_code == 200:
+                pids.add(r.headers.get("X-Gisapp-Worker", ""))
         except requests.RequestException:
-            time.sleep(0.2)
+            time.sleep(0.5)
+    if len(pids) < WORKERS:
+        print(f"warning: only {len(pids)} of {WORKERS} workers answered", flush=True)
     return proc, base
 
 
@@ -257,12 +267,19 @@ def producers(base: str, start_at: float, duration: float, out_path: str) -> Non
                 "severity": "none" if i % 3 else "minor",
                 "location": {"type": "Point", "coordinates": [rnd.uniform(BOX[0], BOX[2]), rnd.uniform(BOX[1], BOX[3])]},
                 "dispatch": i % 2 == 0, "auto_assign": i % 2 == 0}
-        try:
-            r = disp.post(base + "/api/v1/dispatch/incidents", json=body, timeout=30)
-            ok = r.status_code == 201
-            why = None if ok else f"{r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            ok, why = False, repr(e)[:200]
+        body["idempotency_key"] = f"bench-{i}"  # a retry after a dropped keep-alive connection is safe
+        ok, why = False, None
+        for _attempt in range(2):
+            try:
+                r = disp.post(base + "/api/v1/dispatch/incidents", json=body, timeout=30)
+                ok = r.status_code in (200, 201)
+                why = None if ok else f"{r.status_code} {r.text[:200]}"
+                break
+            except requests.ConnectionError as e:
+                why = repr(e)[:200]
+            except requests.RequestException as e:
+                why = repr(e)[:200]
+                break
         with lock:
             stats["incidents" if ok else "incident_errors"] += 1
             if why:
@@ -275,12 +292,18 @@ def producers(base: str, start_at: float, duration: float, out_path: str) -> Non
         now = datetime.now(UTC).isoformat()
         batch = [{"unit_id": units[(i * POSITION_BATCH + k) % len(units)], "lon": rnd.uniform(BOX[0], BOX[2]),
                   "lat": rnd.uniform(BOX[1], BOX[3]), "at": now} for k in range(POSITION_BATCH)]
-        try:
-            r = sess.post(base + "/api/v1/dispatch/positions", json={"positions": batch}, timeout=30)
-            ok = r.status_code == 200
-            why = None if ok else f"{r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            ok, why = False, repr(e)[:200]
+        ok, why = False, None
+        for _attempt in range(2):  # a retry is safe: a (unit, time) already stored is a duplicate
+            try:
+                r = sess.post(base + "/api/v1/dispatch/positions", json={"positions": batch}, timeout=30)
+                ok = r.status_code == 200
+                why = None if ok else f"{r.status_code} {r.text[:200]}"
+                break
+            except requests.ConnectionError as e:
+                why = repr(e)[:200]
+            except requests.RequestException as e:
+                why = repr(e)[:200]
+                break
         with lock:
             stats["positions" if ok else "position_errors"] += POSITION_BATCH
             if why:

@@ -214,7 +214,7 @@ def bench_tiles(settings: Settings, tiles: list[tuple[int, int, int]]) -> float:
     try:
         a.start()
         b.start()
-        for label, srv_urls in (("ours", ours_urls[:20]), ("tipg", tipg_urls[:20])):  # connections, JIT, pools
+        for srv_urls in (ours_urls[:20], tipg_urls[:20]):  # warm connections and pools
             run_pass(srv_urls)
         with db.connect(settings.database_url) as conn:
             conn.execute("DELETE FROM tile_cache")

@@ -13,7 +13,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,9 @@ def load_demo(conn: psycopg.Connection, seed: int | None = None, params_path=Non
     counts = write_demo(conn, demo)
     demo.timings["write_s"] = time.perf_counter() - t
     log(f"wrote the demo in {demo.timings['write_s']:.1f} s")
+    # Planner statistics for the freshly written tables: without them the first queries on a
+    # new demo (SLA metrics, coverage joins) pick nested loops and take a minute.
+    conn.execute("ANALYZE")
     rates = sla_rates(demo)
     summary.update(counts)
     summary["sla_rates"] = rates
@@ -473,9 +476,3 @@ def content_hash(conn: psycopg.Connection) -> str:
             for row in cur:
                 h.update(repr(row).encode())
     return h.hexdigest()
-
-
-def history_start(summary_end: str, days: int) -> datetime:
-    """The start of a generated history that ends at ``summary_end`` (ISO)."""
-    end = datetime.fromisoformat(summary_end)
-    return (end if end.tzinfo else end.replace(tzinfo=UTC)) - timedelta(days=days)

@@ -106,13 +106,13 @@ def bent_lines(a: np.ndarray, b: np.ndarray, amp: np.ndarray, amp2: np.ndarray, 
     return shapely.linestrings(pts, indices=idx)
 
 
-def _gates(spec: list[str], world: World, nodes_xy_known: dict) -> dict:
+def _gates(spec: list[str], world: World) -> dict:
     """Border gates "W:lon,lat": the nearest point just inside the county outline."""
     inner = world.outline_m.buffer(-120.0)
     ring = shapely.get_exterior_ring(shapely.get_parts(inner)[np.argmax(shapely.area(shapely.get_parts(inner)))])
     out = {}
     for item in spec:
-        if ":" in item and item not in nodes_xy_known and item not in out:
+        if ":" in item and item not in out:
             lon, lat = (float(v) for v in item.split(":", 1)[1].split(","))
             x, y = world.proj.xy(lon, lat)
             p = ring.interpolate(ring.project(shapely.Point(float(x), float(y))))
@@ -132,7 +132,7 @@ def build_roads(world: World, rng: np.random.Generator) -> RoadNetwork:
     key_node = {s.key: nv + s.hq_node for s in stations}
 
     gate_spec = [v for r in rp["routes"] for v in r["via"] if ":" in v]
-    gates = _gates(gate_spec, world, {})
+    gates = _gates(gate_spec, world)
     gate_keys = list(gates)
     jxy = np.vstack([world.village_xy, lat.xy, np.array([gates[k] for k in gate_keys]).reshape(-1, 2)])
     for i, k in enumerate(gate_keys):
@@ -370,9 +370,8 @@ def build_roads(world: World, rng: np.random.Generator) -> RoadNetwork:
         side = 1.0 if np.dot(np.array([s_.hq_x, s_.hq_y]) - shapely.get_coordinates(pc)[0], nrm) >= 0 else -1.0
         hub_xy = shapely.get_coordinates(pc)[0] + side * nrm * 260.0
         hub = nodes.add([hub_xy])[0]
-        cand = main_nodes[~is_lattice[main_nodes] | True]
-        dd = np.hypot(*(jxy[cand] - hub_xy).T)
-        local = int(cand[np.argmin(dd)])
+        dd = np.hypot(*(jxy[main_nodes] - hub_xy).T)
+        local = int(main_nodes[np.argmin(dd)])
         link = bent_lines(np.array([hub_xy]), jxy[[local]], np.array([0.03]), np.array([0.0]), mp["vertex_spacing_m"])[0]
         edges.add(hub, local, link, "county", f"{s_.short}互通连接线")
         for cn, (sgn_on) in ((ne, 1), (nw, -1)):

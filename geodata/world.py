@@ -51,12 +51,7 @@ class Proj:
 
 def as_multipolygon(g) -> shapely.MultiPolygon:
     """Return the polygonal parts of ``g`` as one MultiPolygon."""
-    parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon" and not p.is_empty]
-    out = []
-    for p in parts:
-        if p.geom_type == "Polygon":
-            out.append(p)
-    return shapely.MultiPolygon(out)
+    return shapely.MultiPolygon([p for p in shapely.get_parts(g) if p.geom_type == "Polygon" and not p.is_empty])
 
 
 @dataclass

@@ -14,13 +14,11 @@ import psycopg
 
 from .config import Settings
 
-# Road classes held to the stricter "main road" target; the rest use the rural target.
-MAIN_ROAD_CLASSES = ("expressway", "national", "provincial", "county", "ramp", "urban")
-
 
 def target_min(road_class: str, settings: Settings) -> float:
-    """Return the coverage target (minutes) of a road class."""
-    return settings.main_road_target_min if road_class in MAIN_ROAD_CLASSES else settings.rural_road_target_min
+    """Return the coverage target (minutes) of a road class (``main_road_classes`` get the stricter one)."""
+    main = road_class in settings.main_road_classes
+    return settings.main_road_target_min if main else settings.rural_road_target_min
 
 
 def _fc(rows: list[dict], geom_key: str = "geometry") -> dict:
@@ -143,27 +141,30 @@ def grids(conn: psycopg.Connection, settings: Settings, organisation_id: int | N
         """WITH g AS (
                SELECT g.* FROM grid g WHERE (%(org)s::bigint IS NULL OR g.organisation_id = %(org)s)),
            roads AS (
-               SELECT g.id AS grid_id, e.length_m, c.station_time_s,
-                      CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END AS target_s
-                 FROM g JOIN road_edge e ON ST_Intersects(g.geom, ST_LineInterpolatePoint(e.geom, 0.5))
-                 LEFT JOIN road_coverage c ON c.edge_id = e.id)
+               SELECT g.id AS grid_id, sum(e.length_m) AS length_m, sum(c.station_within_m) AS within_m,
+                      count(c.station_within_m) AS computed
+                 FROM g JOIN road_edge e ON e.geom && g.geom
+                                         AND ST_Intersects(g.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+                 LEFT JOIN road_coverage c ON c.edge_id = e.id
+                GROUP BY g.id),
+           inc AS (
+               SELECT i.grid_id, count(*) AS n FROM incident i
+                WHERE i.reported_at >= %(since)s AND i.grid_id IN (SELECT id FROM g) GROUP BY i.grid_id),
+           staff AS (
+               SELECT s.grid_id, count(*) AS n FROM grid_staff s WHERE s.grid_id IN (SELECT id FROM g)
+                GROUP BY s.grid_id)
            SELECT g.id, g.code, g.name, g.organisation_id, o.name AS org_name, o.name_en AS org_name_en,
-                  (SELECT count(*) FROM incident i WHERE i.grid_id = g.id AND i.reported_at >= %(since)s)::int
-                      AS incidents,
-                  (SELECT count(*) FROM grid_staff s WHERE s.grid_id = g.id)::int AS staff,
-                  round((coalesce((SELECT sum(r.length_m) FROM roads r WHERE r.grid_id = g.id), 0) / 1000)::numeric,
-                        1)::float AS road_km,
-                  (SELECT CASE WHEN count(r.station_time_s) = 0 THEN NULL
-                               ELSE sum(r.length_m) FILTER (WHERE r.station_time_s <= r.target_s)
-                                    / nullif(sum(r.length_m), 0) END
-                     FROM roads r WHERE r.grid_id = g.id) AS share_within,
+                  coalesce(inc.n, 0)::int AS incidents, coalesce(staff.n, 0)::int AS staff,
+                  round((coalesce(roads.length_m, 0) / 1000)::numeric, 1)::float AS road_km,
+                  CASE WHEN coalesce(roads.computed, 0) = 0 THEN NULL
+                       ELSE roads.within_m / nullif(roads.length_m, 0) END AS share_within,
                   round((ST_Area(ST_Transform(g.geom, %(srid)s)) / 1e6)::numeric, 2)::float AS area_km2,
                   ST_AsGeoJSON(g.geom, 6)::json AS geometry
              FROM g JOIN organisation o ON o.id = g.organisation_id
+             LEFT JOIN roads ON roads.grid_id = g.id LEFT JOIN inc ON inc.grid_id = g.id
+             LEFT JOIN staff ON staff.grid_id = g.id
             ORDER BY g.code""",
-        {"org": organisation_id, "since": since, "main": list(MAIN_ROAD_CLASSES),
-         "main_s": settings.main_road_target_min * 60, "rural_s": settings.rural_road_target_min * 60,
-         "srid": settings.metric_srid}).fetchall()
+        {"org": organisation_id, "since": since, "srid": settings.metric_srid}).fetchall()
     for r in rows:
         if r["share_within"] is not None:
             r["share_within"] = round(float(r["share_within"] or 0), 3)
@@ -226,15 +227,19 @@ def incidents(conn: psycopg.Connection, since: datetime | None = None, statuses:
 
 def incident_heat(conn: psycopg.Connection, since: datetime, cell_m: float, metric_srid: int,
                   station_id: int | None = None) -> list[list[float]]:
-    """Return incidents since ``since`` binned into ``cell_m`` cells: [[lat, lon, count], ...]."""
+    """Return incidents since ``since`` binned into cells of about ``cell_m``: [[lat, lon, count], ...].
+
+    Cells are a degree grid sized for the county's latitude (no reprojection of every incident);
+    each cell is placed at the mean of its incidents.
+    """
     rows = conn.execute(
-        """SELECT ST_Y(c) AS lat, ST_X(c) AS lon, n FROM (
-               SELECT ST_Transform(ST_Centroid(ST_Collect(ST_Transform(geom, %(srid)s))), 4326) AS c,
-                      count(*) AS n
-                 FROM incident
-                WHERE reported_at >= %(since)s AND (%(org)s::bigint IS NULL OR station_org_id = %(org)s)
-                GROUP BY ST_SnapToGrid(ST_Transform(geom, %(srid)s), %(cell)s)) s""",
-        {"srid": metric_srid, "since": since, "cell": cell_m, "org": station_id}).fetchall()
+        """WITH p AS (SELECT coalesce((SELECT ST_Y(ST_Centroid(geom)) FROM county LIMIT 1), 36.9) AS lat0),
+                c AS (SELECT %(cell)s / 111320.0 / cos(radians(p.lat0)) AS dx, %(cell)s / 110540.0 AS dy FROM p)
+           SELECT avg(ST_Y(i.geom)) AS lat, avg(ST_X(i.geom)) AS lon, count(*) AS n
+             FROM incident i, c
+            WHERE i.reported_at >= %(since)s AND (%(org)s::bigint IS NULL OR i.station_org_id = %(org)s)
+            GROUP BY floor(ST_X(i.geom) / c.dx), floor(ST_Y(i.geom) / c.dy)""",
+        {"since": since, "cell": cell_m, "org": station_id}).fetchall()
     return [[round(r["lat"], 5), round(r["lon"], 5), int(r["n"])] for r in rows]
 
 
@@ -247,6 +252,19 @@ def service_points(conn: psycopg.Connection) -> dict:
     return _fc(rows)
 
 
+def coverage_roads_gdf(conn: psycopg.Connection):
+    """Return every road segment with its static coverage as a GeoDataFrame (EPSG:4326)."""
+    import geopandas as gpd
+    import shapely
+
+    rows = conn.execute(
+        """SELECT e.id, e.road_class, e.name, e.oneway, e.length_m, c.station_time_s, c.target_s,
+                  c.incidents_past_year, ST_AsBinary(e.geom) AS wkb
+             FROM road_edge e LEFT JOIN road_coverage c ON c.edge_id = e.id ORDER BY e.id""").fetchall()
+    geoms = shapely.from_wkb([bytes(r.pop("wkb")) for r in rows])
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
+
+
 def road_edges(conn: psycopg.Connection, classes: tuple[str, ...] | None = None) -> dict:
     """Return road segments as one FeatureCollection (the heavy way; the maps use vector tiles)."""
     rows = conn.execute(
@@ -257,81 +275,75 @@ def road_edges(conn: psycopg.Connection, classes: tuple[str, ...] | None = None)
 
 
 def coverage_summary(conn: psycopg.Connection, settings: Settings) -> dict:
-    """Return county-wide road km, km reached within target, and whether coverage was computed."""
+    """Return county-wide road km, km reached within target (partial edges count in part, as routing
+    computes them), km unreachable from any station, and whether coverage was computed."""
     row = conn.execute(
         """SELECT coalesce(sum(e.length_m), 0) / 1000 AS km,
-                  coalesce(sum(e.length_m) FILTER (WHERE c.station_time_s <=
-                       CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END), 0) / 1000
-                      AS km_within,
+                  coalesce(sum(c.station_within_m), 0) / 1000 AS km_within,
                   coalesce(sum(e.length_m) FILTER (WHERE c.edge_id IS NOT NULL AND c.station_time_s IS NULL), 0)
                       / 1000 AS km_unreachable,
-                  count(c.station_time_s) AS computed
-             FROM road_edge e LEFT JOIN road_coverage c ON c.edge_id = e.id""",
-        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
-         "rural_s": settings.rural_road_target_min * 60}).fetchone()
+                  count(c.station_within_m) AS computed
+             FROM road_edge e LEFT JOIN road_coverage c ON c.edge_id = e.id""").fetchone()
     km = float(row["km"])
+    computed = row["computed"] > 0
     return {"road_km": round(km, 1), "km_within": round(float(row["km_within"]), 1),
             "km_unreachable": round(float(row["km_unreachable"]), 1),
-            "share_within": round(float(row["km_within"]) / km, 3) if km else None,
-            "computed": row["computed"] > 0}
+            "share_within": round(float(row["km_within"]) / km, 3) if km and computed else None,
+            "computed": computed}
+
+
+def _org_names(conn: psycopg.Connection, ids: list[int]) -> dict[int, dict]:
+    return {r["id"]: r for r in conn.execute("SELECT id, name, name_en FROM organisation WHERE id = ANY(%s)",
+                                             [ids])}
 
 
 def coverage_gaps(conn: psycopg.Connection, settings: Settings, limit: int) -> dict:
-    """Return the road segments above their target (or unreachable), ranked by length × incidents.
+    """Return routing's coverage gaps (edges not wholly reached within target, ranked by uncovered km x
+    past-year incidents) as a FeatureCollection with road names and the nearest station."""
+    import routing.coverage
 
-    The rank is ``length_m * greatest(incidents_past_year, 1)`` so that gaps without
-    incidents still appear, longest first.
-    """
-    rows = conn.execute(
-        """SELECT e.id, e.road_class, e.name, round(e.length_m)::int AS length_m,
-                  round((c.station_time_s / 60)::numeric, 1)::float AS time_min, c.incidents_past_year AS incidents,
-                  o.name AS station_name, o.name_en AS station_name_en, t.target_s / 60 AS target_min,
-                  e.length_m * greatest(c.incidents_past_year, 1) AS score,
-                  ST_AsGeoJSON(e.geom, 6)::json AS geometry
-             FROM road_coverage c JOIN road_edge e ON e.id = c.edge_id
-             LEFT JOIN organisation o ON o.id = c.station_org_id,
-                  LATERAL (SELECT CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END
-                           AS target_s) t
-            WHERE c.station_time_s IS NULL OR c.station_time_s > t.target_s
-            ORDER BY score DESC, e.id LIMIT %(limit)s""",
-        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
-         "rural_s": settings.rural_road_target_min * 60, "limit": limit}).fetchall()
-    for r in rows:
-        r["score"] = round(float(r["score"]))
-        r["target_min"] = float(r["target_min"])
-    return _fc(rows)
+    if conn.execute("SELECT count(station_within_m) AS n FROM road_coverage").fetchone()["n"] == 0:
+        return {"type": "FeatureCollection", "features": []}
+    items = routing.coverage.gaps(conn, settings, "static", limit=limit)
+    ids = [it["edge_id"] for it in items]
+    extra = {r["id"]: r for r in conn.execute(
+        """SELECT e.id, e.name, c.station_org_id, o.name AS station_name, o.name_en AS station_name_en
+             FROM road_edge e LEFT JOIN road_coverage c ON c.edge_id = e.id
+             LEFT JOIN organisation o ON o.id = c.station_org_id WHERE e.id = ANY(%s)""", [ids])}
+    feats = []
+    for it in items:
+        x = extra.get(it["edge_id"], {})
+        props = {"id": it["edge_id"], "rank": it["rank"], "road_class": it["road_class"], "name": x.get("name"),
+                 "length_m": round(it["length_m"]), "uncovered_m": round(it["uncovered_m"]),
+                 "time_min": round(it["time_s"] / 60, 1) if it["time_s"] is not None else None,
+                 "target_min": round(it["target_s"] / 60, 1), "incidents": it["incidents_past_year"],
+                 "score": round(it["score"], 3), "station_name": x.get("station_name"),
+                 "station_name_en": x.get("station_name_en")}
+        geom = it["geometry"]
+        feats.append({"type": "Feature", "id": it["edge_id"], "properties": props,
+                      "geometry": {"type": "LineString", "coordinates": [[round(float(a), 6), round(float(b), 6)]
+                                                                         for a, b in geom.coords]}})
+    return {"type": "FeatureCollection", "features": feats}
 
 
 def coverage_by_jurisdiction(conn: psycopg.Connection, settings: Settings) -> list[dict]:
-    """Per station jurisdiction in force: road km, share within target, p50/p90/max minutes (出警半径)."""
-    rows = conn.execute(
-        """WITH r AS (
-               SELECT j.organisation_id, e.length_m, c.station_time_s,
-                      CASE WHEN e.road_class = ANY(%(main)s) THEN %(main_s)s ELSE %(rural_s)s END AS target_s
-                 FROM jurisdiction j
-                 JOIN road_edge e ON ST_Intersects(j.geom, ST_LineInterpolatePoint(e.geom, 0.5))
-                 LEFT JOIN road_coverage c ON c.edge_id = e.id
-                WHERE j.valid_from <= now() AND (j.valid_to IS NULL OR j.valid_to > now()) AND j.kind = 'station')
-           SELECT o.id AS organisation_id, o.code, o.name, o.name_en,
-                  round((sum(r.length_m) / 1000)::numeric, 1)::float AS road_km,
-                  (sum(r.length_m) FILTER (WHERE r.station_time_s <= r.target_s) / nullif(sum(r.length_m), 0))::float
-                      AS share_within,
-                  round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.station_time_s) / 60)::numeric, 1)::float
-                      AS p50_min,
-                  round((percentile_cont(0.9) WITHIN GROUP (ORDER BY r.station_time_s) / 60)::numeric, 1)::float
-                      AS p90_min,
-                  round((max(r.station_time_s) / 60)::numeric, 1)::float AS max_min,
-                  count(r.station_time_s) AS computed
-             FROM r JOIN organisation o ON o.id = r.organisation_id
-            GROUP BY o.id ORDER BY o.code""",
-        {"main": list(MAIN_ROAD_CLASSES), "main_s": settings.main_road_target_min * 60,
-         "rural_s": settings.rural_road_target_min * 60}).fetchall()
-    for r in rows:
-        if not r.pop("computed"):
-            r["share_within"] = None
-        elif r["share_within"] is not None:
-            r["share_within"] = round(r["share_within"], 3)
-    return rows
+    """Per station jurisdiction in force: road km, share within target, p50/p90/max minutes (出警半径),
+    from routing's response radius."""
+    import routing.coverage
+
+    if conn.execute("SELECT count(*) AS n FROM road_edge").fetchone()["n"] == 0:
+        return []
+    items = routing.coverage.response_radius(conn, settings)
+    names = _org_names(conn, [it["organisation_id"] for it in items])
+
+    def minutes(v: float | None) -> float | None:
+        return round(v / 60, 1) if v is not None else None
+
+    return [{"organisation_id": it["organisation_id"], "code": it["code"], "name": it["name"],
+             "name_en": names.get(it["organisation_id"], {}).get("name_en"), "road_km": it["road_km"],
+             "share_within": round(it["within_target_share"], 3) if it["within_target_share"] is not None else None,
+             "unreachable_km": it["unreachable_km"], "p50_min": minutes(it["p50_s"]),
+             "p90_min": minutes(it["p90_s"]), "max_min": minutes(it["max_s"])} for it in items]
 
 
 def station_org(conn: psycopg.Connection, organisation_id: int) -> dict[str, Any] | None:

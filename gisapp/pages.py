@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from markupsafe import Markup, escape
 
 from . import mapdata
 from .app import client_label, db_tx, settings
@@ -44,6 +45,9 @@ NAV = (("coverage", "nav.coverage", "fa-route"), ("grids", "nav.grids", "fa-tabl
        ("plan", "nav.plan", "fa-draw-polygon"), ("dispatch", "nav.dispatch", "fa-tower-broadcast"))
 SERVICE_AREAS_ENDPOINTS = ("/api/v1/routing/service-areas", "/api/v1/routing/service_areas",
                            "/api/v1/routing/service-area")
+
+# Icons are Font Awesome symbols in one SVG sprite (no icon web font to download).
+ICON_SPRITE = "/static/vendor/fontawesome/icons.svg"
 
 _MAP_HOOKS: dict[str, list[Callable[..., None]]] = {}
 
@@ -81,10 +85,13 @@ def _template_globals() -> dict[str, Any]:
     def _(key: str, **params: Any) -> str:
         return t(key, lang, **params)
 
+    def icon(name: str, cls: str = "") -> Markup:
+        return Markup(f'<svg class="ic {escape(cls)}" aria-hidden="true"><use href="{ICON_SPRITE}#fa-{escape(name)}"></use></svg>')
+
     def tr(key: str, fallback: Any) -> str:
         return t(key, lang) if key in MESSAGES else str(fallback)
 
-    return {"_": _, "tr": tr, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
+    return {"_": _, "tr": tr, "icon": icon, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
             "user": getattr(g, "user", None), "other_lang": "zh" if lang == "en" else "en"}
 
 
@@ -215,6 +222,34 @@ def _render_map(name: str, template: str, page_map: Any, conn: Any, **ctx: Any):
 def _service_areas_endpoint() -> str | None:
     rules = {r.rule for r in current_app.url_map.iter_rules()}
     return next((e for e in SERVICE_AREAS_ENDPOINTS if e in rules), None)
+
+
+@bp.get("/map/data/<key>")
+def map_data(key: str):
+    """Features of a layer that a map page loads when it is first switched on (villages, units, ...).
+
+    Any role that may open a map page may read them; a chief's units and heat map are their station's.
+    """
+    from flask import jsonify
+
+    from layers.builders import LAZY_KEYS
+    from layers.pages import lazy_data
+
+    user = getattr(g, "user", None)
+    if user is None:
+        abort(401)
+    if not any(_allowed(user, p) for p in ("coverage", "grids", "plan", "dispatch")):
+        abort(403)
+    if key not in LAZY_KEYS:
+        abort(404)
+    station = request.args.get("station", type=int)
+    if user["role"] == "chief" and key in ("units", "heatmap"):
+        station = user.get("station_id")
+    with db_tx() as conn:
+        data = lazy_data(conn, settings(), g.lang, key, station_id=station)
+    resp = jsonify(data)
+    resp.mimetype = "application/geo+json" if key != "heatmap" else "application/json"
+    return resp
 
 
 @bp.get("/map/coverage")

@@ -22,13 +22,12 @@ from flask import Blueprint, Response, request
 from .app import current_user, db_tx, settings
 from .config import Settings
 from .errors import NotFound, Unauthorized, ValidationError
-from .mapdata import MAIN_ROAD_CLASSES
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
 MVT_MIME = "application/vnd.mapbox-vector-tile"
 # Bump when the tile SQL changes so that ETags and cached tiles of the old schema are not reused.
-TILE_SCHEMA = "1"
+TILE_SCHEMA = "2"
 WEB_MERCATOR_WORLD_M = 2 * math.pi * 6378137.0
 
 
@@ -73,7 +72,7 @@ def make_tile(conn: psycopg.Connection, layer: str, z: int, x: int, y: int, s: S
                            [z, x, y, classes_at_zoom(z, s), tol, s.tile_extent, s.tile_buffer]).fetchone()
     elif layer == "coverage":
         row = conn.execute("SELECT gisapp_tile_coverage(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS mvt",
-                           [z, x, y, classes_at_zoom(z, s), tol, list(MAIN_ROAD_CLASSES),
+                           [z, x, y, classes_at_zoom(z, s), tol, list(s.main_road_classes),
                             s.main_road_target_min * 60, s.rural_road_target_min * 60, s.tile_extent,
                             s.tile_buffer]).fetchone()
     elif layer == "grids":

@@ -3,7 +3,8 @@
 Folium renders ``<script>``/``<link>`` tags from the class-level ``default_js`` and
 ``default_css`` lists of ``folium.Map`` and of each plugin. ``localize_folium()`` replaces
 every entry it knows with the vendored copy (see web/static/VENDOR.md) and drops the ones
-the pages do not need (the Bootstrap 3 glyphicons sheet). ``external_references()`` finds
+the pages do not need (Bootstrap, which folium's templates do not use, and the Bootstrap 3
+glyphicons sheet). ``external_references()`` finds
 any reference to another host left in rendered HTML; the pages refuse to render one.
 """
 
@@ -23,12 +24,16 @@ LOCAL: dict[str, str | None] = {
     # folium.Map
     "leaflet": "vendor/leaflet/leaflet.js",
     "jquery": "vendor/jquery/jquery.min.js",
-    "bootstrap": "vendor/bootstrap/bootstrap.bundle.min.js",
+    # Bootstrap: folium's templates do not need it, and the map pages style themselves
+    # (web/static/css/gisapp.css); pages that include other areas' panels link it themselves.
+    "bootstrap": None,
     "awesome_markers": "vendor/awesome-markers/leaflet.awesome-markers.js",
     "leaflet_css": "vendor/leaflet/leaflet.css",
-    "bootstrap_css": "vendor/bootstrap/bootstrap.min.css",
+    "bootstrap_css": None,
     "glyphicons_css": None,  # Bootstrap 3 glyph font: the pages use Font Awesome instead
-    "awesome_markers_font_css": "vendor/fontawesome/css/all.min.css",
+    # Font Awesome's CSS and font: the pages draw icons from one SVG sprite instead
+    # (vendor/fontawesome/icons.svg); pages with other areas' panels link the CSS themselves.
+    "awesome_markers_font_css": None,
     "awesome_markers_css": "vendor/awesome-markers/leaflet.awesome-markers.css",
     "awesome_rotate_css": "vendor/folium/leaflet.awesome.rotate.min.css",
     # plugins

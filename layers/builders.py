@@ -36,6 +36,10 @@ def _bind(kind: str) -> JsCode:
     return JsCode(f"function (f, l) {{ gisapp.bindFeature(l, f, {kind!r}); }}")
 
 
+LAZY_KEYS = ("villages", "units", "service_points", "heatmap", "station_jurisdictions", "traffic_jurisdictions",
+             "joint_zones")
+
+
 def _with_style(fc: dict, fn) -> dict:
     """Return a copy of ``fc`` with ``properties.style`` set by ``fn(properties)``."""
     out = copy.deepcopy(fc)
@@ -44,25 +48,39 @@ def _with_style(fc: dict, fn) -> dict:
     return out
 
 
-class PointLayer(folium.map.Layer):
-    """Point features drawn by ``gisapp.marker(kind, ...)`` (icons by status, kind, channel)."""
+class GeoLayer(folium.map.Layer):
+    """GeoJSON features styled by ``properties.style``, points drawn by ``gisapp.marker(kind, ...)``,
+    tooltips and popups by ``gisapp.bindFeature``; embedded, or fetched from ``lazy_url`` the first
+    time the layer is switched on (hidden layers cost the page nothing)."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.geoJson({{ this.data|tojson }}, {
+        var {{ this.get_name() }} = L.geoJson({{ (none if this.lazy_url else this.data)|tojson }}, {
+            style: function (f) { return (f.properties && f.properties.style) || {}; },
             pointToLayer: function (f, latlng) { return gisapp.marker({{ this.kind|tojson }}, f, latlng); },
-            onEachFeature: function (f, l) { gisapp.bindFeature(l, f, {{ this.kind|tojson }}); }
+            onEachFeature: function (f, l) {
+                gisapp.bindFeature(l, f, {{ this.kind|tojson }}, {{ this.highlight|tojson }});
+            }
         });
+        {%- if this.lazy_url %}
+        gisapp.lazy({{ this.get_name() }}, {{ this.lazy_url|tojson }});
+        {%- endif %}
         {% endmacro %}
         """
     )
 
-    def __init__(self, data: dict, kind: str, name: str, show: bool = True, control: bool = True):
+    def __init__(self, data: dict, kind: str, name: str, show: bool = True, control: bool = True,
+                 highlight: dict | None = None, lazy_url: str | None = None):
         super().__init__(name=name, overlay=True, control=control, show=show)
-        self._name = "PointLayer"
+        self._name = "GeoLayer"
         self.data = data
         self.kind = kind
+        self.highlight = highlight
+        self.lazy_url = lazy_url
+
+
+PointLayer = GeoLayer
 
 
 class LabelLayer(folium.map.Layer):
@@ -117,7 +135,7 @@ def towns(fc: dict, lang: str, show: bool = True) -> MapLayer:
     return MapLayer("towns", LabelLayer(data, t("layer.towns", lang), show=show))
 
 
-def station_jurisdictions(fc: dict, lang: str, show: bool = True) -> MapLayer:
+def station_jurisdictions(fc: dict, lang: str, show: bool = True, lazy_url: str | None = None) -> MapLayer:
     """Station jurisdictions in force: one pastel fill per station, labelled in the tooltip."""
     order = {f["properties"]["organisation_id"]: i for i, f in enumerate(fc["features"])}
 
@@ -128,28 +146,27 @@ def station_jurisdictions(fc: dict, lang: str, show: bool = True) -> MapLayer:
     data = _with_style(fc, st)
     for f in data["features"]:
         f["properties"]["label"] = _name(f["properties"], lang, "org_name")
-    layer = folium.GeoJson(data, name=t("layer.station_jurisdictions", lang), show=show,
-                           highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45},
-                           on_each_feature=_bind("jurisdiction"))
+    layer = GeoLayer(data, "jurisdiction", t("layer.station_jurisdictions", lang), show=show,
+                     highlight={"weight": 3, "fillOpacity": 0.45}, lazy_url=lazy_url)
     entries = [LegendEntry(f["properties"]["label"], f["properties"]["style"]["fillColor"])
                for f in data["features"][:16]]
     return MapLayer("station_jurisdictions", layer, LegendSection(t("layer.station_jurisdictions", lang), entries))
 
 
-def traffic_jurisdictions(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def traffic_jurisdictions(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """Traffic-squadron jurisdictions in force: dashed teal outlines."""
     data = _with_style(fc, lambda p: {"color": S.TRAFFIC_LINE, "weight": 2.2, "dashArray": "6 4", "fill": True,
                                       "fillOpacity": 0.02})
     for f in data["features"]:
         f["properties"]["label"] = _name(f["properties"], lang, "org_name")
-    layer = folium.GeoJson(data, name=t("layer.traffic_jurisdictions", lang), show=show,
-                           on_each_feature=_bind("jurisdiction"))
+    layer = GeoLayer(data, "jurisdiction", t("layer.traffic_jurisdictions", lang), show=show,
+                     highlight={"weight": 3.5}, lazy_url=lazy_url)
     legend = LegendSection(t("layer.traffic_jurisdictions", lang),
                            [LegendEntry(t("org.squadron", lang), S.TRAFFIC_LINE, "outline", extra={"dashed": True})])
     return MapLayer("traffic_jurisdictions", layer, legend)
 
 
-def joint_zones(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def joint_zones(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """Joint war zones: a strong outline per zone, its centre and members in the popup."""
     idx = {f["properties"]["id"]: i for i, f in enumerate(fc["features"])}
 
@@ -163,9 +180,8 @@ def joint_zones(fc: dict, lang: str, show: bool = False) -> MapLayer:
         p["label"] = _name(p, lang)
         p["centre"] = _name(p, lang, "centre_name")
         p["member_list"] = "、".join(p.get("members_en" if lang == "en" else "members") or [])
-    layer = folium.GeoJson(data, name=t("layer.joint_zones", lang), show=show,
-                           highlight_function=lambda f: {"weight": 5, "fillOpacity": 0.15},
-                           on_each_feature=_bind("joint_zone"))
+    layer = GeoLayer(data, "joint_zone", t("layer.joint_zones", lang), show=show,
+                     highlight={"weight": 5, "fillOpacity": 0.15}, lazy_url=lazy_url)
     entries = [LegendEntry(f["properties"]["label"], f["properties"]["style"]["color"], "outline")
                for f in data["features"]]
     return MapLayer("joint_zones", layer, LegendSection(t("layer.joint_zones", lang), entries))
@@ -208,9 +224,7 @@ def grids(fc: dict, lang: str, color_by: str | None = None, show: bool = True) -
     for f in data["features"]:
         f["properties"]["label"] = f"{f['properties'].get('name', '')}"
         f["properties"]["org_label"] = _name(f["properties"], lang, "org_name")
-    layer = folium.GeoJson(data, name=title, show=show,
-                           highlight_function=lambda f: {"weight": 3, "color": "#0f172a"},
-                           on_each_feature=_bind("grid"))
+    layer = GeoLayer(data, "grid", title, show=show, highlight={"weight": 3, "color": "#0f172a"})
     return MapLayer(key, layer, LegendSection(title, entries))
 
 
@@ -230,12 +244,27 @@ def roads_tiles(url: str, lang: str, show: bool = True) -> MapLayer:
                                                   note=t("map.tiles_hint", lang)))
 
 
-def roads_geojson(fc: dict, lang: str, show: bool = True) -> MapLayer:
-    """Roads by class as one embedded GeoJSON (small networks, and the benchmark's comparison)."""
-    data = _with_style(fc, lambda p: {"color": S.ROAD_STYLE[p["road_class"]]["color"],
-                                      "weight": S.ROAD_STYLE[p["road_class"]]["weight"], "opacity": 0.95})
-    layer = folium.GeoJson(data, name=t("layer.roads", lang), show=show, on_each_feature=_bind("road"))
-    return MapLayer("roads", layer, LegendSection(t("layer.roads", lang), _road_entries(lang)))
+def coverage_geojson(gdf, lang: str, show: bool = True) -> MapLayer:
+    """Roads coloured by best response time as one ``folium.GeoJson`` of a GeoDataFrame, the way a
+    folium map usually draws a layer (style and highlight functions, a GeoJsonTooltip): the
+    comparison the benchmark runs against the vector tiles, and fine for small networks."""
+
+    def st(f: dict) -> dict:
+        p = f["properties"]
+        t = p.get("station_time_s")
+        gap = t is None or (p.get("target_s") is not None and t > p["target_s"])
+        return {"color": S.time_color(t), "weight": S.ROAD_STYLE[p["road_class"]]["weight"] + (2 if gap else 0),
+                "opacity": 0.95}
+
+    title = t("layer.coverage", lang)
+    layer = folium.GeoJson(
+        gdf, name=title, show=show, style_function=st,
+        highlight_function=lambda f: {"weight": 6, "color": "#0f172a"},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "road_class", "station_time_s", "target_s"],
+                                      aliases=[t("prop.name", lang), t("prop.road_class", lang),
+                                               t("prop.time_min", lang) + " (s)", t("prop.target_min", lang) + " (s)"]),
+    )
+    return MapLayer("coverage", layer, LegendSection(title, _time_entries(lang)))
 
 
 def _time_entries(lang: str) -> list[LegendEntry]:
@@ -283,21 +312,19 @@ def coverage_gaps(fc: dict, lang: str, show: bool = True) -> MapLayer:
         p["class_label"] = t(f"road.{p['road_class']}", lang)
         p["station_label"] = _name(p, lang, "station_name")
     title = t("layer.gaps", lang, n=len(data["features"]))
-    layer = folium.GeoJson(data, name=title, show=show,
-                           highlight_function=lambda f: {"weight": 11, "opacity": 0.85},
-                           on_each_feature=_bind("gap"))
+    layer = GeoLayer(data, "gap", title, show=show, highlight={"weight": 11, "opacity": 0.85})
     return MapLayer("gaps", layer, LegendSection(title, [
         LegendEntry(t("legend.gap", lang), S.GAP_HALO["color"], "line", extra={"weight": 6})]))
 
 
 # --- points -----------------------------------------------------------------------------------------
 
-def villages(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def villages(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """Villages as small dots, name in the tooltip, population in the popup."""
     data = copy.deepcopy(fc)
     for f in data["features"]:
         f["properties"]["town_label"] = _name(f["properties"], lang, "town_name")
-    layer = PointLayer(data, "village", t("layer.villages", lang), show=show)
+    layer = GeoLayer(data, "village", t("layer.villages", lang), show=show, lazy_url=lazy_url)
     return MapLayer("villages", layer, LegendSection(t("layer.villages", lang), [
         LegendEntry(t("layer.villages", lang), S.VILLAGE["color"], "dot")]))
 
@@ -320,12 +347,12 @@ def stations(fc: dict, lang: str, show: bool = True) -> MapLayer:
     return MapLayer("stations", layer, LegendSection(t("layer.stations", lang), entries))
 
 
-def units(fc: dict, lang: str, show: bool = True) -> MapLayer:
+def units(fc: dict, lang: str, show: bool = True, lazy_url: str | None = None) -> MapLayer:
     """Units at their last position, coloured by status, icon by kind."""
     data = copy.deepcopy(fc)
     for f in data["features"]:
         f["properties"]["org_label"] = _name(f["properties"], lang, "org_name")
-    layer = PointLayer(data, "unit", t("layer.units", lang), show=show)
+    layer = GeoLayer(data, "unit", t("layer.units", lang), show=show, lazy_url=lazy_url)
     entries = [LegendEntry(t(f"unit.{s}", lang), c, "icon", icon="fa-car-side")
                for s, c in S.UNIT_STATUS_COLORS.items()]
     return MapLayer("units", layer, LegendSection(t("layer.units", lang), entries))
@@ -346,19 +373,40 @@ def incidents_cluster(fc: dict, lang: str, name_key: str = "layer.incidents", sh
     return MapLayer(key, cluster, LegendSection(t(name_key, lang), entries))
 
 
-def incidents_heatmap(points: list[list[float]], lang: str, show: bool = False) -> MapLayer:
-    """Past-year incidents as a heat map (points pre-binned into cells: [lat, lon, count])."""
-    top = max((p[2] for p in points), default=1)
-    # Leaflet's layer control disables an overlay's checkbox above the layer's options.maxZoom, and
-    # Leaflet.heat takes maxZoom as the zoom of full intensity: maxZoom is the map's (19) so the
-    # checkbox works at every zoom, and max is scaled by 2^-(19 - 13) so that the intensities up
-    # to zoom 13 are those of maxZoom 13 (beyond it the heat keeps growing instead of capping).
-    layer = HeatMap(points or [[0.0, 0.0, 0.0]], name=t("layer.heatmap", lang), show=show, radius=16, blur=14,
-                    min_opacity=0.25, max_zoom=19, gradient=S.HEAT_GRADIENT)
-    layer.options["max"] = float(top) * 0.6 / 2 ** (19 - 13)
+class LazyHeatMap(HeatMap):
+    """folium.plugins.HeatMap whose points are fetched the first time it is switched on."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.heatLayer([], {{ this.options|tojavascript }});
+            gisapp.lazyHeat({{ this.get_name() }}, {{ this.lazy_url|tojson }});
+        {% endmacro %}
+        """
+    )
+
+
+def incidents_heatmap(points: list[list[float]] | None, lang: str, show: bool = False,
+                      lazy_url: str | None = None) -> MapLayer:
+    """Past-year incidents as a heat map (points pre-binned into cells: [lat, lon, count]); with
+    ``lazy_url`` the points are fetched from there (``{"points": [...], "max": n}``) when shown."""
+    opts = {"name": t("layer.heatmap", lang), "show": show, "radius": 16, "blur": 14, "min_opacity": 0.25,
+            "max_zoom": 18, "gradient": S.HEAT_GRADIENT}
+    if lazy_url:
+        layer = LazyHeatMap([[0.0, 0.0, 0.0]], **opts)
+        layer.lazy_url = lazy_url
+    else:
+        points = points or []
+        layer = HeatMap(points or [[0.0, 0.0, 0.0]], **opts)
+        layer.options["max"] = heat_max(points)
     entries = [LegendEntry(f"{t('legend.low', lang)} → {t('legend.high', lang)}", kind="ramp",
                            extra={"colors": list(S.HEAT_GRADIENT.values())})]
     return MapLayer("heatmap", layer, LegendSection(t("layer.heatmap", lang), entries))
+
+
+def heat_max(points: list[list[float]]) -> float:
+    """The count that saturates the heat map's colours (60% of the busiest cell)."""
+    return float(max((p[2] for p in points), default=1)) * 0.6
 
 
 def service_areas(fc: dict | None, lang: str, budgets_min: tuple[float, ...], show: bool = True) -> MapLayer:
@@ -383,12 +431,12 @@ def service_areas(fc: dict | None, lang: str, budgets_min: tuple[float, ...], sh
     return MapLayer("service_areas", layer, LegendSection(t("layer.service_areas", lang), entries))
 
 
-def service_points(fc: dict, lang: str, show: bool = False) -> MapLayer:
+def service_points(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
     """One-window service points (一窗通办)."""
     data = copy.deepcopy(fc)
     for f in data["features"]:
         f["properties"]["org_label"] = _name(f["properties"], lang, "org_name")
-    layer = PointLayer(data, "service_point", t("layer.service_points", lang), show=show)
+    layer = GeoLayer(data, "service_point", t("layer.service_points", lang), show=show, lazy_url=lazy_url)
     return MapLayer("service_points", layer, LegendSection(t("layer.service_points", lang), [
         LegendEntry(t("layer.service_points", lang), S.SERVICE_POINT["color"], "icon", icon=S.SERVICE_POINT["icon"])]))
 

@@ -105,8 +105,9 @@ class LegendEntry:
         if self.kind == "icon":
             ring = self.extra.get("ring")
             ring_css = f"box-shadow:0 0 0 2px {html.escape(ring)};" if ring else ""
-            return (f'<span class="lg-icon" style="background:{c};{ring_css}">'
-                    f'<i class="fa-solid {html.escape(self.icon)}"></i></span>')
+            name = html.escape(self.icon.removeprefix("fa-"))
+            return (f'<span class="lg-icon" style="background:{c};{ring_css}"><svg class="ic" aria-hidden="true">'
+                    f'<use href="{static_url("vendor/fontawesome/icons.svg")}#fa-{name}"></use></svg></span>')
         if self.kind == "outline":
             dash = "border-style:dashed;" if self.extra.get("dashed") else ""
             return f'<span class="lg-fill" style="background:transparent;border:2px solid {c};{dash}"></span>'

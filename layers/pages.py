@@ -8,6 +8,7 @@ the side-panel data.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +73,69 @@ def tile_url(layer: str, versions: dict[str, int], areas: tuple[str, ...]) -> st
     return f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?v={v}"
 
 
+def lazy_url(key: str, **params: Any) -> str:
+    """Return the URL a hidden layer fetches its features from when first shown (``/map/data/<key>``)."""
+    qs = "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
+    return f"/map/data/{key}" + (f"?{qs}" if qs else "")
+
+
+def lazy_data(conn: psycopg.Connection, settings: Settings, lang: str, key: str,
+              station_id: int | None = None) -> dict:
+    """Return the data of a lazily loaded layer, prepared by the same builder as an embedded one."""
+    if key == "villages":
+        return B.villages(mapdata.villages(conn), lang).element.data
+    if key == "units":
+        return B.units(mapdata.units(conn, organisation_id=station_id), lang).element.data
+    if key == "service_points":
+        return B.service_points(mapdata.service_points(conn), lang).element.data
+    if key in ("station_jurisdictions", "traffic_jurisdictions"):
+        kind = key.split("_")[0]
+        versions = mapdata.data_versions(conn)
+        build = B.station_jurisdictions if kind == "station" else B.traffic_jurisdictions
+        return build(_jurisdictions(conn, settings, versions, kind), lang).element.data
+    if key == "joint_zones":
+        return B.joint_zones(_joint_zones(conn, settings, mapdata.data_versions(conn)), lang).element.data
+    if key == "heatmap":
+        since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
+        points = mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid,
+                                       station_id=station_id)
+        return {"points": points, "max": B.heat_max(points)}
+    raise KeyError(key)
+
+
+_EMPTY: dict = {"type": "FeatureCollection", "features": []}
+
 TILE_AREAS = {"roads": ("roads",), "coverage": ("roads", "coverage"), "grids": ("grids", "organisations")}
+
+
+_MEMO: dict[tuple, Any] = {}
+_MEMO_LOCK = threading.Lock()
+_MEMO_MAX = 64
+
+
+def _memo(settings: Settings, versions: dict[str, int], areas: tuple[str, ...], name: str, fn, *args: Any) -> Any:
+    """Return ``fn(*args)``, cached per database and per the data versions of ``areas`` (builders copy
+    what they change, so a cached value is shared safely)."""
+    key = (settings.database_url, name, args, tuple(versions.get(a, 0) for a in areas))
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+    val = fn()
+    with _MEMO_LOCK:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = val
+    return val
+
+
+def _jurisdictions(conn: psycopg.Connection, settings: Settings, versions: dict[str, int], kind: str) -> dict:
+    return _memo(settings, versions, ("jurisdictions", "organisations"), "jurisdictions",
+                 lambda: mapdata.jurisdictions(conn, kind, settings.map_simplify_m, settings.metric_srid), kind)
+
+
+def _joint_zones(conn: psycopg.Connection, settings: Settings, versions: dict[str, int]) -> dict:
+    return _memo(settings, versions, ("joint_zones", "organisations"), "joint_zones",
+                 lambda: mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid))
 
 
 def _composer(conn: psycopg.Connection, settings: Settings, lang: str, config: dict | None = None) -> MapComposer:
@@ -98,29 +161,37 @@ def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads:
     c = _composer(conn, settings, lang, {"endpoints": {"serviceAreas": service_areas_endpoint or ""},
                                          "serviceAreaBudgets": budgets})
     _base(c, conn, settings, lang)
-    c.add(B.station_jurisdictions(mapdata.jurisdictions(conn, "station", settings.map_simplify_m,
-                                                        settings.metric_srid), lang, show=False))
-    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False,
+                                  lazy_url=lazy_url("station_jurisdictions")))
+    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False, lazy_url=lazy_url("joint_zones")))
     summary = mapdata.coverage_summary(conn, settings)
     if roads == "geojson":
-        c.add(B.roads_geojson(mapdata.road_edges(conn), lang, show=True))
+        c.add(B.coverage_geojson(mapdata.coverage_roads_gdf(conn), lang, show=True))
     else:
         c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang, show=not summary["computed"]))
         c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_AREAS["coverage"]), lang,
                                settings.main_road_target_min, settings.rural_road_target_min,
                                show=summary["computed"]))
-    gaps = mapdata.coverage_gaps(conn, settings, settings.map_gap_list_limit)
+        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_AREAS["coverage"]), lang,
+                               settings.main_road_target_min, settings.rural_road_target_min, live=True,
+                               show=False))
+    gaps = _memo(settings, versions, ("roads", "coverage"), "gaps",
+                 lambda: mapdata.coverage_gaps(conn, settings, settings.map_gap_list_limit))
     c.add(B.coverage_gaps(gaps, lang, show=bool(gaps["features"])))
     c.add(B.service_areas(None, lang, tuple(budgets)))
-    c.add(B.villages(mapdata.villages(conn), lang, show=False))
+    c.add(B.villages(_EMPTY, lang, show=False, lazy_url=lazy_url("villages")))
     c.add(B.towns(mapdata.towns(conn), lang))
     c.add(B.stations(mapdata.organisations(conn), lang))
-    c.add(B.units(mapdata.units(conn), lang, show=False))
+    units_fc = mapdata.units(conn)
+    c.add(B.units(_EMPTY, lang, show=False, lazy_url=lazy_url("units")))
     _finish_attribution(c, conn)
     panel = {
+        "units": [f["properties"] for f in units_fc["features"]
+                  if f["properties"]["status"] not in ("off_duty", "out_of_service")][:300],
         "summary": summary,
         "gaps": [f["properties"] for f in gaps["features"]],
-        "by_jurisdiction": mapdata.coverage_by_jurisdiction(conn, settings),
+        "by_jurisdiction": _memo(settings, versions, ("roads", "coverage", "jurisdictions", "organisations"),
+                                 "by_jurisdiction", lambda: mapdata.coverage_by_jurisdiction(conn, settings)),
         "stations": mapdata.stations_list(conn),
         "budgets": budgets,
         "mine": chief_station_id,
@@ -142,15 +213,14 @@ def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_i
     c.add(B.grids(fc, lang, color_by="coverage", show=True))
     c.add(B.grids(fc, lang, color_by="incidents", show=False))
     c.add(B.station_jurisdictions(juris, lang, show=True))
-    c.add(B.incidents_heatmap(mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid,
-                                                    station_id=station_id), lang, show=False))
+    c.add(B.incidents_heatmap(None, lang, show=False, lazy_url=lazy_url("heatmap", station=station_id)))
     recent = datetime.now(UTC) - timedelta(days=settings.map_incident_days)
     c.add(B.incidents_cluster(mapdata.incidents(conn, since=recent, limit=settings.map_incident_limit,
                                                 station_id=station_id), lang, show=False))
     c.add(B.villages(mapdata.villages(conn), lang, show=True))
     c.add(B.stations(mapdata.organisations(conn), lang))
     c.add(B.units(mapdata.units(conn, organisation_id=station_id), lang, show=True))
-    c.add(B.service_points(mapdata.service_points(conn), lang, show=False))
+    c.add(B.service_points(_EMPTY, lang, show=False, lazy_url=lazy_url("service_points")))
     if juris["features"]:
         xs, ys = [], []
         _coords(juris["features"][0]["geometry"]["coordinates"], xs, ys)
@@ -175,11 +245,10 @@ def plan_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap
     _base(c, conn, settings, lang)
     c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
     c.add(B.grid_tiles(tile_url("grids", versions, TILE_AREAS["grids"]), lang, show=False))
-    st = mapdata.jurisdictions(conn, "station", settings.map_simplify_m, settings.metric_srid)
+    st = _jurisdictions(conn, settings, versions, "station")
     c.add(B.station_jurisdictions(st, lang, show=True))
-    c.add(B.traffic_jurisdictions(mapdata.jurisdictions(conn, "traffic", settings.map_simplify_m,
-                                                        settings.metric_srid), lang, show=False))
-    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False))
+    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False))
     since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
     c.add(B.incidents_heatmap(mapdata.incident_heat(conn, since, settings.map_heat_cell_m, settings.metric_srid),
                               lang, show=False))
@@ -197,11 +266,11 @@ def dispatch_map(conn: psycopg.Connection, settings: Settings, lang: str) -> Pag
     c = _composer(conn, settings, lang)
     _base(c, conn, settings, lang)
     c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
-    c.add(B.station_jurisdictions(mapdata.jurisdictions(conn, "station", settings.map_simplify_m,
-                                                        settings.metric_srid), lang, show=False))
-    c.add(B.traffic_jurisdictions(mapdata.jurisdictions(conn, "traffic", settings.map_simplify_m,
-                                                        settings.metric_srid), lang, show=False))
-    c.add(B.joint_zones(mapdata.joint_zones(conn, settings.map_simplify_m, settings.metric_srid), lang, show=False))
+    c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False,
+                                  lazy_url=lazy_url("station_jurisdictions")))
+    c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False,
+                                  lazy_url=lazy_url("traffic_jurisdictions")))
+    c.add(B.joint_zones(_joint_zones(conn, settings, versions), lang, show=False, lazy_url=lazy_url("joint_zones")))
     c.add(B.towns(mapdata.towns(conn), lang))
     c.add(B.stations(mapdata.organisations(conn), lang))
     open_inc = mapdata.incidents(conn, statuses=("open", "dispatched"), limit=settings.map_incident_limit)

@@ -94,6 +94,12 @@ PYPI_FILES = (
      "folium.plugins.HeatMap (Leaflet.heat 0.2.0 with folium's weights patch)"),
 )
 
+# Font Awesome icons the map pages draw, gathered into one SVG sprite (web/static/vendor/fontawesome/
+# icons.svg, ``<use href="...#fa-NAME">``): pages need no icon web font (saves ~150 KB per first visit).
+SPRITE_ICONS = ("shield-halved", "traffic-light", "car-burst", "tower-broadcast", "car-side", "car", "motorcycle",
+                "truck-medical", "van-shuttle", "bell", "id-card", "route", "table-cells", "draw-polygon", "user",
+                "language", "right-from-bracket", "list", "circle-info", "circle-exclamation", "lock")
+
 _SOURCEMAP = re.compile(rb"\n?(//|/\*)# sourceMappingURL=[^\n]*")
 
 
@@ -119,6 +125,19 @@ def _clean(data: bytes, path: str) -> bytes:
         # woff2 only (every browser we support reads it); drop the .woff fallbacks.
         data = re.sub(rb",\s*url\(\./files/[^)]+\.woff\) format\('woff'\)", b"", data)
     return data
+
+
+def _sprite(tar: tarfile.TarFile, members: dict) -> str:
+    """Return an SVG sprite of SPRITE_ICONS (symbols ``fa-NAME``) from the package's svgs/solid."""
+    symbols = []
+    for name in SPRITE_ICONS:
+        svg = tar.extractfile(members[f"svgs/solid/{name}.svg"]).read().decode()
+        box = re.search(r'viewBox="([^"]+)"', svg).group(1)
+        paths = "".join(re.findall(r"<path[^>]*/>", svg))
+        symbols.append(f'<symbol id="fa-{name}" viewBox="{box}">{paths}</symbol>')
+    return ('<svg xmlns="http://www.w3.org/2000/svg" style="display:none">'
+            "<!-- Font Awesome Free 6 icons, CC BY 4.0 (https://fontawesome.com/license/free) -->"
+            + "".join(symbols) + "</svg>\n")
 
 
 def vendor(package_filter: set[str] | None = None) -> list[dict]:
@@ -147,6 +166,9 @@ def vendor(package_filter: set[str] | None = None) -> list[dict]:
                         out.parent.mkdir(parents=True, exist_ok=True)
                         out.write_bytes(_clean(tar.extractfile(members[p]).read(), p))
                         n += 1
+                if pkg.name == "@fortawesome/fontawesome-free":
+                    (dest / "icons.svg").write_text(_sprite(tar, members), encoding="utf-8")
+                    n += 1
             rows.append({"name": pkg.name, "version": pkg.version, "licence": pkg.licence,
                          "source": "npm", "integrity": _integrity(tgz.read_bytes()),
                          "dest": f"vendor/{pkg.dest}/", "files": n, "purpose": pkg.purpose})

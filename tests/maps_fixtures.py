@@ -1,9 +1,9 @@
 """A small hand-made world for the map tests, in its own database (independent of the demo).
 
 Four stations at real town seats with Voronoi jurisdictions clipped to the real outline,
-two traffic squadrons, one joint zone, grids, a lattice road network of every class with
-known coverage times (some above target, some unreachable), villages, units of every
-status, a year of incidents and service points. Everything is marked synthetic.
+two traffic squadrons, one joint zone, grids, a lattice road network of every class (with
+coverage computed by routing), villages, units of every status, incidents and service
+points. Everything is marked synthetic.
 """
 
 from __future__ import annotations
@@ -92,18 +92,6 @@ SELECT a.node_id, b.node_id,
        ST_Length(ST_Transform(ST_MakeLine(a.geom, b.geom), 4548)), ST_MakeLine(a.geom, b.geom)
   FROM lattice a JOIN lattice b ON (b.i = a.i + 1 AND b.k = a.k) OR (b.i = a.i AND b.k = a.k + 1);
 
--- coverage: straight-line distance to the nearest station at 30 km/h; the far north-west unreachable
-INSERT INTO road_coverage (edge_id, station_time_s, station_org_id, unit_time_s, incidents_past_year)
-SELECT e.id,
-       CASE WHEN ST_X(ST_StartPoint(e.geom)) < 117.40 AND ST_Y(ST_StartPoint(e.geom)) > 37.05 THEN NULL
-            ELSE ST_Distance(ST_Transform(ST_LineInterpolatePoint(e.geom, 0.5), 4548), ST_Transform(s.hq, 4548)) / (30 / 3.6) END,
-       s.id,
-       ST_Distance(ST_Transform(ST_LineInterpolatePoint(e.geom, 0.5), 4548), ST_Transform(s.hq, 4548)) / (40 / 3.6),
-       (e.id % 7)::int
-  FROM road_edge e
-  CROSS JOIN LATERAL (SELECT o.id, o.hq FROM organisation o WHERE o.kind = 'station'
-                      ORDER BY o.hq <-> ST_LineInterpolatePoint(e.geom, 0.5) LIMIT 1) s;
-
 -- villages, units, incidents, service points
 INSERT INTO village (code, name, town_code, population, geom)
 SELECT 'V' || lpad(n::text, 3, '0'), '测试村' || n, (SELECT code FROM town ORDER BY code OFFSET (n % 16) LIMIT 1),
@@ -151,11 +139,17 @@ def build_small_world(conn: psycopg.Connection) -> None:
 def maps_database_url(server_url: str) -> str:
     """A fresh database with the real outline and towns plus the small world."""
     from geodata.reference import load_reference
+    from gisapp.config import Settings
+    from routing import coverage
 
     url = create_test_database(server_url, MAPS_DB)
     with db.connect(url) as conn:
         load_reference(conn)
         build_small_world(conn)
+        conn.commit()
+        settings = Settings.from_env({"database_url": url})
+        coverage.refresh_static(conn, settings)
+        coverage.refresh_live(conn, settings)
         conn.commit()
     return url
 

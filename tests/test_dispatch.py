@@ -6,19 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dispatch_fixtures import (  # noqa: F401 - fixtures
-    accident_section,
-    dapp,
-    dconn,
-    device_token,
-    dispatch_db,
-    dlive,
-    dlogin,
-    make_unit,
-    world,
-)
+from dispatch_support import device_token, make_unit
 
 from gisapp import db
+
+pytest_plugins = ("dispatch_fixtures",)
 
 
 def _err(r, status: int, field: str | None = None) -> dict:
@@ -78,18 +70,23 @@ def test_intake_stores_owners_and_logs_who_when_what_client(dlogin, world, dconn
 
 
 def test_ownership_follows_the_versions_in_force_at_reported_at(dlogin, world, dconn):
-    """A boundary moved on 2024-01-01: an incident reported before is owned by the old owner."""
+    """In 2023 station A's jurisdiction reached over a place that is station B's since 2024-01-01."""
     lon, lat = world.pt_b(dx=-0.02)  # in B's jurisdiction today
-    with dconn.transaction():
-        dconn.execute("UPDATE jurisdiction SET valid_to = '2024-01-01' WHERE id = %s", [world.jur_b])
-        # One version of A at a time (versions of one organisation never overlap in time): A's
-        # old version, its area plus the piece around the point, ran until 2024.
-        dconn.execute("UPDATE jurisdiction SET valid_from = '2024-01-01' WHERE id = %s", [world.jur_a])
-        old = dconn.execute(
+    square = [lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01]
+
+    def version(org: int, n: int, geom_sql: str, args: list, start: str, end: str | None) -> int:
+        return dconn.execute(
             "INSERT INTO jurisdiction (organisation_id, kind, version, geom, valid_from, valid_to, author, reason) "
-            "SELECT %s, 'station', 0 + 7, ST_Multi(ST_Union(j.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))), "
-            "'2020-01-01', '2024-01-01', 'test', 'old boundary' FROM jurisdiction j WHERE j.id = %s RETURNING id",
-            [world.station_a, lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01, world.jur_a]).fetchone()["id"]
+            f"VALUES (%s, 'station', %s, {geom_sql}, %s, %s, 'test', 'boundary change') RETURNING id",
+            [org, n, *args, start, end]).fetchone()["id"]
+
+    with dconn.transaction():  # versions follow one another without overlap, as a published plan does
+        west = dconn.execute("SELECT geom FROM jurisdiction WHERE id = %s", [world.jur_a]).fetchone()["geom"]
+        dconn.execute("UPDATE jurisdiction SET valid_to = '2023-01-01' WHERE id = %s", [world.jur_a])
+        old_a = version(world.station_a, 2, "ST_Multi(ST_Union(%s::geometry, ST_MakeEnvelope(%s, %s, %s, %s, 4326)))",
+                        [west, *square], "2023-01-01", "2024-01-01")
+        new_a = version(world.station_a, 3, "%s::geometry", [west], "2024-01-01", None)
+        dconn.execute("UPDATE jurisdiction SET valid_to = '2024-01-01' WHERE id = %s", [world.jur_b])
         new_b = dconn.execute(
             "INSERT INTO jurisdiction (organisation_id, kind, version, geom, valid_from, author, reason) "
             "SELECT organisation_id, kind, 2, geom, '2024-01-01', 'test', 'redrawn' FROM jurisdiction WHERE id = %s "
@@ -97,9 +94,9 @@ def test_ownership_follows_the_versions_in_force_at_reported_at(dlogin, world, d
     disp = dlogin("dispatcher")
     then = _intake(disp, (lon, lat), reported_at="2023-06-01T10:00:00+08:00").json()
     now = _intake(disp, (lon, lat)).json()
-    assert then["station_org_id"] == world.station_a and then["station_jurisdiction_id"] == old
+    assert then["station_org_id"] == world.station_a and then["station_jurisdiction_id"] == old_a
     assert now["station_org_id"] == world.station_b and now["station_jurisdiction_id"] == new_b
-    world.jur_b = new_b
+    world.jur_a, world.jur_b = new_a, new_b
 
 
 def test_address_resolved_through_the_village_gazetteer(dlogin, world, dconn):
@@ -310,7 +307,7 @@ def test_concurrent_assignment_of_one_unit_exactly_one_wins(dlogin, world, dconn
         barrier = threading.Barrier(2)
         out = [None, None]
 
-        def go(i: int) -> None:
+        def go(i: int, legs=legs, unit=unit, clients=clients, barrier=barrier, out=out) -> None:
             barrier.wait()
             out[i] = clients[i].post(f"/api/v1/dispatch/legs/{legs[i]}/assign", json={"unit_id": unit})
 

@@ -39,9 +39,10 @@ def _compare(before, after, ignore=()):
     assert same.all(), (np.flatnonzero(~same)[:5], shapely.to_wkt(gb[~same][:2], rounding_precision=-1), shapely.to_wkt(ga[~same][:2], rounding_precision=-1), b["code"][~same][:2].tolist(), a["code"][~same][:2].tolist())
 
 
-CASES = [(layer, fmt) for layer in ("villages", "grids") for fmt in FORMATS] + [
-    ("jurisdictions", "geojson"), ("jurisdictions", "zip"), ("units", "gpkg"), ("units", "csv"),
-    ("joint_zones", "csv"), ("joint_zones", "gpkg"), ("organisations", "zip"), ("organisations", "geojson"),
+# every format on points (villages) and on multipolygons with side tables (grids); the other
+# layers' special columns (versions, arrays, nullable references) on one format each
+CASES = [("villages", fmt) for fmt in FORMATS] + [("grids", "geojson"), ("grids", "zip"), ("grids", "csv")] + [
+    ("jurisdictions", "gpkg"), ("units", "csv"), ("joint_zones", "geojson"), ("organisations", "zip"),
 ]
 
 

@@ -143,41 +143,25 @@ def test_render_refuses_foreign_assets():
 
 # --- map data ----------------------------------------------------------------------------------
 
-def test_gaps_ranked_by_length_times_incidents(maps_conn):
+def test_gap_list_and_jurisdiction_table_are_routings(maps_conn):
+    import routing.coverage
+
     s = Settings()
-    gaps = mapdata.coverage_gaps(maps_conn, s, 500)["features"]
-    assert gaps
-    scores = [f["properties"]["score"] for f in gaps]
-    assert scores == sorted(scores, reverse=True)
+    gaps = mapdata.coverage_gaps(maps_conn, s, 30)["features"]
+    want = routing.coverage.gaps(maps_conn, s, "static", limit=30)
+    assert gaps and [f["id"] for f in gaps] == [w["edge_id"] for w in want]
     for f in gaps:
         p = f["properties"]
-        assert p["time_min"] is None or p["time_min"] > p["target_min"]
-    n_expected = maps_conn.execute(
-        "SELECT count(*) AS n FROM road_coverage c JOIN road_edge e ON e.id = c.edge_id WHERE c.station_time_s IS NULL "
-        "OR c.station_time_s > CASE WHEN e.road_class = ANY(%s) THEN 600 ELSE 1200 END",
-        [list(mapdata.MAIN_ROAD_CLASSES)]).fetchone()["n"]
-    assert len(gaps) == n_expected
-
-
-def test_coverage_by_jurisdiction_matches_direct_computation(maps_conn):
-    import numpy as np
-
-    s = Settings()
+        assert p["time_min"] is None or p["time_min"] > p["target_min"] or p["uncovered_m"] > 0
     rows = {r["code"]: r for r in mapdata.coverage_by_jurisdiction(maps_conn, s)}
     assert set(rows) == {"ST-DX", "ST-HS", "ST-WQ", "ST-MT"}
-    raw = maps_conn.execute(
-        """SELECT e.length_m, c.station_time_s, e.road_class FROM jurisdiction j JOIN organisation o ON o.id = j.organisation_id
-             JOIN road_edge e ON ST_Intersects(j.geom, ST_LineInterpolatePoint(e.geom, 0.5))
-             JOIN road_coverage c ON c.edge_id = e.id WHERE o.code = 'ST-HS' AND j.kind = 'station'""").fetchall()
-    km = sum(r["length_m"] for r in raw) / 1000
-    within = sum(r["length_m"] for r in raw if r["station_time_s"] is not None and r["station_time_s"] <= (
-        600 if r["road_class"] in mapdata.MAIN_ROAD_CLASSES else 1200)) / 1000
-    times = [r["station_time_s"] for r in raw if r["station_time_s"] is not None]
-    hs = rows["ST-HS"]
-    assert hs["road_km"] == pytest.approx(km, abs=0.06)
-    assert hs["share_within"] == pytest.approx(within / km, abs=0.001)
-    assert hs["p90_min"] == pytest.approx(np.percentile(times, 90) / 60, abs=0.06)
-    assert hs["max_min"] == pytest.approx(max(times) / 60, abs=0.06)
+    radius = {r["code"]: r for r in routing.coverage.response_radius(maps_conn, s)}
+    for code, r in rows.items():
+        assert r["p90_min"] == pytest.approx(radius[code]["p90_s"] / 60, abs=0.051)
+        assert r["share_within"] == pytest.approx(radius[code]["within_target_share"], abs=0.0006)
+    summary = mapdata.coverage_summary(maps_conn, s)
+    within = maps_conn.execute("SELECT sum(station_within_m) / 1000 AS km FROM road_coverage").fetchone()["km"]
+    assert summary["computed"] and summary["km_within"] == pytest.approx(within, abs=0.06)
 
 
 # --- pages: access, roles, language ----------------------------------------------------------------
@@ -293,14 +277,15 @@ def test_coverage_tiles_carry_times_and_targets(maps_http, maps_conn):
     x, y = tile_of(*SEAT, 12)
     feats = decode(maps_http.get(f"/tiles/coverage/12/{x}/{y}.mvt").content)["coverage"]["features"]
     assert feats
-    by_id = {r["edge_id"]: r for r in maps_conn.execute("SELECT edge_id, station_time_s FROM road_coverage")}
+    by_id = {r["edge_id"]: r for r in maps_conn.execute("SELECT edge_id, station_time_s, target_s FROM road_coverage")}
     for f in feats:
         p = f["properties"]
         want = by_id[f["id"]]["station_time_s"]
         assert (p.get("t") is None) == (want is None)
         if want is not None:
             assert p["t"] == round(want)
-        assert p["target"] == (600 if p["class"] in mapdata.MAIN_ROAD_CLASSES else 1200)
+        assert p["target"] == round(by_id[f["id"]]["target_s"])
+        assert p["target"] == (600 if p["class"] in Settings().main_road_classes else 1200)
 
 
 def test_grid_tiles(maps_http):

@@ -73,9 +73,10 @@ def _check_toggles(page) -> int:
     inputs = page.locator(".leaflet-control-layers-overlays input")
     n = inputs.count()
     for i in range(n):
+        assert not inputs.nth(i).is_disabled(), inputs.nth(i).evaluate("e => e.parentElement.textContent")
         for _ in range(2):  # off and on again (or on and off)
             res = inputs.nth(i).evaluate(_FLIP)
-            assert len(res["changed"]) == 1, res
+            assert len(res["changed"]) == 1, (inputs.nth(i).evaluate("e => e.parentElement.textContent"), res)
             assert res["on"] == res["checked"]
             if res["legendShown"] is not None:
                 assert res["legendShown"] == res["on"]
@@ -99,9 +100,8 @@ def test_page_loads_clean_for_role(session_for, demo_live, demo_users, page_name
         assert rec.foreign == [], rec.foreign
         assert rec.failed == [], rec.failed
         SHOTS.mkdir(parents=True, exist_ok=True)
-        if page_name != "index" and role == "admin":
-            _resp, again = _goto(page, demo_live.url, path)  # the screenshot with the layers as they open
-            again.stop(page)
+        if page_name != "index" and role == "admin":  # every layer is back as it opened: wait for its tiles
+            wait_map_idle(page, rec=rec)
         page.screenshot(path=str(SHOTS / f"{page_name}-{role}.png"))
     finally:
         rec.stop(page)
@@ -138,6 +138,16 @@ def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
         assert title and title in row_text
         assert any("/tiles/coverage/" in u for u in rec.requests)
         assert rec.console_errors == [] and rec.foreign == []
+        # a station's response radius, on demand from the routing service
+        page.click("[data-testid=sa-show]")
+        page.wait_for_function("gisapp.layers.service_areas.getLayers().length > 0", timeout=30000)
+        budgets = page.evaluate("gisapp.layers.service_areas.getLayers().map(l => l.feature.properties.budget_min)")
+        assert sorted(budgets) == [5, 10, 15, 20, 30]
+        assert page.inner_text("[data-testid=sa-status]").strip() == ""
+        # the served Chinese web font (for workstations without a CJK font) loads from this server
+        faces = page.evaluate("document.fonts.load('16px \"Noto Sans SC\"', '警务态势').then(fs => fs.map(f => f.status))")
+        assert faces and set(faces) == {"loaded"}
+        assert any("/static/vendor/fonts/noto-sans-sc/files/" in u for u in rec.requests)
         # the browser's GCJ-02 transform equals the Python one, and inverts exactly
         pts = [(117.73, 36.88), (117.31, 36.69), (117.96, 37.15), (116.4, 39.9), (2.35, 48.85)]
         got = page.evaluate("(pts) => pts.map(p => gisapp.gcj02.fromWgs84(p[0], p[1]))", pts)

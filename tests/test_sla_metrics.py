@@ -5,16 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dispatch_fixtures import (  # noqa: F401 - fixtures
-    dapp,
-    dconn,
-    dispatch_db,
-    dlive,
-    dlogin,
-    make_org,
-    make_unit,
-    world,
-)
+from dispatch_support import make_org, make_unit
+
+pytest_plugins = ("dispatch_fixtures",)
 
 
 def _history_leg(conn, org: int, start: datetime, sign_off_s: float | None, feedback_s: float | None,

@@ -8,21 +8,12 @@ import time
 import pytest
 import requests
 from conftest import PASSWORD, Client
-from dispatch_fixtures import (  # noqa: F401 - fixtures
-    Gunicorn,
-    dapp,
-    dconn,
-    device_token,
-    dispatch_db,
-    dlive,
-    dlogin,
-    make_unit,
-    stream,
-    world,
-)
+from dispatch_support import Gunicorn, device_token, make_unit, stream
 
 from gisapp import db
 from gisapp.stream import emit
+
+pytest_plugins = ("dispatch_fixtures",)
 
 
 def _intake(client, lonlat, type_="dispute", **kw):

@@ -77,15 +77,44 @@
     return '<div class="gp"><div class="gp-title">' + G.esc(title) + '</div><table class="gp-table">' + rows + '</table></div>';
   };
 
-  G.bindFeature = function (layer, feature, kind) {
+  G.bindFeature = function (layer, feature, kind, highlight) {
     var spec = G.specs[kind];
     var props = feature.properties || {};
+    if (highlight && layer.setStyle) {
+      layer.on('mouseover', function () { layer.setStyle(highlight); });
+      layer.on('mouseout', function () { layer.setStyle(props.style || {}); });
+    }
     if (!spec) { return; }
     var tip = props[spec.tooltip];
     if (tip !== undefined && tip !== null && tip !== '') {
       layer.bindTooltip(G.esc(tip), {sticky: !(layer instanceof L.Marker), direction: 'top', className: 'gp-tip'});
     }
     layer.bindPopup(function () { return G.popupHtml(props, kind); }, {maxWidth: 320});
+  };
+
+  // Fetch a hidden layer's features the first time it is shown (``GeoLayer(lazy_url=...)``).
+  G.lazy = function (layer, url) {
+    var state = 'idle';
+    function load() {
+      if (state !== 'idle') { return; }
+      state = 'loading';
+      fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/geo+json'}})
+        .then(function (r) { if (!r.ok) { throw new Error(url + ': ' + r.status); } return r.json(); })
+        .then(function (fc) { layer.addData(fc); state = 'loaded'; layer.fire('gisapp:loaded'); })
+        .catch(function (e) { state = 'idle'; if (window.console) { console.warn(e); } });
+    }
+    layer.on('add', load);
+  };
+  G.lazyHeat = function (layer, url) {
+    var loaded = false;
+    layer.on('add', function () {
+      if (loaded) { return; }
+      loaded = true;
+      fetch(url, {credentials: 'same-origin'}).then(function (r) { return r.json(); }).then(function (d) {
+        layer.setOptions({max: d.max});
+        layer.setLatLngs(d.points);
+      });
+    });
   };
 
   G.bindTiles = function (grid, kind) {
@@ -96,11 +125,16 @@
   };
 
   // --- marker icons -------------------------------------------------------------------------------
+  G.svg = function (icon, cls) {
+    var name = String(icon).replace(/^fa-/, '');
+    return '<svg class="ic ' + (cls || '') + '" aria-hidden="true"><use href="/static/vendor/fontawesome/icons.svg#fa-' + name + '"></use></svg>';
+  };
+
   function badge(color, icon, extraClass, ring) {
     var style = 'background:' + color + (ring ? ';box-shadow:0 0 0 3px ' + ring : '');
     return L.divIcon({
       className: 'gm ' + (extraClass || ''),
-      html: '<span class="gm-badge" style="' + style + '"><i class="fa-solid ' + icon + '"></i></span>',
+      html: '<span class="gm-badge" style="' + style + '">' + G.svg(icon) + '</span>',
       iconSize: [26, 26], iconAnchor: [13, 13], popupAnchor: [0, -12], tooltipAnchor: [0, -12]
     });
   }
@@ -181,7 +215,7 @@
     ctl.onAdd = function () {
       var div = L.DomUtil.create('div', 'gisapp-legend leaflet-bar');
       var head = L.DomUtil.create('div', 'lg-head', div);
-      head.innerHTML = '<i class="fa-solid fa-list"></i> ' + G.esc(title) + '<span class="lg-toggle">−</span>';
+      head.innerHTML = G.svg('list') + ' ' + G.esc(title) + '<span class="lg-toggle">−</span>';
       var body = L.DomUtil.create('div', 'lg-body', div);
       sections.forEach(function (s) {
         var sec = L.DomUtil.create('div', 'lg-section', body);
@@ -210,7 +244,12 @@
   G.focus = function (key, id) {
     var layer = G.layers[key];
     if (!layer) { return false; }
-    if (!G.map.hasLayer(layer)) { G.map.addLayer(layer); }
+    if (!G.map.hasLayer(layer)) {
+      if (layer.getLayers && layer.getLayers().length === 0) {  // a lazy layer: focus once it has loaded
+        layer.once('gisapp:loaded', function () { G.focus(key, id); });
+      }
+      G.map.addLayer(layer);
+    }
     var found = null;
     layer.eachLayer(function (l) { if (l.feature && l.feature.properties && l.feature.properties.id === id) { found = l; } });
     if (!found) { return false; }
