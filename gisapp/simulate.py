@@ -71,7 +71,8 @@ class Simulator:
             if not rows:
                 rows = conn.execute(
                     "SELECT ST_X(p) AS lon, ST_Y(p) AS lat, NULL AS name FROM (SELECT (ST_Dump(ST_GeneratePoints("
-                    "geom, 20, 1))).geom AS p FROM jurisdiction WHERE kind = 'station' AND valid_to IS NULL) s"
+                    "geom, 20, 1))).geom AS p FROM jurisdiction WHERE kind = 'station' AND valid_from <= now() "
+                    "AND (valid_to IS NULL OR valid_to > now())) s"
                 ).fetchall()
         self.places = [(r["lon"], r["lat"], r["name"]) for r in rows]
         if not self.places:

@@ -14,7 +14,7 @@ def layer_stats(conn: psycopg.Connection) -> dict:
     for lyr in LAYERS.values():
         q = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(lyr.table))
         if lyr.versioned:
-            q = q + sql.SQL(" WHERE valid_to IS NULL")
+            q = q + sql.SQL(" WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now())")
         counts[lyr.name] = conn.execute(q).fetchone()["n"]
     for table in ("dispatch_leg", "incident_event", "grid_staff", "unit_position", "app_user"):
         counts[table] = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))).fetchone()["n"]

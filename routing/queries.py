@@ -45,32 +45,43 @@ def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Seque
     ``with_version`` prefixes every row with ``road_network_version.version``; ``near`` (lon, lat)
     with ``limit`` returns only the ``limit`` units nearest to that point (planar degrees), nearest first.
     """
+    params = {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
+              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id,
+              "lon": near[0] if near else None, "lat": near[1] if near else None, "limit": limit}
+    shape = (bool(capabilities), organisation_ids is not None, joint_zone_id is not None, near is not None,
+             with_version)
+    q = _UNIT_QUERIES.get(shape)
+    if q is None:
+        q = _UNIT_QUERIES[shape] = _unit_query(*shape).as_string(conn)
+    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        cur.execute(q, params)
+        return cur.fetchall()
+
+
+_UNIT_QUERIES: dict[tuple, str] = {}  # statement text per combination of filters (composed once)
+
+
+def _unit_query(caps: bool, orgs: bool, jz: bool, near: bool, with_version: bool) -> sql.Composed:
     where = [sql.SQL("u.last_position IS NOT NULL"), sql.SQL("u.status = ANY(%(statuses)s::text[])")]
-    if capabilities:
+    if caps:
         where.append(sql.SQL("u.capabilities @> %(caps)s::text[]"))
-    if organisation_ids is not None:
+    if orgs:
         where.append(sql.SQL("u.organisation_id = ANY(%(orgs)s::bigint[])"))
-    if joint_zone_id is not None:
+    if jz:
         where.append(sql.SQL("u.organisation_id IN (SELECT m.organisation_id FROM joint_zone_member m "
                              "WHERE m.joint_zone_id = %(jz)s UNION SELECT z.centre_org_id FROM joint_zone z "
                              "WHERE z.id = %(jz)s)"))
     order = sql.SQL("u.id")
-    if near is not None:
-        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), u.id "
-                        "LIMIT %(limit)s")
+    if near:
+        # distance alone, so the GiST index answers it (ties are broken by unit id by the caller)
+        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) LIMIT %(limit)s")
     q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
-                "FROM unit u "
-                "WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(where), order)
-    params = {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
-              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id,
-              "lon": near[0] if near else None, "lat": near[1] if near else None, "limit": limit}
+                "FROM unit u WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(where), order)
     if with_version:
         # One round trip for the network version stamp and the units (a row of NULLs when none match).
         q = sql.SQL("SELECT v.version, u.* FROM (SELECT version FROM road_network_version) v "
                     "LEFT JOIN LATERAL ({}) u ON true").format(q)
-    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
-        cur.execute(q, params)
-        return cur.fetchall()
+    return q
 
 
 def unit_labels(conn: psycopg.Connection, unit_ids: Sequence[int]) -> dict[int, tuple[str, str]]:

@@ -47,7 +47,10 @@ class Router:
         self.settings = rs
         self.version = graph.version
         self.snapper = Snapper(graph, rs.offroad_speed_kmh, rs.snap_max_distance_m)
-        self._snap_cache: dict[tuple[float, float], tuple[int, float, float, float, float]] = {}
+        # Snaps of positions seen before: position (lon + 1j * lat) -> row of (edge, fraction,
+        # distance, x, y) in _snap_store (which only grows; a new array each time, so readers are safe).
+        self._snap_index: dict[complex, int] = {}
+        self._snap_store = np.empty((0, 5))
         self._snap_lock = threading.Lock()
         self._last_snaps: tuple[bytes, Snaps] | None = None  # the last unit set (read-only arrays)
         self.live_state: dict[str, Any] = {}  # the last live coverage, kept by routing.coverage
@@ -64,21 +67,27 @@ class Router:
         last = self._last_snaps
         if last is not None and last[0] == blob:
             return last[1]
-        n = len(lonlat)
-        keys = [(float(a), float(b)) for a, b in lonlat]
-        cache = self._snap_cache
-        miss = [i for i, key in enumerate(keys) if key not in cache]
-        if miss:
+        keys = lonlat.view(np.complex128).ravel().tolist()  # one hashable number per position
+        index = self._snap_index
+        idx = np.fromiter((index.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        miss = np.flatnonzero(idx < 0)
+        if len(miss):
             s = self.snapper.snap(lonlat[miss])
+            new = np.column_stack([s.edge.astype(np.float64), s.fraction, s.distance_m, s.xy])
             with self._snap_lock:
-                if len(cache) > 200_000:
-                    cache.clear()
-                for j, i in enumerate(miss):
-                    cache[keys[i]] = (int(s.edge[j]), float(s.fraction[j]), float(s.distance_m[j]),
-                                      float(s.xy[j, 0]), float(s.xy[j, 1]))
-        rows = np.array([cache[key] for key in keys], dtype=np.float64).reshape(n, 5)
+                if len(self._snap_index) > 200_000:
+                    self._snap_index, self._snap_store = {}, np.empty((0, 5))
+                base = len(self._snap_store)
+                self._snap_store = np.concatenate([self._snap_store, new])
+                for j, i in enumerate(miss.tolist()):
+                    self._snap_index[keys[i]] = base + j
+                idx[miss] = base + np.arange(len(miss))
+                store = self._snap_store
+        else:
+            store = self._snap_store
+        rows = store[idx]
         dist = rows[:, 2]
-        snaps = Snaps(lonlat, rows[:, 3:5].copy(), rows[:, 0].astype(np.int64), rows[:, 1].copy(), dist.copy(),
+        snaps = Snaps(lonlat, rows[:, 3:5], rows[:, 0].astype(np.int64), rows[:, 1], dist,
                       np.where(np.isfinite(dist), dist / self.snapper.offroad_mps, np.inf),
                       ~(dist <= self.snapper.max_distance_m))
         self._last_snaps = (blob, snaps)
@@ -217,8 +226,9 @@ class Router:
         pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
         sources = self.snap_cached(pos)
         straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
         rank = np.empty(len(rows), dtype=np.int64)
-        rank[np.lexsort((np.arange(len(rows)), straight))] = np.arange(1, len(rows) + 1)
+        rank[np.lexsort((ids, straight))] = np.arange(1, len(rows) + 1)  # ties: lower unit id first
         want = min(k, len(rows))
         first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
             + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
@@ -228,7 +238,7 @@ class Router:
             # Every unit whose true time is within the limit has been found exactly.
             if np.count_nonzero(eta <= limit) >= want or not np.isfinite(limit):
                 break
-        order = np.lexsort((np.arange(len(rows)), eta))
+        order = np.lexsort((ids, eta))
         chosen = [i for i in order[:want] if np.isfinite(eta[i])]
         names = labels([rows[i][0] for i in chosen]) if labels and chosen else {
             r[0]: (r[4], r[5]) for r in (rows[i] for i in chosen) if len(r) > 5}

@@ -66,7 +66,9 @@ class Snapper:
             # Bounded first (fast), then unbounded for the points with no road that close.
             (pi, ei), d = self.tree.query_nearest(pts, max_distance=max(self.max_distance_m, 1.0),
                                                   return_distance=True, all_matches=True)
-            far = np.setdiff1d(np.arange(n), pi)
+            found = np.zeros(n, dtype=bool)
+            found[pi] = True
+            far = np.flatnonzero(~found)
             if len(far):
                 (pf, ef), df = self.tree.query_nearest(pts[far], return_distance=True, all_matches=True)
                 pi, ei, d = np.concatenate([pi, far[pf]]), np.concatenate([ei, ef]), np.concatenate([d, df])
