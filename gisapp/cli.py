@@ -156,11 +156,10 @@ def demo_accounts() -> None:
             create_user(conn, username, DEMO_PASSWORD, role, st, f"demo {role}")
             made.append(username)
         conn.commit()
-    click.echo("demo accounts (password for all: %s)%s" % (DEMO_PASSWORD, f", created {made}" if made else ""))
+    click.echo("demo accounts (password for all: {}){}".format(DEMO_PASSWORD, f", created {made}" if made else ""))
     click.echo("  admin, dispatcher, planner, viewer" + (f", chief (of {station['name']})" if station else ""))
     click.echo("  log in at /login, or: curl -c c.txt -H 'Content-Type: application/json' "
-               "-d '{\"username\":\"dispatcher\",\"password\":\"%s\"}' http://127.0.0.1:5000/api/v1/auth/login"
-               % DEMO_PASSWORD)
+               f"-d '{{\"username\":\"dispatcher\",\"password\":\"{DEMO_PASSWORD}\"}}' http://127.0.0.1:5000/api/v1/auth/login")
 
 
 @main.command("serve")

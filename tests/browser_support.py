@@ -59,7 +59,9 @@ def watch(page, base_url: str) -> PageLoad:
 
     def on_request(req):
         rec.requests.append(req.url)
-        rec.pending.add(id(req))
+        # a live stream (server-sent events) stays open by design: it never makes the page busy
+        if req.resource_type not in ("eventsource", "websocket") and "/api/v1/stream" not in req.url:
+            rec.pending.add(id(req))
         rec.last_activity = time.monotonic()
         parts = urlsplit(req.url)
         if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != origin:

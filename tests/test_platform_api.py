@@ -81,7 +81,7 @@ def test_round_trip(layer, login, http, conn, station_id):
 def test_paging_and_filters(login, http, station_id):
     admin = login("admin")
     ids = []
-    for i in range(5):
+    for _i in range(5):
         f = make("villages", station_id)
         f["properties"]["town_code"] = "371681102"
         ids.append(admin.post("/api/v1/villages", json=f).json()["id"])
