@@ -68,7 +68,8 @@ install_packages() {
   log "installing $DEB_PACKAGES"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || log "apt-get update failed; trying the install with the cached lists"
-  apt-get install -y -qq --no-install-recommends $DEB_PACKAGES >/dev/null
+  # --no-upgrade: never replace the binaries of a server that may be running
+  apt-get install -y -qq --no-upgrade --no-install-recommends $DEB_PACKAGES >/dev/null
   have_everything || { log "packages installed but PostGIS/pgRouting still not found"; exit 1; }
 }
 
