@@ -59,7 +59,10 @@ def watch(page, base_url: str) -> PageLoad:
 
     def on_request(req):
         rec.requests.append(req.url)
-        rec.pending.add(id(req))
+        # A live event stream (EventSource sends Accept: text/event-stream) never finishes: it is
+        # not a request "in flight" that a quiet network waits for.
+        if "text/event-stream" not in (req.headers.get("accept") or ""):
+            rec.pending.add(id(req))
         rec.last_activity = time.monotonic()
         parts = urlsplit(req.url)
         if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != origin:
