@@ -390,8 +390,11 @@ def incidents_heatmap(points: list[list[float]] | None, lang: str, show: bool = 
                       lazy_url: str | None = None) -> MapLayer:
     """Past-year incidents as a heat map (points pre-binned into cells: [lat, lon, count]); with
     ``lazy_url`` the points are fetched from there (``{"points": [...], "max": n}``) when shown."""
+    # Leaflet's layer control disables an overlay's checkbox above the layer's options.maxZoom, and
+    # Leaflet.heat reads maxZoom as the zoom of full intensity: use the map's maximum (19), so the
+    # checkbox works at every zoom (folium's Leaflet.heat scales intensity to the busiest cell shown).
     opts = {"name": t("layer.heatmap", lang), "show": show, "radius": 16, "blur": 14, "min_opacity": 0.25,
-            "max_zoom": 18, "gradient": S.HEAT_GRADIENT}
+            "max_zoom": 19, "gradient": S.HEAT_GRADIENT}
     if lazy_url:
         layer = LazyHeatMap([[0.0, 0.0, 0.0]], **opts)
         layer.lazy_url = lazy_url

@@ -59,9 +59,8 @@ def watch(page, base_url: str) -> PageLoad:
 
     def on_request(req):
         rec.requests.append(req.url)
-        # A live event stream (EventSource sends Accept: text/event-stream) never finishes: it is
-        # not a request "in flight" that a quiet network waits for.
-        if "text/event-stream" not in (req.headers.get("accept") or ""):
+        # a live stream (server-sent events) stays open by design: it never makes the page busy
+        if req.resource_type not in ("eventsource", "websocket") and "/api/v1/stream" not in req.url:
             rec.pending.add(id(req))
         rec.last_activity = time.monotonic()
         parts = urlsplit(req.url)

@@ -20,6 +20,19 @@ CASES = [(page, role) for page in ("index", "coverage", "grids", "plan", "dispat
          for role in ("admin", "dispatcher", "planner", "chief", "viewer") if role == "admin" or role in PAGE_ROLES[page]]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def demo_coverage(demo_database_url):
+    """The demo world with its static coverage computed (routing), as the maps show it in use."""
+    from gisapp import db
+    from gisapp.config import Settings
+    from routing import coverage
+
+    with db.connect(demo_database_url) as conn:
+        if conn.execute("SELECT count(station_within_m) AS n FROM road_coverage").fetchone()["n"] == 0:
+            coverage.refresh_static(conn, Settings.from_env({"database_url": demo_database_url}))
+            conn.commit()
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -51,7 +64,7 @@ def session_for(browser):
 
 def _goto(page, base: str, path: str):
     rec = watch(page, base)
-    resp = page.goto(base + path)
+    resp = page.goto(base + path, wait_until="domcontentloaded")
     if path.startswith("/map/") and resp.status == 200:
         wait_map_idle(page, rec=rec)
     else:
@@ -105,6 +118,7 @@ def test_page_loads_clean_for_role(session_for, demo_live, demo_users, page_name
         page.screenshot(path=str(SHOTS / f"{page_name}-{role}.png"))
     finally:
         rec.stop(page)
+        page.goto("about:blank")  # close the page's live connections (the dispatch stream)
 
 
 def test_forbidden_page_shows_the_reason(session_for, demo_live, demo_users):
@@ -116,6 +130,7 @@ def test_forbidden_page_shows_the_reason(session_for, demo_live, demo_users):
         assert rec.foreign == []
     finally:
         rec.stop(page)
+        page.goto("about:blank")  # close the page's live connections (the dispatch stream)
 
 
 def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
@@ -158,6 +173,7 @@ def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
             assert abs(b[0] - lon) < 1e-9 and abs(b[1] - lat) < 1e-9
     finally:
         rec.stop(page)
+        page.goto("about:blank")  # close the page's live connections (the dispatch stream)
 
 
 def test_english_page(session_for, maps_live, maps_users):
@@ -172,3 +188,4 @@ def test_english_page(session_for, maps_live, maps_users):
         assert rec.console_errors == [] and rec.foreign == []
     finally:
         rec.stop(page)
+        page.goto("about:blank")  # close the page's live connections (the dispatch stream)
