@@ -216,6 +216,9 @@ def _render_map(name: str, template: str, page_map: Any, conn: Any, **ctx: Any):
         "has_plan_panel": (templates / "plan_panel.html").exists(),
         "has_plan_js": (static / "js" / "plan.js").exists(),
     }
+    # Bootstrap and Font Awesome's CSS only where another area's panel is included (it may use them)
+    extras["panel_assets"] = ((name == "dispatch" and extras["has_dispatch_panel"])
+                              or (name == "plan" and extras["has_plan_panel"]))
     return render_template(template, m=rendered, panel=page_map.panel, **extras, **ctx)
 
 

@@ -45,11 +45,15 @@ sharedir_for() {  # $1 = bindir
 }
 
 have_everything() {
-  local bindir sharedir
+  # The extension control files AND their libraries: Debian ships pgRouting's SQL scripts
+  # and its shared library in separate packages.
+  local bindir sharedir libdir
   bindir="$(find_bindir)"
   [ -n "$bindir" ] || return 1
   sharedir="$(sharedir_for "$bindir")"
-  [ -f "$sharedir/extension/postgis.control" ] && [ -f "$sharedir/extension/pgrouting.control" ]
+  libdir="$("$bindir/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/lib")"
+  [ -f "$sharedir/extension/postgis.control" ] && [ -f "$sharedir/extension/pgrouting.control" ] \
+    && compgen -G "$libdir/postgis-3*.so" >/dev/null && compgen -G "$libdir/libpgrouting*.so" >/dev/null
 }
 
 install_packages() {
@@ -64,7 +68,8 @@ install_packages() {
   log "installing $DEB_PACKAGES"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || log "apt-get update failed; trying the install with the cached lists"
-  apt-get install -y -qq --no-install-recommends $DEB_PACKAGES >/dev/null
+  # --no-upgrade: never replace the binaries of a server that may be running
+  apt-get install -y -qq --no-upgrade --no-install-recommends $DEB_PACKAGES >/dev/null
   have_everything || { log "packages installed but PostGIS/pgRouting still not found"; exit 1; }
 }
 
