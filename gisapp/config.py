@@ -96,7 +96,7 @@ class Settings:
     service_area_max_budgets: int = 6
     service_area_max_budget_min: float = 120.0
     nearest_units_max_k: int = 50
-    nearest_units_candidates: int = 100  # units read first (nearest in a straight line); 0: all
+    live_coverage_interval_s: float = 5.0  # background refresh of the live coverage; 0: off
     gap_incident_window_days: int = 365
     osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.

@@ -20,6 +20,7 @@ from .dispatch_catalogue import LEG_STATUSES, load_rules
 from .errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
 from .features import parse_id
 from .openapi import document
+from .routing_api import poke_live_coverage
 from .sla import sla_metrics
 from .stream import KINDS, StreamBody, events_json, get_hub, stop_hubs, stream_bounds
 
@@ -45,6 +46,8 @@ def init_app(app: Flask) -> None:
 @bp.after_request
 def _worker_header(resp: Response) -> Response:
     resp.headers["X-Gisapp-Worker"] = str(os.getpid())
+    if request.method == "POST" and resp.status_code < 400:  # units may have changed
+        poke_live_coverage()
     return resp
 
 

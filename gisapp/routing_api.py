@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +26,35 @@ from .geometry import check_extent
 from .openapi import document
 
 bp = Blueprint("routing_api", __name__, url_prefix="/api/v1/routing")
+
+
+def init_app(app) -> None:
+    """Register the routing API and, when ``live_coverage_interval_s`` > 0, start the process's
+    live-coverage refresher on the first request (so that importing or creating the app in a
+    CLI starts no thread)."""
+    app.register_blueprint(bp)
+    s = app.extensions["gisapp.settings"]
+    if s.live_coverage_interval_s <= 0:
+        return
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_live_refresher() -> None:
+        if "gisapp.live_refresher" in app.extensions:
+            return
+        with lock:
+            if "gisapp.live_refresher" not in app.extensions:
+                app.extensions["gisapp.live_refresher"] = coverage.LiveRefresher(
+                    s.database_url, s, s.live_coverage_interval_s, log=app.logger.info).start()
+
+
+def poke_live_coverage() -> None:
+    """Units changed (status, position, assignment): ask the refresher to run soon."""
+    from flask import current_app
+
+    refresher = current_app.extensions.get("gisapp.live_refresher")
+    if refresher is not None:
+        refresher.poke()
 
 UNIT_STATUSES = ("available", "assigned", "en_route", "on_scene", "off_duty", "out_of_service")
 _TAG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -315,6 +345,8 @@ def coverage_by_area():
     with_geom = _bool("geometry", True)
     s = settings()
     with db_tx() as conn:
+        if source == "live":
+            coverage.refresh_live_if_stale(conn, s)
         items = coverage.by_area(conn, s, kind, source)
     feats = [_feature(it.pop("geometry") if with_geom else None,
                       {**{k: v for k, v in it.items() if k != "geometry"}}, it["area_id"]) for it in items]
@@ -345,6 +377,8 @@ def coverage_gaps():
                      "joint_zone": "joint_zone"}[area]
             if table:
                 _must_exist(conn, table, [area_id], "area_id")
+        if source == "live":
+            coverage.refresh_live_if_stale(conn, settings())
         items = coverage.gaps(conn, settings(), source, limit=limit, road_class=road_class,
                               area_kind=area, area_id=area_id)
     feats = [_feature(it.pop("geometry"), it, it["edge_id"]) for it in items]

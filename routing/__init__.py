@@ -11,9 +11,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 
-from . import queries
+from . import queries, units
 from .graph import RoadGraph, RoutingDataError, load_graph
 from .router import Router, RouterSettings, no_unit_reason
 
@@ -60,36 +61,38 @@ def get_router(conn: psycopg.Connection, settings: Any, version: int | None = No
 def nearest_units(conn: psycopg.Connection, settings: Any, lon: float, lat: float, *, k: int = 5,
                   capability: str | Sequence[str] | None = None, organisation_ids: Iterable[int] | None = None,
                   joint_zone_id: int | None = None, statuses: Sequence[str] = ("available",)) -> dict:
-    """:meth:`Router.nearest_units` on the current network, usually in one database round trip.
+    """:meth:`Router.nearest_units` on the current network, in one cheap database round trip.
 
-    Same answer as ``get_router(conn, settings).nearest_units(conn, lon, lat, ...)``. The version
-    stamp comes with the units, and only the ``nearest_units_candidates`` units nearest in a
-    straight line are read first: when even the nearest unit left out could not arrive before
-    the k-th found (straight distance / the network's top speed), the answer is proven exact;
-    otherwise every qualifying unit is read and the search repeated.
+    Same answer as ``get_router(conn, settings).nearest_units(conn, lon, lat, ...)``. The units
+    come from the process's :mod:`routing.units` snapshot, checked against the database (and
+    the road network version) with one aggregate statement in the caller's transaction; a
+    joint-zone filter costs one more small query.
     """
     caps = [capability] if isinstance(capability, str) else (list(capability) if capability else None)
     orgs = list(organisation_ids) if organisation_ids is not None else None
-    n = int(getattr(settings, "nearest_units_candidates", 0) or 0)
-    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id, with_version=True,
-                         near=(lon, lat) if n else None, limit=n or None)
-    router = get_router(conn, settings, version=int(rows[0][0]) if rows else None)
-    units = [r[1:] for r in rows if r[1] is not None]
+    stamp = units.read_stamp(conn)
+    router = get_router(conn, settings, version=stamp.road_version)
+    snap = units.snapshot(conn, stamp)
+    sel_orgs = orgs
+    if joint_zone_id is not None:
+        zone = set(queries.joint_zone_orgs(conn, joint_zone_id))
+        sel_orgs = [o for o in (orgs if orgs is not None else zone) if o in zone]
+    idx = snap.select(statuses, caps, sel_orgs)
 
-    def reason():
-        return no_unit_reason(conn, statuses, caps, orgs, joint_zone_id)
+    def labels(chosen: list[int]) -> dict[int, tuple]:
+        at = np.searchsorted(snap.ids, chosen)
+        return {u: (snap.codes[j], snap.names[j]) for u, j in zip(chosen, at.tolist(), strict=True)}
 
-    ans = router.nearest_from_rows(units, lon, lat, k=k, reason_if_none=reason)
-    if not n or len(units) < n or router.proves_nearest(ans, units, lon, lat, k):
-        return ans
-    rows = queries.units(conn, statuses, caps, orgs, joint_zone_id)
-    return router.nearest_from_rows(rows, lon, lat, k=k, reason_if_none=reason)
+    return router.nearest_from_arrays(
+        snap.ids[idx], snap.org[idx], lambda: snap.snaps(router).take(idx), lon, lat, k=k, labels=labels,
+        reason_if_none=lambda: no_unit_reason(conn, statuses, caps, orgs, joint_zone_id))
 
 
 def clear_cache() -> None:
     """Forget every cached router (tests, memory pressure)."""
     with _lock:
         _routers.clear()
+    units.clear_cache()
 
 
 from . import coverage  # noqa: E402  (uses get_router; import routing gives routing.coverage)

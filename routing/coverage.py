@@ -10,6 +10,7 @@ area shares count partly covered edges exactly.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ import shapely
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from . import get_router, queries
+from . import get_router, queries, units
 from .engine import search_each
 from .graph import ROAD_CLASSES, RoadGraph
 from .reach import full_and_within, full_times, sources_on_edges, within_fraction
@@ -128,52 +129,161 @@ def coverage_version(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def compute_live(conn: psycopg.Connection, router: Router, settings: Any) -> tuple[list[tuple], dict]:
-    """Live coverage from the available units with a position: (unit rows, compute() arrays)."""
-    rows = queries.units(conn, ("available",), None, None, None)
-    snaps = router.snap_cached(np.array([(r[2], r[3]) for r in rows], dtype=np.float64).reshape(-1, 2))
-    return rows, compute(router, snaps, edge_targets_s(router.graph, settings))
+def compute_live(conn: psycopg.Connection, router: Router, settings: Any) -> tuple[np.ndarray, dict]:
+    """Live coverage from the available units with a position: (their unit ids, compute() arrays)."""
+    snap = units.snapshot(conn)
+    idx = snap.select(("available",))
+    sources = snap.snaps(router).take(idx) if len(idx) else router.snap(np.empty((0, 2)))
+    return snap.ids[idx], compute(router, sources, edge_targets_s(router.graph, settings))
+
+
+def _live_in_table(conn: psycopg.Connection, g: RoadGraph) -> dict[str, np.ndarray]:
+    """The live columns of road_coverage as arrays by edge index (what another writer left)."""
+    n = g.n_edges
+    out = {"time_s": np.full(n, np.nan), "unit_id": np.full(n, -1, dtype=np.int64), "within_m": np.full(n, np.nan)}
+    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        for eid, t, uid, w in cur.execute("SELECT edge_id, unit_time_s, unit_id, unit_within_m FROM road_coverage"):
+            e = g.edge_index_by_id.get(eid)
+            if e is not None and w is not None:
+                out["time_s"][e] = -1.0 if t is None else t
+                out["unit_id"][e] = uid or 0
+                out["within_m"][e] = w
+    return out
 
 
 def refresh_live(conn: psycopg.Connection, settings: Any) -> dict:
     """Recompute the live coverage (from every available unit) into ``road_coverage``.
 
-    Cheap enough to call on every unit status or position change: one multi-source search,
-    and only the edges whose values changed since this process's last refresh are written
-    (everything when another writer touched the table in between).
+    One multi-source search; only the edges whose values changed are written: against this
+    process's last refresh, or against the table when another writer touched it in between.
+    The units and road network it was computed from are recorded in ``live_coverage_state``.
     """
     t0 = time.perf_counter()
+    stamp = units.read_stamp(conn)
     router = get_router(conn, settings)
     g = router.graph
-    rows, res = compute_live(conn, router, settings)
+    unit_ids, res = compute_live(conn, router, settings)
     t_compute = time.perf_counter() - t0
-    unit_ids = np.array([r[0] for r in rows] + [0], dtype=np.int64)
-    uid = np.where(res["source"] >= 0, unit_ids[res["source"]], 0)
+    ids0 = np.append(unit_ids, 0)
+    uid = np.where(res["source"] >= 0, ids0[res["source"]], 0)
     time_s = np.where(np.isfinite(res["time_s"]), res["time_s"], -1.0)
     within = res["within_m"]
     state = router.live_state
-    if state.get("coverage_version") == coverage_version(conn) and len(state.get("time_s", ())) == g.n_edges:
-        changed = np.flatnonzero((state["time_s"] != time_s) | (state["unit_id"] != uid)
-                                 | (state["within_m"] != within))
-    else:
-        changed = np.arange(g.n_edges)
+    if not (state.get("coverage_version") == coverage_version(conn) and len(state.get("time_s", ())) == g.n_edges):
+        state = _live_in_table(conn, g)
+    changed = np.flatnonzero((state["time_s"] != time_s) | (state["unit_id"] != uid) | (state["within_m"] != within))
     targets = edge_targets_s(g, settings)
     out = ((int(g.edge_id[e]), _num(res["time_s"][e]), int(uid[e]) or None, float(targets[e]), float(within[e]))
            for e in changed.tolist())
-    _copy_rows(conn, [("edge_id", "bigint"), ("unit_time_s", "float8"), ("unit_id", "bigint"),
-                      ("target_s", "float8"), ("unit_within_m", "float8")], out,
-               """INSERT INTO road_coverage AS c (edge_id, unit_time_s, unit_id, target_s, unit_within_m,
-                                                   live_computed_at)
-                  SELECT edge_id, unit_time_s, unit_id, target_s, unit_within_m, now() FROM _coverage_in
-                  ON CONFLICT (edge_id) DO UPDATE SET unit_time_s = EXCLUDED.unit_time_s,
-                      unit_id = EXCLUDED.unit_id, target_s = EXCLUDED.target_s,
-                      unit_within_m = EXCLUDED.unit_within_m, live_computed_at = now()""")
+    if len(changed):
+        _copy_rows(conn, [("edge_id", "bigint"), ("unit_time_s", "float8"), ("unit_id", "bigint"),
+                          ("target_s", "float8"), ("unit_within_m", "float8")], out,
+                   """INSERT INTO road_coverage AS c (edge_id, unit_time_s, unit_id, target_s, unit_within_m,
+                                                       live_computed_at)
+                      SELECT edge_id, unit_time_s, unit_id, target_s, unit_within_m, now() FROM _coverage_in
+                      ON CONFLICT (edge_id) DO UPDATE SET unit_time_s = EXCLUDED.unit_time_s,
+                          unit_id = EXCLUDED.unit_id, target_s = EXCLUDED.target_s,
+                          unit_within_m = EXCLUDED.unit_within_m, live_computed_at = now()""")
+    conn.execute("""INSERT INTO live_coverage_state (road_version, unit_count, unit_hash) VALUES (%s, %s, %s)
+                    ON CONFLICT (singleton) DO UPDATE SET road_version = EXCLUDED.road_version,
+                        unit_count = EXCLUDED.unit_count, unit_hash = EXCLUDED.unit_hash, computed_at = now()""",
+                 [stamp.road_version, stamp.count, stamp.hash])
     router.live_state = {"coverage_version": coverage_version(conn), "time_s": time_s, "unit_id": uid,
                          "within_m": within}
     total = float(g.edge_length_m.sum())
-    return {"edges": g.n_edges, "units": len(rows), "written": int(len(changed)),
+    return {"edges": g.n_edges, "units": len(unit_ids), "written": int(len(changed)),
             "within_target_share": round(float(within.sum()) / total, 6) if total else None,
             "compute_seconds": round(t_compute, 4), "seconds": round(time.perf_counter() - t0, 4)}
+
+
+LIVE_LOCK_KEY = 0x67697361_6C697665  # pg advisory lock of live refreshes ("gisalive")
+
+
+def refresh_live_if_stale(conn: psycopg.Connection, settings: Any) -> dict | None:
+    """Recompute the live coverage when the units or the road network changed since it was last
+    computed (``live_coverage_state``); None when it is current or another session is refreshing.
+
+    Call it in a transaction (the advisory lock is held until its end); one cheap statement
+    when nothing changed.
+    """
+    st = units.read_stamp(conn)
+
+    def current() -> bool:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            row = cur.execute("SELECT road_version, unit_count, unit_hash FROM live_coverage_state").fetchone()
+        return row is not None and tuple(row) == (st.road_version, st.count, st.hash)
+
+    if current():
+        return None
+    with conn.cursor(row_factory=tuple_row) as cur:
+        if not cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [LIVE_LOCK_KEY]).fetchone()[0]:
+            return None
+    if current():  # refreshed by the session that held the lock
+        return None
+    return refresh_live(conn, settings)
+
+
+class LiveRefresher:
+    """A daemon thread that keeps the live coverage current for one database.
+
+    Every ``interval_s`` (sooner after :meth:`poke`, but never twice within ``min_gap_s``) it
+    runs :func:`refresh_live_if_stale` on a connection of its own, opened for that run only.
+    Several processes may each run one: the advisory lock and the stored stamp make one of them
+    do the work once per change.
+    """
+
+    def __init__(self, url: str, settings: Any, interval_s: float, min_gap_s: float = 1.0, log=None):
+        self.url, self.settings = url, settings
+        self.interval_s, self.min_gap_s = float(interval_s), float(min_gap_s)
+        self.log = log or (lambda msg: None)
+        self.runs = 0
+        self.refreshes = 0
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gisapp-live-coverage", daemon=True)
+
+    def start(self) -> LiveRefresher:
+        self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """Units changed: refresh soon."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def run_once(self) -> dict | None:
+        with psycopg.connect(self.url) as conn:
+            out = refresh_live_if_stale(conn, self.settings)
+            conn.commit()
+        self.runs += 1
+        self.refreshes += out is not None
+        return out
+
+    def _loop(self) -> None:
+        last = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            wait = last + self.min_gap_s - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            if self._stop.is_set():
+                break
+            last = time.monotonic()
+            try:
+                out = self.run_once()
+                self.last_error = None
+                if out is not None:
+                    self.log(f"live coverage refreshed: {out['written']} edges written in {out['seconds']} s")
+            except Exception as e:  # the database may be restarting; try again next time
+                self.last_error = f"{type(e).__name__}: {e}"
+                self.log(f"live coverage refresh failed: {self.last_error}")
 
 
 # ------------------------------------------------------------------------------- read side

@@ -34,22 +34,24 @@ def road_edges(conn: psycopg.Connection) -> list[tuple]:
                          "ST_AsBinary(geom) FROM road_edge ORDER BY id")
 
 
+def joint_zone_orgs(conn: psycopg.Connection, joint_zone_id: int) -> list[int]:
+    """Organisations of a joint zone: its members and its centre."""
+    return [r[0] for r in _tuples(conn, "SELECT m.organisation_id FROM joint_zone_member m WHERE m.joint_zone_id = %s "
+                                        "UNION SELECT z.centre_org_id FROM joint_zone z WHERE z.id = %s",
+                                  [joint_zone_id, joint_zone_id])]
+
+
 def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Sequence[str] | None,
-          organisation_ids: Sequence[int] | None, joint_zone_id: int | None,
-          with_version: bool = False, near: tuple[float, float] | None = None,
-          limit: int | None = None) -> list[tuple]:
+          organisation_ids: Sequence[int] | None, joint_zone_id: int | None) -> list[tuple]:
     """Return (id, organisation_id, lon, lat, code, name) of units with a position matching the filters.
 
     Only the filters given are put into the statement (a generic plan with ``%s IS NULL OR``
-    branches is several times slower), and rows come in binary: this runs on every query.
-    ``with_version`` prefixes every row with ``road_network_version.version``; ``near`` (lon, lat)
-    with ``limit`` returns only the ``limit`` units nearest to that point (planar degrees), nearest first.
+    branches is several times slower), and rows come in binary. The hot path (nearest units)
+    uses the in-memory :mod:`routing.units` snapshot instead; this reads the table directly.
     """
     params = {"statuses": list(statuses), "caps": list(capabilities) if capabilities else None,
-              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id,
-              "lon": near[0] if near else None, "lat": near[1] if near else None, "limit": limit}
-    shape = (bool(capabilities), organisation_ids is not None, joint_zone_id is not None, near is not None,
-             with_version)
+              "orgs": list(organisation_ids) if organisation_ids is not None else None, "jz": joint_zone_id}
+    shape = (bool(capabilities), organisation_ids is not None, joint_zone_id is not None)
     q = _UNIT_QUERIES.get(shape)
     if q is None:
         q = _UNIT_QUERIES[shape] = _unit_query(*shape).as_string(conn)
@@ -61,27 +63,18 @@ def units(conn: psycopg.Connection, statuses: Sequence[str], capabilities: Seque
 _UNIT_QUERIES: dict[tuple, str] = {}  # statement text per combination of filters (composed once)
 
 
-def _unit_query(caps: bool, orgs: bool, jz: bool, near: bool, with_version: bool) -> sql.Composed:
+def _unit_query(caps: bool, orgs: bool, jz: bool) -> sql.Composed:
     where = [sql.SQL("u.last_position IS NOT NULL"), sql.SQL("u.status = ANY(%(statuses)s::text[])")]
     if caps:
         where.append(sql.SQL("u.capabilities @> %(caps)s::text[]"))
-    if orgs:
+    if orgs:  # an empty list matches no unit
         where.append(sql.SQL("u.organisation_id = ANY(%(orgs)s::bigint[])"))
     if jz:
         where.append(sql.SQL("u.organisation_id IN (SELECT m.organisation_id FROM joint_zone_member m "
                              "WHERE m.joint_zone_id = %(jz)s UNION SELECT z.centre_org_id FROM joint_zone z "
                              "WHERE z.id = %(jz)s)"))
-    order = sql.SQL("u.id")
-    if near:
-        # distance alone, so the GiST index answers it (ties are broken by unit id by the caller)
-        order = sql.SQL("u.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) LIMIT %(limit)s")
-    q = sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
-                "FROM unit u WHERE {} ORDER BY {}").format(sql.SQL(" AND ").join(where), order)
-    if with_version:
-        # One round trip for the network version stamp and the units (a row of NULLs when none match).
-        q = sql.SQL("SELECT v.version, u.* FROM (SELECT version FROM road_network_version) v "
-                    "LEFT JOIN LATERAL ({}) u ON true").format(q)
-    return q
+    return sql.SQL("SELECT u.id, u.organisation_id, ST_X(u.last_position), ST_Y(u.last_position), u.code, u.name "
+                   "FROM unit u WHERE {} ORDER BY u.id").format(sql.SQL(" AND ").join(where))
 
 
 def unit_labels(conn: psycopg.Connection, unit_ids: Sequence[int]) -> dict[int, tuple[str, str]]:

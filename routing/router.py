@@ -214,22 +214,36 @@ class Router:
                           labels=None, reason_if_none=None) -> dict:
         """The core of :meth:`nearest_units` for given unit rows (id, organisation id, lon, lat, code,
         name; the last two optional, else ``labels(ids)`` gives {id: (code, name)})."""
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        orgs = np.array([r[1] for r in rows], dtype=np.int64)
+        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64).reshape(-1, 2)
+        if labels is None:
+            by_id = {r[0]: (r[4], r[5]) for r in rows if len(r) > 5}
+
+            def labels(chosen, by_id=by_id):
+                return {i: by_id.get(i, (None, None)) for i in chosen}
+        return self.nearest_from_arrays(ids, orgs, lambda: self.snap_cached(pos), lon, lat, k=k, labels=labels,
+                                        reason_if_none=reason_if_none)
+
+    def nearest_from_arrays(self, ids: np.ndarray, orgs: np.ndarray, sources, lon: float, lat: float, *,
+                            k: int = 5, labels=None, reason_if_none=None) -> dict:
+        """Nearest units among the qualifying units given as arrays: unit ids (int64), organisation
+        ids, and their snaps (or a function returning them, called only when there are units);
+        ``labels(ids)`` gives {unit id: (code, name)} for the chosen units."""
         target = self.snap(np.array([[lon, lat]]))
         answer: dict[str, Any] = {"incident": {"lon": lon, "lat": lat, "snap": target.info(0, self.graph)},
                                   "units": [], "reason": None}
         if self.graph.n_edges == 0:
             answer["reason"] = "the road network is empty"
             return answer
-        if not rows:
+        if len(ids) == 0:
             answer["reason"] = reason_if_none() if reason_if_none else "no unit qualifies"
             return answer
-        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
-        sources = self.snap_cached(pos)
+        if callable(sources):
+            sources = sources()
         straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        rank = np.empty(len(rows), dtype=np.int64)
-        rank[np.lexsort((ids, straight))] = np.arange(1, len(rows) + 1)  # ties: lower unit id first
-        want = min(k, len(rows))
+        n = len(ids)
+        want = min(k, n)
         first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
             + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
         for limit in (first, 3 * first, 10 * first, np.inf):
@@ -239,20 +253,26 @@ class Router:
             if np.count_nonzero(eta <= limit) >= want or not np.isfinite(limit):
                 break
         order = np.lexsort((ids, eta))
-        chosen = [i for i in order[:want] if np.isfinite(eta[i])]
-        names = labels([rows[i][0] for i in chosen]) if labels and chosen else {
-            r[0]: (r[4], r[5]) for r in (rows[i] for i in chosen) if len(r) > 5}
-        for i in chosen:
-            geom, metres = self.route(tree, target, 0, sources, int(i), int(branch[i]))
-            r = rows[i]
-            code, name = names.get(r[0], (None, None))
+        chosen = [int(i) for i in order[:want] if np.isfinite(eta[i])]
+        if chosen:
+            # rank by straight line among the qualifying units (ties: lower unit id first)
+            s_ch = straight[chosen]
+            id_ch = ids[chosen]
+            closer = (straight[None, :] < s_ch[:, None]) | ((straight[None, :] == s_ch[:, None])
+                                                            & (ids[None, :] < id_ch[:, None]))
+            ranks = closer.sum(axis=1) + 1
+            names = labels([int(ids[i]) for i in chosen]) if labels else {}
+        for j, i in enumerate(chosen):
+            geom, metres = self.route(tree, target, 0, sources, i, int(branch[i]))
+            uid = int(ids[i])
+            code, name = names.get(uid, (None, None))
             answer["units"].append({
-                "unit_id": r[0], "code": code, "name": name, "organisation_id": r[1],
+                "unit_id": uid, "code": code, "name": name, "organisation_id": int(orgs[i]),
                 "eta_s": float(eta[i]), "distance_m": float(metres),
-                "straight_line_m": float(straight[i]), "straight_line_rank": int(rank[i]),
-                "route": geom, "snap": sources.info(int(i), self.graph)})
+                "straight_line_m": float(straight[i]), "straight_line_rank": int(ranks[j]),
+                "route": geom, "snap": sources.info(i, self.graph)})
         if not chosen:
-            answer["reason"] = (f"none of the {len(rows)} qualifying units can reach the point by road "
+            answer["reason"] = (f"none of the {n} qualifying units can reach the point by road "
                                 "(one-way streets or a disconnected network)")
         return answer
 
@@ -267,26 +287,6 @@ class Router:
             v = float(max(np.nanmax(sp) if len(sp) else 0.0, self.snapper.offroad_mps))
             self._top_speed = v
         return v
-
-    def proves_nearest(self, answer: dict, rows: list[tuple], lon: float, lat: float, k: int) -> bool:
-        """True when ``answer`` (computed from the ``rows`` nearest to (lon, lat) in planar degrees)
-        is also the answer over every unit: any unit left out is further in a straight line than
-        the last one read, so it cannot arrive before the k-th unit found, and the straight-line
-        ranks of the units found count every unit closer than they are."""
-        units = answer["units"]
-        if len(units) < k or not rows:
-            return False
-        pos = np.array([(r[2], r[3]) for r in rows], dtype=np.float64)
-        deg = float(np.max(np.hypot(pos[:, 0] - lon, pos[:, 1] - lat)))
-        top_lat = float(np.max(np.abs(pos[:, 1]))) if len(pos) else abs(lat)
-        if deg > 0.5 or top_lat > 80:
-            return False
-        # Metres per degree, conservatively (longitude shrinks with latitude; 5% margin for the CRS).
-        m_per_deg = 0.95 * 111_320.0 * np.cos(np.radians(max(top_lat, abs(lat)) + 0.5))
-        bound_m = deg * m_per_deg  # every unit not read is at least this far in a straight line
-        if any(u["straight_line_m"] >= bound_m for u in units):
-            return False
-        return bound_m / self.top_speed_mps() >= units[-1]["eta_s"]
 
     def travel_time(self, conn: psycopg.Connection | None, from_lonlat: Sequence[float],
                     to_lonlat: Sequence[float]) -> dict:

@@ -31,6 +31,11 @@ class Snaps:
     def __len__(self) -> int:
         return len(self.edge)
 
+    def take(self, idx: np.ndarray) -> Snaps:
+        """The snaps of points ``idx`` (an index array), in that order."""
+        return Snaps(self.lonlat[idx], self.xy[idx], self.edge[idx], self.fraction[idx], self.distance_m[idx],
+                     self.offroad_s[idx], self.flagged[idx])
+
     def info(self, i: int, graph: RoadGraph) -> dict:
         """The snap of point ``i`` as the API reports it."""
         e = int(self.edge[i])

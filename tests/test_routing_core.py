@@ -6,6 +6,7 @@ import itertools
 import math
 
 import numpy as np
+import psycopg
 import pytest
 import routing_fixtures as rf
 from routing_fixtures import EDGES, NODES, lonlat
@@ -290,11 +291,37 @@ def test_single_source_closed_form_matches_the_piecewise_envelope():
             assert got_within == pytest.approx(want_within, abs=1e-9)
 
 
-def test_candidate_prefetch_gives_the_same_answer(router, hconn, units):
-    """Reading only the nearest units first (then all when not proven) never changes the answer."""
-    for n in (1, 2, 3):
-        few = Settings.from_env({"nearest_units_candidates": n})
+def test_unit_snapshot_equals_reading_the_table_and_follows_every_change(router, hconn, units):
+    """The in-memory units give the same answers as reading the table, for every filter, and a
+    change is seen at once: committed, uncommitted in the caller's transaction, a second update
+    of the same row in that transaction, and a rollback."""
+    ids, org, org2 = units
+    filters = [{}, {"capability": "accident_qualified"}, {"capability": ["accident_qualified", "breathalyser"]},
+               {"organisation_ids": [org2]}, {"organisation_ids": []},
+               {"statuses": ("available", "on_scene")}, {"capability": "no_such_tag"}]
+
+    def check():
         for name in ("A", "B", "C", "D", "E"):
-            for k in (1, 2, 4):
-                assert routing.nearest_units(hconn, few, *lonlat(name), k=k) == \
-                    router.nearest_units(hconn, *lonlat(name), k=k)
+            for f in filters:
+                for k in (1, 2, 4):
+                    assert routing.nearest_units(hconn, SETTINGS, *lonlat(name), k=k, **f) == \
+                        router.nearest_units(hconn, *lonlat(name), k=k, **f), (name, f, k)
+
+    def codes():
+        return [u["code"] for u in routing.nearest_units(hconn, SETTINGS, *lonlat("C"), k=5)["units"]]
+
+    check()
+    assert codes() == ["U3", "U2", "U1"]
+    hconn.execute("UPDATE unit SET status = 'on_scene' WHERE id = %s", [ids["U3"]])  # autocommit
+    assert codes() == ["U2", "U1"]
+    check()
+    with hconn.transaction() as tx:
+        hconn.execute("UPDATE unit SET status = 'available' WHERE id = %s", [ids["U3"]])
+        assert codes() == ["U3", "U2", "U1"]
+        hconn.execute("UPDATE unit SET last_position = ST_SetSRID(ST_MakePoint(%s, %s), 4326) WHERE id = %s",
+                      [*lonlat("A"), ids["U3"]])  # the same row again, in the same transaction
+        assert codes()[0] == "U2"
+        raise psycopg.Rollback(tx)
+    assert codes() == ["U2", "U1"]
+    hconn.execute("UPDATE unit SET status = 'available' WHERE id = %s", [ids["U3"]])
+    check()

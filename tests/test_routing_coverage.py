@@ -132,6 +132,44 @@ def test_live_coverage_and_cheap_update(cconn, world):
                   "WHERE id = %s", [*lonlat("B"), world["unit"]])
 
 
+def test_live_coverage_is_recomputed_when_units_change(cconn, world):
+    """refresh_live_if_stale recomputes only after a unit's status or position changed, and the
+    background refresher (as each web worker runs it) picks a change up by itself."""
+    import time
+
+    def dc_time():
+        return _cov(cconn, world)["DC"]["unit_time_s"]
+
+    with cconn.transaction():
+        coverage.refresh_live(cconn, SETTINGS)
+    with cconn.transaction():
+        assert coverage.refresh_live_if_stale(cconn, SETTINGS) is None  # current: one cheap statement
+    cconn.execute("UPDATE unit SET last_position = ST_SetSRID(ST_MakePoint(%s, %s), 4326) WHERE id = %s",
+                  [*lonlat("C"), world["unit"]])
+    with cconn.transaction():
+        out = coverage.refresh_live_if_stale(cconn, SETTINGS)
+    assert out is not None and 0 < out["written"] <= 6 and dc_time() == pytest.approx(144)
+    with cconn.transaction():
+        assert coverage.refresh_live_if_stale(cconn, SETTINGS) is None
+
+    refresher = coverage.LiveRefresher(world["url"], SETTINGS, interval_s=0.2, min_gap_s=0.1).start()
+    try:
+        cconn.execute("UPDATE unit SET status = 'on_scene' WHERE id = %s", [world["unit"]])
+        deadline = time.monotonic() + 60
+        while dc_time() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dc_time() is None and refresher.last_error is None  # no available unit any more
+        cconn.execute("UPDATE unit SET status = 'available', last_position = ST_SetSRID(ST_MakePoint(%s, %s), 4326) "
+                      "WHERE id = %s", [*lonlat("B"), world["unit"]])
+        refresher.poke()
+        while dc_time() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dc_time() == pytest.approx(36 + 144)  # B -> C -> D... the whole of DC, reached from B
+    finally:
+        refresher.stop()
+    assert refresher.refreshes >= 2
+
+
 def test_live_coverage_matches_pgr_driving_distance(cconn, world, hand_network):
     from routing import pgr
 
@@ -283,3 +321,21 @@ def test_api_bad_input_names_the_field(rhttp, world, path, params, status, field
     assert r.status_code == status, r.text
     body = r.json()
     assert body["field"] == field and body["reason"] and body["error"]
+
+
+def test_api_live_coverage_follows_the_units_at_once(rhttp, world, cconn):
+    """A read of the live coverage recomputes it first when a unit changed since."""
+    def grid_within_km() -> float:
+        r = rhttp.get("/api/v1/routing/coverage", params={"area": "grid", "source": "live", "geometry": "false"})
+        assert r.status_code == 200, r.text
+        return [f for f in r.json()["features"] if f["id"] == world["grid"]][0]["properties"]["within_km"]
+
+    assert grid_within_km() > 0
+    cconn.execute("UPDATE unit SET status = 'on_scene' WHERE id = %s", [world["unit"]])
+    try:
+        assert grid_within_km() == 0
+        r = rhttp.get("/api/v1/routing/gaps", params={"source": "live", "limit": 10})
+        assert r.status_code == 200 and all(f["properties"]["time_s"] is None for f in r.json()["features"])
+    finally:
+        cconn.execute("UPDATE unit SET status = 'available' WHERE id = %s", [world["unit"]])
+    assert grid_within_km() > 0

@@ -144,14 +144,17 @@ def test_demo_api(demo_http, demo_conn):
     assert r.status_code == 200 and len(r.json()["items"]) >= 16
 
 
-def test_demo_candidate_prefetch_is_exact(dconn):
+def test_demo_unit_snapshot_is_exact(dconn):
+    """On the county demo, the in-memory units answer as reading the table does."""
     router = routing.get_router(dconn, SETTINGS)
-    few = Settings.from_env({"nearest_units_candidates": 15})
     rng = np.random.default_rng(9)
     g = router.graph
     statuses = ("available", "assigned", "en_route", "on_scene", "off_duty")
+    zone = dconn.execute("SELECT id FROM joint_zone ORDER BY id LIMIT 1").fetchone()["id"]
     for e in rng.choice(g.n_edges, 25):
         lon, lat = g.geom_lonlat[e].interpolate(0.3, normalized=True).coords[0]
         for k in (1, 5):
-            assert routing.nearest_units(dconn, few, lon, lat, k=k, statuses=statuses) == \
+            assert routing.nearest_units(dconn, SETTINGS, lon, lat, k=k, statuses=statuses) == \
                 router.nearest_units(dconn, lon, lat, k=k, statuses=statuses)
+        assert routing.nearest_units(dconn, SETTINGS, lon, lat, joint_zone_id=zone, capability="accident_qualified") \
+            == router.nearest_units(dconn, lon, lat, joint_zone_id=zone, capability="accident_qualified")
