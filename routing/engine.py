@@ -28,6 +28,41 @@ class Tree:
     limit: float
 
 
+def _flat(seeds: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds as arrays: the count of seeds per source, then every seed's node and offset."""
+    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=len(seeds))
+    total = int(counts.sum())
+    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=total)
+    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=total)
+    return counts, nodes, offs
+
+
+def _with_sources(csr: Csr, counts: np.ndarray, nodes: np.ndarray, offs: np.ndarray) -> csr_matrix:
+    """The graph plus one virtual node per source (numbered n, n+1, ...) with arcs to its seed
+    nodes costing the offsets (seeds ordered by source)."""
+    m = csr.matrix
+    n, k = m.shape[0], len(counts)
+    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
+    return csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes.astype(np.int32)]), indptr),
+                      shape=(n + k, n + k))
+
+
+def _multi_source(g: csr_matrix, n: int, k: int, limit: float, predecessors: bool, sources: bool) -> Tree:
+    """One Dijkstra from the k virtual source nodes of ``g`` at once (each node keeps its best source)."""
+    starts = np.arange(n, n + k)
+    if predecessors or sources:
+        dist, pred, src = dijkstra(g, directed=True, indices=starts, return_predecessors=True,
+                                   min_only=True, limit=limit)
+        return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
+    dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
+    return Tree(dist[:n], None, None, n, limit)
+
+
+def _empty(n: int, limit: float, predecessors: bool, sources: bool) -> Tree:
+    return Tree(np.full(n, np.inf), np.full(n, -9999, dtype=np.int32) if predecessors else None,
+                np.full(n, -9999, dtype=np.int32) if sources else None, n, limit)
+
+
 def search(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.inf,
            predecessors: bool = True, sources: bool = False) -> Tree:
     """Dijkstra from several sources, each given as seed nodes with start offsets (seconds).
@@ -35,45 +70,21 @@ def search(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.
     Every source becomes a virtual node with arcs to its seed nodes that cost the offsets, so
     the search is exact for points inside edges. ``limit`` stops the search at that time.
     """
-    m = csr.matrix
-    n = m.shape[0]
-    k = len(seeds)
-    if k == 0 or n == 0:
-        return Tree(np.full(n, np.inf), np.full(n, -9999, dtype=np.int32) if predecessors else None,
-                    np.full(n, -9999, dtype=np.int32) if sources else None, n, limit)
-    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=k)
-    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=int(counts.sum()))
-    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=int(counts.sum()))
-    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
-    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes]), indptr),
-                   shape=(n + k, n + k))
-    starts = np.arange(n, n + k)
-    if predecessors or sources:
-        dist, pred, src = dijkstra(g, directed=True, indices=starts, return_predecessors=True,
-                                   min_only=True, limit=limit)
-        return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
-    dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
-    return Tree(dist[:n], None, None, n, limit)
+    n = csr.matrix.shape[0]
+    if not seeds or n == 0:
+        return _empty(n, limit, predecessors, sources)
+    g = _with_sources(csr, *_flat(seeds))
+    return _multi_source(g, n, len(seeds), limit, predecessors, sources)
 
 
 def search_arrays(csr: Csr, k: int, owner: np.ndarray, nodes: np.ndarray, offs: np.ndarray, *,
                   limit: float = np.inf, predecessors: bool = False, sources: bool = True) -> Tree:
     """Like :func:`search` with the seeds as arrays: seed j belongs to source ``owner[j]`` (sorted)."""
-    m = csr.matrix
-    n = m.shape[0]
+    n = csr.matrix.shape[0]
     if k == 0 or n == 0:
-        return search(csr, [], limit=limit, predecessors=predecessors, sources=sources)
-    counts = np.bincount(owner, minlength=k)
-    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
-    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes.astype(np.int32)]), indptr),
-                   shape=(n + k, n + k))
-    starts = np.arange(n, n + k)
-    if predecessors or sources:
-        dist, pred, src = dijkstra(g, directed=True, indices=starts, return_predecessors=True,
-                                   min_only=True, limit=limit)
-        return Tree(dist[:n], pred[:n] if predecessors else None, (src[:n] - n) if sources else None, n, limit)
-    dist = dijkstra(g, directed=True, indices=starts, min_only=True, limit=limit)
-    return Tree(dist[:n], None, None, n, limit)
+        return _empty(n, limit, predecessors, sources)
+    g = _with_sources(csr, np.bincount(owner, minlength=k), nodes, offs)
+    return _multi_source(g, n, k, limit, predecessors, sources)
 
 
 def search_one(csr: Csr, seeds: list[tuple[int, float]], *, limit: float = np.inf) -> Tree:
@@ -117,16 +128,10 @@ def path_nodes(tree: Tree, node: int) -> list[int]:
 
 def search_each(csr: Csr, seeds: list[list[tuple[int, float]]], *, limit: float = np.inf) -> np.ndarray:
     """One search per source (seed nodes with offsets): a (k, n) matrix of times."""
-    m = csr.matrix
-    n = m.shape[0]
+    n = csr.matrix.shape[0]
     k = len(seeds)
     if k == 0 or n == 0:
         return np.full((k, n), np.inf)
-    counts = np.fromiter((len(s) for s in seeds), dtype=np.int64, count=k)
-    nodes = np.fromiter((node for s in seeds for node, _ in s), dtype=np.int32, count=int(counts.sum()))
-    offs = np.fromiter((off for s in seeds for _, off in s), dtype=np.float64, count=int(counts.sum()))
-    indptr = np.concatenate([m.indptr, m.indptr[-1] + np.cumsum(counts)]).astype(np.int32)
-    g = csr_matrix((np.concatenate([m.data, offs]), np.concatenate([m.indices, nodes]), indptr),
-                   shape=(n + k, n + k))
+    g = _with_sources(csr, *_flat(seeds))
     dist = dijkstra(g, directed=True, indices=np.arange(n, n + k), limit=limit)
     return np.atleast_2d(dist)[:, :n]
