@@ -100,22 +100,25 @@ class RoadGraph:
         return self.coord_ll[self.coord_start[e]:self.coord_start[e + 1]]
 
     def _lists(self) -> tuple[list, list, list]:
-        """Lon/lat vertices, edge starts and cumulative distances as Python lists (fast for short paths)."""
+        """Lon/lat vertices (tuples rounded to 7 decimals, as routes are given), edge starts and
+        cumulative distances as Python lists (fast for short paths; tuples of floats are not
+        tracked by the garbage collector, so they cost nothing at collections)."""
         cached = self.__dict__.get("_py")
         if cached is None:
-            cached = (self.coord_ll.tolist(), self.coord_start.tolist(), self.coord_cum.tolist())
+            ll = [(round(x, 7), round(y, 7)) for x, y in self.coord_ll.tolist()]
+            cached = (ll, self.coord_start.tolist(), self.coord_cum.tolist())
             self.__dict__["_py"] = cached
         return cached
 
     def edge_ll_list(self, e: int, forward: bool = True) -> list:
-        """Lon/lat vertices of edge ``e`` as a list of [lon, lat] (reversed when not ``forward``)."""
+        """Lon/lat vertices of edge ``e`` as a list of (lon, lat), 7 decimals (reversed when not ``forward``)."""
         ll, start, _ = self._lists()
         seg = ll[start[e]:start[e + 1]]
         return seg if forward else seg[::-1]
 
     def partial_ll(self, e: int, f0: float, f1: float) -> list:
         """Lon/lat vertices of edge ``e`` from fraction ``f0`` to ``f1`` of its metric length (reversed when
-        f0 > f1); the cut points are interpolated on the vertices around them."""
+        f0 > f1); the cut points are interpolated on the vertices around them; (lon, lat) tuples, 7 decimals."""
         ll, start, cumall = self._lists()
         lo, hi = start[e], start[e + 1]
         cum = cumall[lo:hi]
@@ -124,12 +127,12 @@ class RoadGraph:
         a, b = (f0, f1) if f0 <= f1 else (f1, f0)
         da, db = a * total, b * total
 
-        def at(d: float) -> list:
+        def at(d: float) -> tuple:
             i = min(max(bisect_right(cum, d) - 1, 0), len(cum) - 2)
             seg = cum[i + 1] - cum[i]
             t = (d - cum[i]) / seg if seg > 0 else 0.0
             (x0, y0), (x1, y1) = pts[i], pts[i + 1]
-            return [x0 + t * (x1 - x0), y0 + t * (y1 - y0)]
+            return (round(x0 + t * (x1 - x0), 7), round(y0 + t * (y1 - y0), 7))
 
         out = [at(da)] + [pts[i] for i in range(len(cum)) if da < cum[i] < db] + [at(db)]
         return out if f0 <= f1 else out[::-1]

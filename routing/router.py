@@ -153,7 +153,7 @@ class Router:
         g = self.graph
         se, sf = int(sources.edge[si]), float(sources.fraction[si])
         te, tf = int(target.edge[ti]), float(target.fraction[ti])
-        pts: list = [sources.lonlat[si].tolist()]
+        pts: list = [_r7(sources.lonlat[si])]
         metres = float(sources.distance_m[si]) + float(target.distance_m[ti])
         if branch == 2:
             pts += g.partial_ll(se, sf, tf)
@@ -178,19 +178,21 @@ class Router:
             else:
                 pts += g.partial_ll(te, 1.0, tf)
                 metres += (1.0 - tf) * g.edge_length_m[te]
-        pts.append(target.lonlat[ti].tolist())
+        pts.append(_r7(target.lonlat[ti]))
         return self.linestring(pts), metres
 
     @staticmethod
     def linestring(pts: list) -> dict:
-        """A GeoJSON LineString from [lon, lat] pairs (7 decimals, repeated points dropped)."""
-        ll = np.round(np.array(pts, dtype=np.float64), 7)
-        keep = np.ones(len(ll), dtype=bool)
-        keep[1:] = (ll[1:] != ll[:-1]).any(axis=1)
-        ll = ll[keep]
-        if len(ll) == 1:
-            ll = np.vstack([ll, ll])
-        return {"type": "LineString", "coordinates": ll.tolist()}
+        """A GeoJSON LineString from (lon, lat) pairs rounded to 7 decimals (repeated points dropped)."""
+        out: list = []
+        last = None
+        for p in pts:  # plain Python: routes are short, and numpy's set-up costs more than the loop
+            if p != last:
+                out.append([p[0], p[1]])
+                last = p
+        if len(out) == 1:
+            out.append(list(out[0]))
+        return {"type": "LineString", "coordinates": out}
 
     # ---------------------------------------------------------------- public queries
     def nearest_units(self, conn: psycopg.Connection, lon: float, lat: float, *, k: int = 5,
@@ -319,6 +321,11 @@ class Router:
         g = self.graph
         seeds = [[(g.node_index(int(n)), 0.0)] for n in from_node_ids]
         return search(g.reverse if toward else g.forward, seeds, predecessors=False).dist
+
+
+def _r7(lonlat) -> tuple[float, float]:
+    """A point as a (lon, lat) tuple rounded to 7 decimals (about 1 cm), as routes are given."""
+    return (round(float(lonlat[0]), 7), round(float(lonlat[1]), 7))
 
 
 def no_unit_reason(conn: psycopg.Connection, statuses: Sequence[str], caps: list[str] | None,

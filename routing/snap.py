@@ -61,6 +61,8 @@ class Snapper:
         g = self.graph
         lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
         n = len(lonlat)
+        if n == 1 and g.n_edges:
+            return self._snap_one(lonlat)
         x, y = g.to_metric.transform(lonlat[:, 0], lonlat[:, 1])
         xy = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
         edge = np.full(n, -1, dtype=np.int64)
@@ -94,6 +96,24 @@ class Snapper:
         offroad = np.where(np.isfinite(dist), dist / self.offroad_mps, np.inf)
         flagged = ~(dist <= self.max_distance_m)
         return Snaps(lonlat, xy, edge, fraction, dist, offroad, flagged)
+
+
+    def _snap_one(self, lonlat: np.ndarray) -> Snaps:
+        """:meth:`snap` for one point (the incident of every query) without the array machinery."""
+        g = self.graph
+        x, y = g.to_metric.transform(float(lonlat[0, 0]), float(lonlat[0, 1]))
+        pt = shapely.Point(x, y)
+        ei, d = self.tree.query_nearest(pt, max_distance=max(self.max_distance_m, 1.0), return_distance=True,
+                                        all_matches=True)
+        if len(ei) == 0:
+            ei, d = self.tree.query_nearest(pt, return_distance=True, all_matches=True)
+        j = int(np.argmin(ei))  # ties (equally near edges): the lowest edge index
+        e, dist = int(ei[j]), float(d[j])
+        mlen = float(g.metric_length[e])
+        f = min(max(g.geom_metric[e].project(pt) / mlen, 0.0), 1.0) if mlen > 0 else 0.0
+        return Snaps(lonlat, np.array([[x, y]], dtype=np.float64), np.array([e], dtype=np.int64), np.array([f]),
+                     np.array([dist]), np.array([dist / self.offroad_mps]),
+                     np.array([not dist <= self.max_distance_m]))
 
 
 def source_seeds(graph: RoadGraph, edge: int, fraction: float) -> list[tuple[int, float, float]]:
