@@ -170,14 +170,28 @@ def delete_area(aid: str):
 document("/api/v1/plans/areas/{id}", "delete", "Remove an area from its draft", tag=_TAG, params=[_ID])
 
 
-@bp.post("/<pid>/move-grid")
-def move_grid(pid: str):
+def _edit(fn, *, plan_id: str | None = None, area_id: str | None = None):
+    """A planner's edit of a draft: ``fn(conn, user, plan id, area id, body)`` in one transaction,
+    answered with its result and the whole plan (the plan of the area when an area is named)."""
     user = require_role(*_WRITERS)
     body = _body()
-    p = parse_id(pid)
+    a = parse_id(area_id) if area_id is not None else None
     with db_tx() as conn:
-        out = planning.move_grid(conn, user, p, body.get("grid_id"), body.get("to_organisation_id"), settings())
+        p = parse_id(plan_id) if plan_id is not None else planning.plan_of_area(conn, a)
+        out = fn(conn, user, p, a, body)
         return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+
+
+def _required(body: dict, key: str, what: str):
+    if key not in body:
+        raise ValidationError(f"is required: {what}", key)
+    return body[key]
+
+
+@bp.post("/<pid>/move-grid")
+def move_grid(pid: str):
+    return _edit(lambda conn, user, p, _a, body: planning.move_grid(
+        conn, user, p, body.get("grid_id"), body.get("to_organisation_id"), settings()), plan_id=pid)
 
 
 document("/api/v1/plans/{id}/move-grid", "post", "Move a patrol grid to another organisation (reshapes both areas)",
@@ -188,14 +202,9 @@ document("/api/v1/plans/{id}/move-grid", "post", "Move a patrol grid to another 
 
 @bp.post("/<pid>/reassign")
 def reassign(pid: str):
-    user = require_role(*_WRITERS)
-    body = _body()
-    p = parse_id(pid)
-    if "geometry" not in body:
-        raise ValidationError("is required: the drawn polygon", "geometry")
-    with db_tx() as conn:
-        out = planning.reassign_polygon(conn, user, p, body["geometry"], body.get("to_organisation_id"), settings())
-        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+    return _edit(lambda conn, user, p, _a, body: planning.reassign_polygon(
+        conn, user, p, _required(body, "geometry", "the drawn polygon"), body.get("to_organisation_id"),
+        settings()), plan_id=pid)
 
 
 document("/api/v1/plans/{id}/reassign", "post",
@@ -206,13 +215,8 @@ document("/api/v1/plans/{id}/reassign", "post",
 
 @bp.post("/<pid>/move-village")
 def move_village(pid: str):
-    user = require_role(*_WRITERS)
-    body = _body()
-    p = parse_id(pid)
-    with db_tx() as conn:
-        out = planning.move_village(conn, user, p, body.get("village_id"), body.get("to_organisation_id"),
-                                    settings())
-        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+    return _edit(lambda conn, user, p, _a, body: planning.move_village(
+        conn, user, p, body.get("village_id"), body.get("to_organisation_id"), settings()), plan_id=pid)
 
 
 document("/api/v1/plans/{id}/move-village", "post",
@@ -224,15 +228,9 @@ document("/api/v1/plans/{id}/move-village", "post",
 
 @bp.post("/areas/<aid>/split")
 def split_area(aid: str):
-    user = require_role(*_WRITERS)
-    body = _body()
-    a = parse_id(aid)
-    if "line" not in body:
-        raise ValidationError("is required: a GeoJSON LineString drawn across the area", "line")
-    with db_tx() as conn:
-        p = planning.plan_of_area(conn, a)
-        out = planning.split_area(conn, user, p, a, body["line"], body, settings())
-        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+    return _edit(lambda conn, user, p, a, body: planning.split_area(
+        conn, user, p, a, _required(body, "line", "a GeoJSON LineString drawn across the area"), body, settings()),
+        area_id=aid)
 
 
 document("/api/v1/plans/areas/{id}/split", "post",
@@ -246,13 +244,8 @@ document("/api/v1/plans/areas/{id}/split", "post",
 
 @bp.post("/areas/<aid>/merge")
 def merge_areas(aid: str):
-    user = require_role(*_WRITERS)
-    body = _body()
-    a = parse_id(aid)
-    with db_tx() as conn:
-        p = planning.plan_of_area(conn, a)
-        out = planning.merge_areas(conn, user, p, a, body.get("other_area_id"), settings())
-        return jsonify({**out, "plan": planning.get_plan(conn, p, settings().metric_srid)})
+    return _edit(lambda conn, user, p, a, body: planning.merge_areas(
+        conn, user, p, a, body.get("other_area_id"), settings()), area_id=aid)
 
 
 document("/api/v1/plans/areas/{id}/merge", "post", "Merge another area of the same draft into this one",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -26,6 +27,23 @@ def chromium_path() -> str:
 def launch(playwright):
     """Launch Debian's chromium headless (never a downloaded browser)."""
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+
+
+@contextmanager
+def logged_in_page(base_url: str, username: str, password: str, viewport: dict, locale: str = "zh-CN"):
+    """A page of a fresh headless chromium, logged in as ``username`` (closed afterwards)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        ctx = browser.new_context(viewport=viewport, locale=locale)
+        page = ctx.new_page()
+        login(page, base_url, username, password)
+        try:
+            yield page
+        finally:
+            ctx.close()
+            browser.close()
 
 
 @dataclass

@@ -5,7 +5,7 @@ on the map), one click signs a leg off; no console error, no request to another 
 from __future__ import annotations
 
 import pytest
-from browser_support import launch, login, wait_map_idle, watch
+from browser_support import logged_in_page, wait_map_idle, watch
 from conftest import PASSWORD
 
 from gisapp.config import ROOT
@@ -15,16 +15,8 @@ SHOTS = ROOT / "var" / "screenshots"
 
 @pytest.fixture(scope="module")
 def page(demo_live, demo_users):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        ctx = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
-        pg = ctx.new_page()
-        login(pg, demo_live.url, "t_dispatcher", PASSWORD)
+    with logged_in_page(demo_live.url, "t_dispatcher", PASSWORD, {"width": 1600, "height": 900}) as pg:
         yield pg
-        ctx.close()
-        browser.close()
 
 
 def test_live_panel_takes_dispatches_and_signs_off_without_reload(page, demo_live, demo_login, demo_conn):

@@ -5,7 +5,7 @@ with zero console errors and no request to another address; screenshots in var/s
 from __future__ import annotations
 
 import pytest
-from browser_support import launch, login, wait_map_idle, watch
+from browser_support import logged_in_page, wait_map_idle, watch
 from conftest import PASSWORD
 
 from gisapp.config import ROOT
@@ -15,16 +15,8 @@ SHOTS = ROOT / "var" / "screenshots"
 
 @pytest.fixture(scope="module")
 def page(demo_live, demo_users):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        ctx = b.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
-        pg = ctx.new_page()
-        login(pg, demo_live.url, "t_planner", PASSWORD)
+    with logged_in_page(demo_live.url, "t_planner", PASSWORD, {"width": 1500, "height": 950}) as pg:
         yield pg
-        ctx.close()
-        b.close()
 
 
 def _wait_msg(page, timeout=90000):
