@@ -62,8 +62,11 @@ def test_plan_tools_in_the_browser(page, demo_live, demo_conn):
     issues = page.locator("#plan-issues .plan-issue").count()
     assert issues >= 1
     assert page.evaluate("window.gisappPlan.state.issues.getLayers().length") >= 1
+    # the map flies to the issue: wait for the move to end and its tiles to load before the screenshot
+    page.evaluate("() => { window.__moved = false; window.gisapp.map.once('moveend', function () { window.__moved = true; }); }")
     page.locator("#plan-issues .plan-issue").first.click()
-    page.wait_for_timeout(500)
+    page.wait_for_function("window.__moved === true", timeout=30000)
+    wait_map_idle(page, rec=rec)
     page.screenshot(path=str(SHOTS / "plan_validation.png"))
     # Comparison table, one row per jurisdiction, and the incidents that change owner on the map.
     page.click("[data-testid=plan-compare]")
