@@ -10,33 +10,39 @@ draft's areas, and tells ``plan.js`` where to find both.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import folium
-from branca.element import MacroElement
-from folium.plugins import Draw
-from folium.template import Template
 
+@functools.cache
+def _plan_tools_class():
+    """The element exposing the draw control and its editable group to plan.js as
+    ``gisapp.planDraw`` (made on first use: folium is imported only when a map is rendered)."""
+    from branca.element import MacroElement
+    from folium.template import Template
 
-class PlanTools(MacroElement):
-    """Expose the draw control and its editable group to plan.js as ``gisapp.planDraw``."""
+    class PlanTools(MacroElement):
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            window.gisapp = window.gisapp || {};
+            window.gisapp.planDraw = {items: {{ this.group.get_name() }}, control: {{ this.draw.get_name() }}};
+            {% endmacro %}
+        """)
 
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        window.gisapp = window.gisapp || {};
-        window.gisapp.planDraw = {items: {{ this.group.get_name() }}, control: {{ this.draw.get_name() }}};
-        {% endmacro %}
-    """)
+        def __init__(self, group, draw):
+            super().__init__()
+            self._name = "PlanTools"
+            self.group = group
+            self.draw = draw
 
-    def __init__(self, group: folium.FeatureGroup, draw: Draw):
-        super().__init__()
-        self._name = "PlanTools"
-        self.group = group
-        self.draw = draw
+    return PlanTools
 
 
 def add_planning_tools(page_map: Any, conn: Any = None, user: Any = None) -> None:
     """Add the drawing tools and the draft group to the plan page's map (a map hook)."""
+    import folium
+    from folium.plugins import Draw
+
     m = page_map.composer.map if hasattr(page_map, "composer") else page_map
     group = folium.FeatureGroup(name="规划草稿 / Draft", control=False)
     group.add_to(m)
@@ -51,7 +57,7 @@ def add_planning_tools(page_map: Any, conn: Any = None, user: Any = None) -> Non
         edit_options={"remove": False},
     )
     draw.add_to(m)
-    PlanTools(group, draw).add_to(m)
+    _plan_tools_class()(group, draw).add_to(m)
 
 
 def register() -> None:
