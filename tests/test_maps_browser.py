@@ -147,6 +147,8 @@ def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
         # the gap list zooms to the gap and opens its popup
         row = page.locator("[data-gap]").first
         row_text = row.inner_text()
+        page.evaluate("() => { gisapp.map.closePopup(); }")  # the station's popup must not be taken for the gap's
+        page.wait_for_function("document.querySelector('.leaflet-popup-content') === null")
         row.click()
         page.wait_for_function("document.querySelector('.leaflet-popup-content .gp-table') !== null")
         title = page.inner_text(".leaflet-popup-content .gp-title").strip()
