@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +100,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     for name in ("routing_api", "dispatch_api", "planning_api", "pages", "tiles"):
         _register_optional(app, name)
+    if settings.maintenance_interval_s > 0:
+        from .maintenance import Maintenance
+
+        start_on_first_request(app, "gisapp.maintenance", lambda: Maintenance(
+            settings.database_url, settings, settings.maintenance_interval_s, log=app.logger.info))
     return app
+
+
+def start_on_first_request(app: Flask, key: str, make: Callable[[], Any]) -> None:
+    """Start the background thread ``make()`` (an object with ``start()``) on the app's first
+    request, once per process, and keep it in ``app.extensions[key]``. Creating an app (CLI,
+    tests) starts no thread; each gunicorn worker starts its own on its first request."""
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_background() -> None:
+        if key in app.extensions:
+            return
+        with lock:
+            if key not in app.extensions:
+                app.extensions[key] = make().start()
 
 
 def _register_optional(app: Flask, module: str) -> None:

@@ -114,6 +114,7 @@ class Settings:
     stream_backlog_max_events: int = 50000
     live_event_retention_h: float = 72.0
     sla_sweep_interval_s: float = 5.0
+    maintenance_interval_s: float = 30.0  # due plan changes, SLA sweep, event pruning; 0: off
     # Python's thread switch interval in server processes (ms; 0 leaves Python's 5 ms): a
     # shorter one lets the threads of many open streams take their turn sooner.
     thread_switch_interval_ms: float = 1.0

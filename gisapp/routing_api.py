@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +18,7 @@ import routing
 from routing import coverage
 from routing.areas import service_areas
 
-from .app import current_user, db_tx, json_body, pool, require_role, settings
+from .app import current_user, db_tx, json_body, pool, require_role, settings, start_on_first_request
 from .errors import GeometryError, NotFound, Unauthorized, ValidationError
 from .features import parse_id
 from .geometry import check_extent
@@ -30,22 +29,12 @@ bp = Blueprint("routing_api", __name__, url_prefix="/api/v1/routing")
 
 def init_app(app) -> None:
     """Register the routing API and, when ``live_coverage_interval_s`` > 0, start the process's
-    live-coverage refresher on the first request (so that importing or creating the app in a
-    CLI starts no thread)."""
+    live-coverage refresher on the first request."""
     app.register_blueprint(bp)
     s = app.extensions["gisapp.settings"]
-    if s.live_coverage_interval_s <= 0:
-        return
-    lock = threading.Lock()
-
-    @app.before_request
-    def _start_live_refresher() -> None:
-        if "gisapp.live_refresher" in app.extensions:
-            return
-        with lock:
-            if "gisapp.live_refresher" not in app.extensions:
-                app.extensions["gisapp.live_refresher"] = coverage.LiveRefresher(
-                    s.database_url, s, s.live_coverage_interval_s, log=app.logger.info).start()
+    if s.live_coverage_interval_s > 0:
+        start_on_first_request(app, "gisapp.live_refresher", lambda: coverage.LiveRefresher(
+            s.database_url, s, s.live_coverage_interval_s, log=app.logger.info))
 
 
 def poke_live_coverage() -> None:

@@ -10,7 +10,6 @@ area shares count partly covered edges exactly.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from psycopg.rows import tuple_row
 from . import get_router, queries, units
 from .engine import search_each
 from .graph import ROAD_CLASSES, RoadGraph
+from .periodic import Periodic
 from .reach import full_and_within, full_times, sources_on_edges, within_fraction
 from .router import Router
 from .snap import Snaps, source_seeds
@@ -223,7 +223,7 @@ def refresh_live_if_stale(conn: psycopg.Connection, settings: Any) -> dict | Non
     return refresh_live(conn, settings)
 
 
-class LiveRefresher:
+class LiveRefresher(Periodic):
     """A daemon thread that keeps the live coverage current for one database.
 
     Every ``interval_s`` (sooner after :meth:`poke`, but never twice within ``min_gap_s``) it
@@ -232,58 +232,24 @@ class LiveRefresher:
     do the work once per change.
     """
 
+    thread_name = "gisapp-live-coverage"
+
     def __init__(self, url: str, settings: Any, interval_s: float, min_gap_s: float = 1.0, log=None):
+        super().__init__(interval_s, min_gap_s, log)
         self.url, self.settings = url, settings
-        self.interval_s, self.min_gap_s = float(interval_s), float(min_gap_s)
-        self.log = log or (lambda msg: None)
-        self.runs = 0
         self.refreshes = 0
-        self.last_error: str | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gisapp-live-coverage", daemon=True)
 
-    def start(self) -> LiveRefresher:
-        self._thread.start()
-        return self
-
-    def poke(self) -> None:
-        """Units changed: refresh soon."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def run_once(self) -> dict | None:
+    def task(self) -> dict | None:
         with psycopg.connect(self.url) as conn:
             out = refresh_live_if_stale(conn, self.settings)
             conn.commit()
-        self.runs += 1
         self.refreshes += out is not None
         return out
 
-    def _loop(self) -> None:
-        last = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            wait = last + self.min_gap_s - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                break
-            if self._stop.is_set():
-                break
-            last = time.monotonic()
-            try:
-                out = self.run_once()
-                self.last_error = None
-                if out is not None:
-                    self.log(f"live coverage refreshed: {out['written']} edges written in {out['seconds']} s")
-            except Exception as e:  # the database may be restarting; try again next time
-                self.last_error = f"{type(e).__name__}: {e}"
-                self.log(f"live coverage refresh failed: {self.last_error}")
+    def report(self, out: dict | None) -> str | None:
+        if out is None:
+            return None
+        return f"live coverage refreshed: {out['written']} edges written in {out['seconds']} s"
 
 
 # ------------------------------------------------------------------------------- read side

@@ -1,0 +1,42 @@
+# ruff: noqa: F811  (pytest fixtures imported from planning_fixtures are used as arguments)
+"""The service's periodic upkeep (gisapp.maintenance): a plan published for a later time
+changes the grids' owners when that time comes, with no request and no cron job."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from planning_fixtures import ids, plan_conn, plan_db, plan_live, plan_login, plan_template  # noqa: F401
+
+from gisapp.config import Settings
+from gisapp.maintenance import Maintenance
+
+
+def test_due_grid_changes_are_applied_in_the_background(plan_login, plan_conn, ids, plan_db):
+    c = plan_login("planner")
+    p = c.post("/api/v1/plans", json={"name": "G3 to A soon", "kind": "station"}).json()["id"]
+    assert c.post(f"/api/v1/plans/{p}/move-grid", json={"grid_id": ids["G3"],
+                                                        "to_organisation_id": ids["A"]}).status_code == 200
+    at = datetime.now(UTC) + timedelta(seconds=3)
+    r = c.post(f"/api/v1/plans/{p}/publish", json={"reason": "from the next shift", "effective_from": at.isoformat()})
+    assert r.status_code == 200, r.text
+    assert r.json()["grid_changes"] == 1 and r.json()["grid_changes_applied"] == 0
+
+    def owner() -> int:
+        return plan_conn.execute("SELECT organisation_id FROM grid WHERE id = %s", [ids["G3"]]).fetchone()[
+            "organisation_id"]
+
+    assert owner() == ids["B"]
+    m = Maintenance(plan_db, Settings.from_env({"database_url": plan_db}), interval_s=0.3).start()
+    try:
+        deadline = time.monotonic() + 60
+        while owner() != ids["A"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert owner() == ids["A"]
+        assert datetime.now(UTC) >= at  # not before its time
+        assert m.runs >= 1 and m.last_error is None
+    finally:
+        m.stop()
+    assert plan_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'apply_grid_changes'"
+                             ).fetchone()["n"] >= 1
