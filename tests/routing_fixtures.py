@@ -84,3 +84,34 @@ def helsinki_db(server_url, helsinki_settings):
         summary = import_osm(conn, HELSINKI_PBF, helsinki_settings)
         conn.commit()
     return url, summary
+
+
+def compare_node_times_with_pgr(conn, settings, n_picks: int, seed: int) -> int:
+    """Node-to-node times among ``n_picks`` random nodes equal ``pgr_dijkstraCost`` on the same
+    graph (relative difference under 1e-9; unreachable where pgRouting has no path); returns
+    how many pairs were compared."""
+    import math
+
+    import numpy as np
+
+    import routing
+    from routing import pgr
+
+    router = routing.get_router(conn, settings)
+    g = router.graph
+    picks = [int(g.node_id[i]) for i in np.random.default_rng(seed).choice(g.n_nodes, n_picks, replace=False)]
+    peer = pgr.dijkstra_cost(conn, settings.road_speed_kmh, picks, picks)
+    compared = 0
+    for s in picks:
+        ours = router.node_times([s])
+        for t in picks:
+            if s == t:
+                continue
+            mine = ours[g.node_index(t)]
+            if (s, t) in peer:
+                want = peer[(s, t)]
+                assert abs(mine - want) / max(abs(mine), abs(want), 1e-12) < 1e-9, (s, t, mine, want)
+                compared += 1
+            else:
+                assert math.isinf(mine), (s, t, mine)
+    return compared

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
+import routing_fixtures as rf
 
 import routing
 from gisapp import db
@@ -35,24 +34,8 @@ def test_demo_graph_is_county_sized(dconn):
 
 
 def test_demo_travel_times_equal_pgr_dijkstra_cost(dconn):
-    router = routing.get_router(dconn, SETTINGS)
-    g = router.graph
-    rng = np.random.default_rng(11)
-    picks = [int(g.node_id[i]) for i in rng.choice(g.n_nodes, 20, replace=False)]
-    peer = pgr.dijkstra_cost(dconn, SETTINGS.road_speed_kmh, picks, picks)
-    compared = 0
-    for s in picks:
-        ours = router.node_times([s])
-        for t in picks:
-            if s == t:
-                continue
-            mine = ours[g.node_index(t)]
-            if (s, t) in peer:
-                assert rel(mine, peer[(s, t)]) < 1e-9
-                compared += 1
-            else:
-                assert math.isinf(mine)
-    assert compared >= 300  # every station reaches every village: the network is connected
+    # every station reaches every village: the network is connected
+    assert rf.compare_node_times_with_pgr(dconn, SETTINGS, 20, seed=11) >= 300
 
 
 def test_demo_nearest_units_equal_pgrouting(dconn):

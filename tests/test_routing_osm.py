@@ -110,24 +110,7 @@ def test_import_keeps_osm_connectivity(hel, helsinki_settings):
 
 
 def test_helsinki_travel_times_equal_pgr_dijkstra_cost(hel, helsinki_settings):
-    router = routing.get_router(hel, helsinki_settings)
-    g = router.graph
-    rng = np.random.default_rng(42)
-    picks = [int(g.node_id[i]) for i in rng.choice(g.n_nodes, 25, replace=False)]
-    peer = pgr.dijkstra_cost(hel, helsinki_settings.road_speed_kmh, picks, picks)
-    compared = 0
-    for s in picks:
-        ours = router.node_times([s])
-        for t in picks:
-            mine = ours[g.node_index(t)]
-            if s == t:
-                continue
-            if (s, t) in peer:
-                assert rel(mine, peer[(s, t)]) < 1e-9
-                compared += 1
-            else:
-                assert math.isinf(mine)
-    assert compared > 300
+    assert rf.compare_node_times_with_pgr(hel, helsinki_settings, 25, seed=42) > 300
     # The speeds come from maxspeed tags where present.
     assert hel.execute("SELECT count(*) AS n FROM road_edge WHERE speed_kmh IS NOT NULL").fetchone()["n"] > 100
 
