@@ -39,7 +39,8 @@ SERVICES = [
 ]
 # Tables the generator fills, dependents first; organisations and units are upserted by code.
 GENERATED_TABLES = [
-    "incident_event", "dispatch_leg", "incident", "unit_position", "road_coverage", "road_edge", "road_node",
+    "incident_event", "dispatch_leg", "incident", "unit_position", "patrol_watermark", "patrol_edge_day",
+    "road_coverage", "road_edge", "road_node",
     "grid_staff", "grid", "joint_zone_member", "joint_zone", "jurisdiction", "village", "service_point",
 ]
 SYNTHETIC_ATTRIBUTION = "合成示意数据，非真实 / synthetic demo data, not real"
@@ -137,6 +138,10 @@ def load_demo(conn: psycopg.Connection, seed: int | None = None, params_path=Non
     counts = write_demo(conn, demo)
     demo.timings["write_s"] = time.perf_counter() - t
     log(f"wrote the demo in {demo.timings['write_s']:.1f} s")
+    t = time.perf_counter()
+    summary.update(_patrols(conn, settings, params, demo.history.as_of))
+    log(f"generated {summary['patrol_reports']} patrol position reports, {summary['patrolled_edges']} road "
+        f"segments patrolled, in {time.perf_counter() - t:.1f} s")
     # Planner statistics for the freshly written tables: without them the first queries on a
     # new demo (SLA metrics, coverage joins) pick nested loops and take a minute.
     conn.execute("ANALYZE")
@@ -174,6 +179,22 @@ def _without(conn: psycopg.Connection, fks: list[dict]):
     for fk in fks:
         conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
             sql.Identifier(fk["child"]), sql.Identifier(fk["name"])) + sql.SQL(fk["def"]))  # catalogue text
+
+
+def _patrols(conn: psycopg.Connection, settings, params: dict, as_of: datetime) -> dict:
+    """Patrol-car tracks of the last days and the patrol coverage derived from them."""
+    from routing import patrol
+
+    from .patrols import generate_patrols
+
+    if settings is None:
+        from gisapp.config import Settings
+
+        settings = Settings.from_env()
+    n = generate_patrols(conn, settings, params, as_of, np.random.default_rng(int(params["seed"]) + 7))
+    patrol.ingest(conn, settings, settle_s=0.0)
+    edges = conn.execute("SELECT count(DISTINCT edge_id) AS n FROM patrol_edge_day").fetchone()["n"]
+    return {"patrol_reports": n, "patrolled_edges": edges}
 
 
 def clear_generated(conn: psycopg.Connection) -> None:

@@ -195,7 +195,8 @@ def import_osm(conn: psycopg.Connection, path: str | Path, settings: Any, *, rep
     roads = split_ways(ways, classes)
     log(f"read {len(ways)} road ways; {len(roads.nodes)} nodes and {len(roads.edges)} edges after splitting")
     if replace:
-        conn.execute("TRUNCATE road_coverage, road_edge, road_node")
+        conn.execute("TRUNCATE patrol_edge_day, road_coverage, road_edge, road_node")
+        conn.execute("DELETE FROM patrol_watermark")  # match every position report again, to the new roads
     osm_ids = list(roads.nodes)
     ids = [r[0] if isinstance(r, tuple) else r["id"] for r in conn.execute(
         "SELECT nextval(pg_get_serial_sequence('road_node', 'id')) AS id FROM generate_series(1, %s)",

@@ -97,6 +97,10 @@ class Settings:
     service_area_max_budget_min: float = 120.0
     nearest_units_max_k: int = 50
     live_coverage_interval_s: float = 5.0  # background refresh of the live coverage; 0: off
+    patrol_snap_m: float = 30.0  # a position report further from every road is not patrol
+    patrol_min_speed_kmh: float = 3.0  # slower reports (parked) are not patrol
+    patrol_days: int = 7  # the window of patrol coverage on the maps
+    local_timezone: str = "Asia/Shanghai"  # local days (patrol coverage)
     gap_incident_window_days: int = 365
     osm_highway_road_class: dict[str, str] = field(default_factory=_default_osm_classes)
     # Duplicate detection for intake.

@@ -2,9 +2,10 @@
 
 Every ``maintenance_interval_s`` it applies the grid ownership changes of published plans
 whose effective time has come (``planning.apply_due``), raises the SLA overdue events of legs
-whose clock ran out (``sla.sweep_overdue``) and drops expired live events. All three are
-idempotent, so workers running them at the same time do no harm; ``gisapp plan apply-due``
-does the first from the command line.
+whose clock ran out (``sla.sweep_overdue``), drops expired live events, and takes the new
+position reports into the patrol coverage (``routing.patrol.ingest``). All are idempotent or
+locked, so workers running them at the same time do no harm; ``gisapp plan apply-due`` does
+the first from the command line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Maintenance(Periodic):
         self.url, self.settings = url, settings
 
     def task(self) -> dict:
+        from routing import patrol
+
         from .planning import apply_due
         from .sla import sweep_overdue
         from .stream import prune_events
@@ -34,6 +37,9 @@ class Maintenance(Periodic):
                    "overdue_events": len(sweep_overdue(conn, self.settings)),
                    "events_pruned": prune_events(conn, self.settings)}
             conn.commit()
+            got = patrol.ingest(conn, self.settings)
+            conn.commit()
+        out["patrol_reports_matched"] = got["matched"] if got else 0
         return out
 
     def report(self, out: dict) -> str | None:

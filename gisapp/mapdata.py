@@ -130,7 +130,8 @@ def joint_zones(conn: psycopg.Connection, simplify_m: float, metric_srid: int) -
 
 def grids(conn: psycopg.Connection, settings: Settings, organisation_id: int | None = None,
           since: datetime | None = None) -> dict:
-    """Return grids with incident counts since ``since`` and their road coverage by the targets.
+    """Return grids with incident counts since ``since``, their road coverage by the targets and
+    ``patrol_share``, the share of their road km patrolled in the last ``patrol_days`` days.
 
     ``share_within`` is the share of the grid's road km (edges whose midpoint lies in the
     grid) reached from a station within the target of the edge's class; None without
@@ -142,7 +143,10 @@ def grids(conn: psycopg.Connection, settings: Settings, organisation_id: int | N
                SELECT g.* FROM grid g WHERE (%(org)s::bigint IS NULL OR g.organisation_id = %(org)s)),
            roads AS (
                SELECT g.id AS grid_id, sum(e.length_m) AS length_m, sum(c.station_within_m) AS within_m,
-                      count(c.station_within_m) AS computed
+                      count(c.station_within_m) AS computed,
+                      sum(e.length_m) FILTER (WHERE EXISTS (
+                          SELECT 1 FROM patrol_edge_day p WHERE p.edge_id = e.id
+                             AND p.day > (now() AT TIME ZONE %(tz)s)::date - %(days)s)) AS patrolled_m
                  FROM g JOIN road_edge e ON e.geom && g.geom
                                          AND ST_Intersects(g.geom, ST_LineInterpolatePoint(e.geom, 0.5))
                  LEFT JOIN road_coverage c ON c.edge_id = e.id
@@ -158,13 +162,16 @@ def grids(conn: psycopg.Connection, settings: Settings, organisation_id: int | N
                   round((coalesce(roads.length_m, 0) / 1000)::numeric, 1)::float AS road_km,
                   CASE WHEN coalesce(roads.computed, 0) = 0 THEN NULL
                        ELSE roads.within_m / nullif(roads.length_m, 0) END AS share_within,
+                  round((coalesce(roads.patrolled_m, 0) / nullif(roads.length_m, 0))::numeric, 3)::float
+                      AS patrol_share,
                   round((ST_Area(ST_Transform(g.geom, %(srid)s)) / 1e6)::numeric, 2)::float AS area_km2,
                   ST_AsGeoJSON(g.geom, 6)::json AS geometry
              FROM g JOIN organisation o ON o.id = g.organisation_id
              LEFT JOIN roads ON roads.grid_id = g.id LEFT JOIN inc ON inc.grid_id = g.id
              LEFT JOIN staff ON staff.grid_id = g.id
             ORDER BY g.code""",
-        {"org": organisation_id, "since": since, "srid": settings.metric_srid}).fetchall()
+        {"org": organisation_id, "since": since, "srid": settings.metric_srid, "tz": settings.local_timezone,
+         "days": settings.patrol_days}).fetchall()
     for r in rows:
         if r["share_within"] is not None:
             r["share_within"] = round(float(r["share_within"] or 0), 3)
@@ -350,3 +357,20 @@ def station_org(conn: psycopg.Connection, organisation_id: int) -> dict[str, Any
     """Return one organisation's id, code, names and kind, or None."""
     return conn.execute("SELECT id, code, name, name_en, kind FROM organisation WHERE id = %s",
                         [organisation_id]).fetchone()
+
+
+def unpatrolled_roads(conn: psycopg.Connection, settings: Settings, organisation_id: int) -> dict:
+    """The road segments of a station's jurisdiction (by midpoint) that no unit drove along in
+    the last ``patrol_days`` days, with the day of their last patrol if any (routing.patrol)."""
+    rows = conn.execute(
+        """WITH j AS (SELECT geom FROM jurisdiction WHERE organisation_id = %(org)s AND kind = 'station'
+                        AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now()))
+           SELECT e.id, e.road_class, e.name, round(e.length_m::numeric, 1)::float AS length_m,
+                  (SELECT max(p.day) FROM patrol_edge_day p WHERE p.edge_id = e.id)::text AS last_patrol_day,
+                  ST_AsGeoJSON(e.geom, 6)::json AS geometry
+             FROM road_edge e JOIN j ON e.geom && j.geom AND ST_Intersects(j.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+            WHERE NOT EXISTS (SELECT 1 FROM patrol_edge_day p WHERE p.edge_id = e.id
+                                AND p.day > (now() AT TIME ZONE %(tz)s)::date - %(days)s)
+            ORDER BY e.id""",
+        {"org": organisation_id, "tz": settings.local_timezone, "days": settings.patrol_days}).fetchall()
+    return _fc(rows)

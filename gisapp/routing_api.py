@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from shapely.geometry import mapping
 
 import routing
-from routing import coverage
+from routing import coverage, patrol
 from routing.areas import service_areas
 
 from .app import current_user, db_tx, json_body, pool, require_role, settings, start_on_first_request
@@ -344,6 +344,22 @@ def coverage_by_area():
                      "main_road_classes": list(s.main_road_classes)})
 
 
+@bp.get("/patrol")
+def patrol_by_area():
+    """Share of road km patrolled (driven along by a unit) in the last days, per area."""
+    _read_allowed()
+    _only("area", "days", "geometry")
+    kind = _choice("area", coverage.AREA_KINDS, "grid")
+    days = _int("days", settings().patrol_days, 1, 90)
+    with_geom = _bool("geometry", False)
+    with db_tx() as conn:
+        items = patrol.by_area(conn, settings(), kind, days)
+        geoms = ({a[0]: a[3] for a in coverage._areas(conn, kind)} if with_geom else {})
+    feats = [_feature(shapely.from_wkb(bytes(geoms[it["area_id"]])) if with_geom else None, it, it["area_id"])
+             for it in items]
+    return _geojson({"type": "FeatureCollection", "features": feats, "days": days})
+
+
 @bp.get("/gaps")
 def coverage_gaps():
     """Road segments not reached within target, ranked by uncovered km x incidents of the past year."""
@@ -439,6 +455,12 @@ document("/api/v1/routing/coverage", "get", "Share of road km within target per 
          tag="routing", auth=_AUTH, response=_FC, params=[
              _q("area", {"enum": list(coverage.AREA_KINDS)}), _q("source", {"enum": ["static", "live"]}),
              _q("geometry", {"type": "boolean"})])
+document("/api/v1/routing/patrol", "get",
+         "Share of road km driven along by a unit in the last days (patrol coverage) per area, main and rural roads",
+         tag="routing", auth=_AUTH, response=_FC, params=[
+             _q("area", {"enum": list(coverage.AREA_KINDS)}, "default grid"),
+             _q("days", {"type": "integer", "minimum": 1, "maximum": 90}, "default patrol_days (7)"),
+             _q("geometry", {"type": "boolean"}, "include the area polygons (default false)")])
 document("/api/v1/routing/gaps", "get", "Coverage gaps ranked by uncovered km x incidents of the past year",
          tag="routing", auth=_AUTH, response=_FC, params=[
              _q("source", {"enum": ["static", "live"]}), _q("limit", {"type": "integer"}),

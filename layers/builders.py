@@ -317,6 +317,21 @@ def coverage_gaps(fc: dict, lang: str, show: bool = True) -> MapLayer:
         LegendEntry(t("legend.gap", lang), S.GAP_HALO["color"], "line", extra={"weight": 6})]))
 
 
+def unpatrolled_roads(fc: dict, lang: str, days: int, show: bool = True) -> MapLayer:
+    """A station's road segments that no unit drove along in the last ``days`` days (patrol gaps)."""
+    data = _with_style(fc, lambda p: {"color": S.PATROL_GAP["color"], "weight": S.PATROL_GAP["weight"],
+                                      "opacity": 0.8, "dashArray": "4 4"})
+    for f in data["features"]:
+        p = f["properties"]
+        p["class_label"] = t(f"road.{p['road_class']}", lang)
+        p["last_patrol"] = p.get("last_patrol_day") or t("common.never", lang)
+    title = t("layer.unpatrolled", lang, days=days)
+    layer = GeoLayer(data, "unpatrolled", title, show=show, highlight={"weight": 6, "opacity": 1.0})
+    return MapLayer("unpatrolled", layer, LegendSection(title, [
+        LegendEntry(t("legend.unpatrolled", lang, days=days), S.PATROL_GAP["color"], "line",
+                    extra={"weight": 3, "dashed": True})]))
+
+
 # --- points -----------------------------------------------------------------------------------------
 
 def villages(fc: dict, lang: str, show: bool = False, lazy_url: str | None = None) -> MapLayer:
@@ -466,7 +481,8 @@ def popup_specs(lang: str) -> dict[str, Any]:
             f("prop.valid_from", "valid_from", "time")]},
         "grid": {"tooltip": "label", "title": "label", "fields": [
             f("prop.code", "code"), f("prop.organisation", "org_label"),
-            f("prop.share_within", "share_within", "pct"), f("prop.incidents_year", "incidents", "int"),
+            f("prop.share_within", "share_within", "pct"), f("prop.patrol_share", "patrol_share", "pct"),
+            f("prop.incidents_year", "incidents", "int"),
             f("prop.road_km", "road_km", "num"), f("prop.staff", "staff", "int"),
             f("prop.area_km2", "area_km2", "num")]},
         "road": {"tooltip": "name", "title": "name", "fields": [
@@ -483,6 +499,8 @@ def popup_specs(lang: str) -> dict[str, Any]:
             f("prop.name", "name"), f("prop.time_min", "time_min", "num"), f("prop.target_min", "target_min", "num"),
             f("prop.length_km", "length_m", "km"), f("prop.incidents_year", "incidents", "int"),
             f("prop.from_station", "station_label")]},
+        "unpatrolled": {"tooltip": "class_label", "title": "class_label", "fields": [
+            f("prop.name", "name"), f("prop.length_km", "length_m", "km"), f("prop.last_patrol", "last_patrol")]},
         "village": {"tooltip": "name", "title": "name", "fields": [
             f("prop.town", "town_label"), f("prop.population", "population", "int")]},
         "organisation": {"tooltip": "label", "title": "label", "fields": [

@@ -212,6 +212,8 @@ def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_i
     c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
     c.add(B.grids(fc, lang, color_by="coverage", show=True))
     c.add(B.grids(fc, lang, color_by="incidents", show=False))
+    c.add(B.unpatrolled_roads(mapdata.unpatrolled_roads(conn, settings, station_id), lang, settings.patrol_days,
+                              show=True))
     c.add(B.station_jurisdictions(juris, lang, show=True))
     c.add(B.incidents_heatmap(None, lang, show=False, lazy_url=lazy_url("heatmap", station=station_id)))
     recent = datetime.now(UTC) - timedelta(days=settings.map_incident_days)
@@ -226,7 +228,7 @@ def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_i
         _coords(juris["features"][0]["geometry"]["coordinates"], xs, ys)
         c.bounds = [[min(ys), min(xs)], [max(ys), max(xs)]]
     _finish_attribution(c, conn)
-    return PageMap(c, {"grids": [f["properties"] for f in fc["features"]]})
+    return PageMap(c, {"grids": [f["properties"] for f in fc["features"]], "patrol_days": settings.patrol_days})
 
 
 def _coords(obj: Any, xs: list[float], ys: list[float]) -> None:

@@ -31,6 +31,8 @@ TIME_BREAKS_MIN = (5, 10, 15, 20, 30)
 TIME_COLORS = ("#1a9850", "#66bd63", "#a6d96a", "#fee08b", "#fdae61", "#d73027")
 UNREACHABLE_COLOR = "#6b21a8"
 GAP_HALO = {"color": "#e11d48", "weight_add": 6.0, "opacity": 0.35}
+# Road segments no unit drove along in the patrol window (a chief's patrol gaps).
+PATROL_GAP = {"color": "#7c3aed", "weight": 3.0}
 
 UNIT_STATUS_COLORS = {
     "available": "#16a34a",

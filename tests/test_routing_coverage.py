@@ -339,3 +339,40 @@ def test_api_live_coverage_follows_the_units_at_once(rhttp, world, cconn):
     finally:
         cconn.execute("UPDATE unit SET status = 'available' WHERE id = %s", [world["unit"]])
     assert grid_within_km() > 0
+
+
+def test_patrol_coverage_from_position_reports(cconn, world, rhttp):
+    """Reports on a road and moving count as patrol of that segment, once; far or parked ones do not."""
+    from routing import patrol
+
+    cconn.execute("DELETE FROM patrol_edge_day")
+    cconn.execute("DELETE FROM patrol_watermark")
+    cconn.execute("DELETE FROM unit_position")
+    u = world["unit"]
+    lon_ab, lat_ab = _mid("A", "B", 0.4)
+    for i, (lon, lat, speed) in enumerate([(lon_ab, lat_ab, 35.0),        # on AB, moving: patrol
+                                           (lon_ab, lat_ab + 0.01, 35.0),  # about 1 km off every road
+                                           (*_mid("B", "C", 0.5), 0.0),   # on BC but parked
+                                           (*_mid("D", "C", 0.5), None)]):  # on DC, no speed reported
+        cconn.execute("INSERT INTO unit_position (unit_id, geom, reported_at, speed_kmh) VALUES "
+                      "(%s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), now() - %s * interval '1 minute', %s)",
+                      [u, lon, lat, i + 1, speed])
+    with cconn.transaction():
+        out = patrol.ingest(cconn, SETTINGS, settle_s=0.0)
+    assert out["read"] == 4 and out["matched"] == 2
+    got = {r["edge_id"]: r["hits"] for r in cconn.execute("SELECT edge_id, hits FROM patrol_edge_day").fetchall()}
+    assert got == {world["edges"]["AB"]: 1, world["edges"]["DC"]: 1}
+    with cconn.transaction():
+        assert patrol.ingest(cconn, SETTINGS, settle_s=0.0)["read"] == 0  # nothing counted twice
+    # per area: AB (1 km) and DC (1 km) of the grid's 5 km of roads
+    it = {i["area_id"]: i for i in patrol.by_area(cconn, SETTINGS, "grid", 7)}[world["grid"]]
+    assert it["road_km"] == pytest.approx(5.0) and it["patrolled_km"] == pytest.approx(2.0)
+    assert it["share"] == pytest.approx(0.4)
+    r = rhttp.get("/api/v1/routing/patrol", params={"area": "grid", "days": 7})
+    assert r.status_code == 200, r.text
+    feat = [f for f in r.json()["features"] if f["id"] == world["grid"]][0]
+    assert feat["properties"]["share"] == pytest.approx(0.4) and feat["geometry"] is None
+    for bad, field in (({"days": 0}, "days"), ({"days": "x"}, "days"), ({"area": "planet"}, "area"),
+                       ({"nope": 1}, "nope")):
+        r = rhttp.get("/api/v1/routing/patrol", params=bad)
+        assert r.status_code == 400 and r.json()["field"] == field, (bad, r.text)

@@ -145,3 +145,17 @@ def test_demo_unit_snapshot_is_exact(dconn):
                 router.nearest_units(dconn, lon, lat, k=k, statuses=statuses)
         assert routing.nearest_units(dconn, SETTINGS, lon, lat, joint_zone_id=zone, capability="accident_qualified") \
             == router.nearest_units(dconn, lon, lat, joint_zone_id=zone, capability="accident_qualified")
+
+
+def test_demo_patrol_coverage(dconn):
+    """The demo's patrol-car tracks give a patrol coverage: roads near the stations driven, remote
+    rural roads often not (the chief's patrol gaps)."""
+    from routing import patrol
+
+    items = patrol.by_area(dconn, SETTINGS, "station", SETTINGS.patrol_days)
+    assert len(items) >= 16
+    road = sum(i["road_km"] for i in items)
+    done = sum(i["patrolled_km"] for i in items)
+    assert 0.05 < done / road < 0.9
+    assert all(i["patrolled_km"] > 0 for i in items if i["road_km"] > 0)
+    assert sum(i["rural"]["patrolled_km"] for i in items) / sum(i["rural"]["road_km"] for i in items) < done / road
