@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from planning_fixtures import ids, plan_conn, plan_db, plan_live, plan_login, plan_template  # noqa: F401
+from planning_fixtures import ids, lonlat, plan_conn, plan_db, plan_live, plan_login, plan_template  # noqa: F401
 
 from gisapp.config import Settings
 from gisapp.maintenance import Maintenance
@@ -40,3 +40,21 @@ def test_due_grid_changes_are_applied_in_the_background(plan_login, plan_conn, i
         m.stop()
     assert plan_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'apply_grid_changes'"
                              ).fetchone()["n"] >= 1
+
+
+def test_maintenance_takes_position_reports_into_patrol_coverage(plan_conn, ids, plan_db):
+    """A unit's report on a road (settled for a few seconds) becomes patrol of that segment."""
+    unit = plan_conn.execute("INSERT INTO unit (code, name, organisation_id, kind) VALUES ('M-U1', '巡逻车', %s, "
+                             "'patrol_car') RETURNING id", [ids["A"]]).fetchone()["id"]
+    lon, lat = lonlat(1.25, 4)  # on the county road (0, 4) - (2.5, 4)
+    plan_conn.execute("INSERT INTO unit_position (unit_id, geom, reported_at, received_at, speed_kmh) VALUES "
+                      "(%s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), now() - interval '1 minute', "
+                      "now() - interval '1 minute', 40)", [unit, lon, lat])
+    # (the live server's own maintenance thread may take the report first: either way it counts once)
+    m = Maintenance(plan_db, Settings.from_env({"database_url": plan_db}), interval_s=60)
+    m.run_once()
+    row = plan_conn.execute("SELECT e.road_class, p.hits FROM patrol_edge_day p JOIN road_edge e ON e.id = p.edge_id"
+                            ).fetchall()
+    assert [(r["road_class"], r["hits"]) for r in row] == [("county", 1)]
+    assert m.run_once()["patrol_reports_matched"] == 0  # counted once
+    assert plan_conn.execute("SELECT hits FROM patrol_edge_day").fetchone()["hits"] == 1
