@@ -98,6 +98,24 @@ def make_database() -> str:
     return url
 
 
+def post_once_retried(session: requests.Session, url: str, body: dict, ok_status: tuple[int, ...]
+                      ) -> tuple[bool, str | None]:
+    """POST ``body``; retry once after a dropped keep-alive connection (the callers' writes are
+    idempotent). Returns (ok, why it failed)."""
+    why = None
+    for _attempt in range(2):
+        try:
+            r = session.post(url, json=body, timeout=30)
+        except requests.ConnectionError as e:
+            why = repr(e)[:200]
+            continue
+        except requests.RequestException as e:
+            return False, repr(e)[:200]
+        ok = r.status_code in ok_status
+        return ok, None if ok else f"{r.status_code} {r.text[:200]}"
+    return False, why
+
+
 def start_gunicorn(url: str) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, GISAPP_DATABASE_URL=url, GISAPP_SECRET_KEY="bench-secret")
     proc = subprocess.Popen(
@@ -268,18 +286,7 @@ def producers(base: str, start_at: float, duration: float, out_path: str) -> Non
                 "location": {"type": "Point", "coordinates": [rnd.uniform(BOX[0], BOX[2]), rnd.uniform(BOX[1], BOX[3])]},
                 "dispatch": i % 2 == 0, "auto_assign": i % 2 == 0}
         body["idempotency_key"] = f"bench-{i}"  # a retry after a dropped keep-alive connection is safe
-        ok, why = False, None
-        for _attempt in range(2):
-            try:
-                r = disp.post(base + "/api/v1/dispatch/incidents", json=body, timeout=30)
-                ok = r.status_code in (200, 201)
-                why = None if ok else f"{r.status_code} {r.text[:200]}"
-                break
-            except requests.ConnectionError as e:
-                why = repr(e)[:200]
-            except requests.RequestException as e:
-                why = repr(e)[:200]
-                break
+        ok, why = post_once_retried(disp, base + "/api/v1/dispatch/incidents", body, (200, 201))
         with lock:
             stats["incidents" if ok else "incident_errors"] += 1
             if why:
@@ -292,18 +299,8 @@ def producers(base: str, start_at: float, duration: float, out_path: str) -> Non
         now = datetime.now(UTC).isoformat()
         batch = [{"unit_id": units[(i * POSITION_BATCH + k) % len(units)], "lon": rnd.uniform(BOX[0], BOX[2]),
                   "lat": rnd.uniform(BOX[1], BOX[3]), "at": now} for k in range(POSITION_BATCH)]
-        ok, why = False, None
-        for _attempt in range(2):  # a retry is safe: a (unit, time) already stored is a duplicate
-            try:
-                r = sess.post(base + "/api/v1/dispatch/positions", json={"positions": batch}, timeout=30)
-                ok = r.status_code == 200
-                why = None if ok else f"{r.status_code} {r.text[:200]}"
-                break
-            except requests.ConnectionError as e:
-                why = repr(e)[:200]
-            except requests.RequestException as e:
-                why = repr(e)[:200]
-                break
+        # a retry is safe: a (unit, time) already stored is a duplicate
+        ok, why = post_once_retried(sess, base + "/api/v1/dispatch/positions", {"positions": batch}, (200,))
         with lock:
             stats["positions" if ok else "position_errors"] += POSITION_BATCH
             if why:
