@@ -77,12 +77,6 @@ def _unit_query(caps: bool, orgs: bool, jz: bool) -> sql.Composed:
                    "FROM unit u WHERE {} ORDER BY u.id").format(sql.SQL(" AND ").join(where))
 
 
-def unit_labels(conn: psycopg.Connection, unit_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-    """Return {unit id: (code, name)}."""
-    return {r[0]: (r[1], r[2]) for r in _tuples(conn, "SELECT id, code, name FROM unit WHERE id = ANY(%s::bigint[])",
-                                                 [list(unit_ids)])}
-
-
 def count_units(conn: psycopg.Connection, statuses: Sequence[str] | None = None,
                 with_position: bool = False) -> int:
     """Count units, optionally only those with a status in ``statuses`` and/or a position."""

@@ -278,18 +278,6 @@ class Router:
                                 "(one-way streets or a disconnected network)")
         return answer
 
-    def top_speed_mps(self) -> float:
-        """The fastest any route can go, in metres of straight metric distance per second (an upper
-        bound: the highest speed of any edge along its geometry, or the off-road speed)."""
-        v = self.__dict__.get("_top_speed")
-        if v is None:
-            g = self.graph
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sp = np.where(g.metric_length > 0, g.metric_length / g.edge_cost_s, 0.0)
-            v = float(max(np.nanmax(sp) if len(sp) else 0.0, self.snapper.offroad_mps))
-            self._top_speed = v
-        return v
-
     def travel_time(self, conn: psycopg.Connection | None, from_lonlat: Sequence[float],
                     to_lonlat: Sequence[float]) -> dict:
         """Road travel time from one point to another: ``{"eta_s", "distance_m", "route", ...}``.
