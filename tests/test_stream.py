@@ -153,7 +153,10 @@ def test_sla_overdue_is_flagged_in_the_stream(dlive, dlogin, world, dconn):
 
 @pytest.fixture(scope="module")
 def gunicorn(dispatch_db):
-    g = Gunicorn(dispatch_db, workers=2, threads=16)
+    # More threads per worker than the streams a test may open (up to 40, until both workers hold
+    # one): an open stream holds its thread, and a worker that accepted them all must still serve
+    # the next request. `make run` uses 256.
+    g = Gunicorn(dispatch_db, workers=2, threads=64)
     yield g
     g.stop()
 
