@@ -99,12 +99,7 @@ def parse_geometry(
             raise ValidationError(f"longitude {lon} out of range [-180, 180]", field)
         if not -90 <= lat <= 90:
             raise ValidationError(f"latitude {lat} out of range [-90, 90]", field)
-    try:
-        geom = shape({"type": gtype, "coordinates": coords})
-    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.ShapelyError) as e:
-        raise GeometryError(f"malformed {gtype}: {e}", field) from None
-    if geom.is_empty:
-        raise GeometryError("geometry is empty", field)
+    geom = build_shape(gtype, coords, field)
     if not geom.is_valid:
         raise GeometryError(f"invalid geometry: {explain_validity(geom)}", field)
     if gtype == "Polygon" and expected.startswith("Multi"):
@@ -115,6 +110,18 @@ def parse_geometry(
         geom = shapely.force_2d(geom)
     if extent is not None and not allow_outside:
         check_extent(geom, extent, field)
+    return geom
+
+
+def build_shape(gtype: str, coords: Any, field: str):
+    """The shapely geometry of checked GeoJSON coordinates; a 422 naming ``field`` when shapely
+    cannot build it or it is empty."""
+    try:
+        geom = shape({"type": gtype, "coordinates": coords})
+    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.ShapelyError) as e:
+        raise GeometryError(f"malformed {gtype}: {e}", field) from None
+    if geom.is_empty:
+        raise GeometryError("geometry is empty", field)
     return geom
 
 

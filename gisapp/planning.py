@@ -23,11 +23,10 @@ import psycopg
 import shapely
 from psycopg import sql
 from shapely import wkb
-from shapely.geometry import shape
 
 from .errors import Conflict, GeometryError, NotFound, ValidationError
 from .features import audit
-from .geometry import _walk_positions, check_extent
+from .geometry import _walk_positions, build_shape, check_extent
 
 KINDS = ("station", "traffic", "joint_zone")
 STATUSES = ("draft", "published", "archived")
@@ -159,12 +158,7 @@ def parse_draft_geometry(obj: Any, extent: tuple[float, float, float, float] | N
                     raise GeometryError("a polygon ring must end where it starts (closed ring)", field)
     elif not isinstance(coords, list) or len(coords) < 2:
         raise GeometryError("a line needs at least 2 positions", field)
-    try:
-        geom = shape({"type": gtype, "coordinates": coords})
-    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.ShapelyError) as e:
-        raise GeometryError(f"malformed {gtype}: {e}", field) from None
-    if geom.is_empty:
-        raise GeometryError("geometry is empty", field)
+    geom = build_shape(gtype, coords, field)
     if geom.has_z:
         geom = shapely.force_2d(geom)
     if gtype == "Polygon":

@@ -265,14 +265,19 @@ document("/api/v1/plans/{id}/validation", "get",
          tag=_TAG, params=[_ID])
 
 
-@bp.post("/<pid>/publish")
-def publish(pid: str):
+def _publishing(fn, pid: str):
+    """Publish (``planning.publish_plan``) or publish again (``planning.rollback``) plan ``pid``
+    with the body's effective time and reason, in one transaction."""
     user = require_role(*_WRITERS)
     body = _body()
     with db_tx() as conn:
-        return jsonify(planning.publish_plan(conn, user, parse_id(pid), _opt_time(body.get("effective_from"),
-                                                                                   "effective_from"),
-                                             body.get("reason"), settings()))
+        return jsonify(fn(conn, user, parse_id(pid), _opt_time(body.get("effective_from"), "effective_from"),
+                          body.get("reason"), settings()))
+
+
+@bp.post("/<pid>/publish")
+def publish(pid: str):
+    return _publishing(planning.publish_plan, pid)
 
 
 _publish_body = {"type": "object", "required": ["reason"], "properties": {
@@ -284,12 +289,7 @@ document("/api/v1/plans/{id}/publish", "post", "Publish a draft that validates, 
 
 @bp.post("/<pid>/rollback")
 def rollback(pid: str):
-    user = require_role(*_WRITERS)
-    body = _body()
-    with db_tx() as conn:
-        return jsonify(planning.rollback(conn, user, parse_id(pid), _opt_time(body.get("effective_from"),
-                                                                                "effective_from"),
-                                         body.get("reason"), settings()))
+    return _publishing(planning.rollback, pid)
 
 
 document("/api/v1/plans/{id}/rollback", "post", "Publish an earlier published plan's layout again", tag=_TAG,
