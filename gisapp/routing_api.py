@@ -354,9 +354,8 @@ def patrol_by_area():
     with_geom = _bool("geometry", False)
     with db_tx() as conn:
         items = patrol.by_area(conn, settings(), kind, days)
-        geoms = ({a[0]: a[3] for a in coverage._areas(conn, kind)} if with_geom else {})
-    feats = [_feature(shapely.from_wkb(bytes(geoms[it["area_id"]])) if with_geom else None, it, it["area_id"])
-             for it in items]
+    feats = [_feature(geom if with_geom else None, it, it["area_id"])
+             for it in items for geom in [it.pop("geometry")]]
     return _geojson({"type": "FeatureCollection", "features": feats, "days": days})
 
 

@@ -253,7 +253,7 @@ class LiveRefresher(Periodic):
 
 
 # ------------------------------------------------------------------------------- read side
-def _areas(conn: psycopg.Connection, kind: str) -> list[tuple]:
+def current_areas(conn: psycopg.Connection, kind: str) -> list[tuple]:
     """(id, name, organisation_id, geom wkb) of the current areas of one kind."""
     if kind in ("station", "traffic"):
         q = """SELECT j.id, coalesce(j.name, o.name), j.organisation_id, ST_AsBinary(j.geom)
@@ -318,7 +318,7 @@ def by_area(conn: psycopg.Connection, settings: Any, kind: str, source: str = "s
     joint zones), overall, for main and rural roads, and by road class."""
     router = get_router(conn, settings)
     g = router.graph
-    areas = _areas(conn, kind)
+    areas = current_areas(conn, kind)
     cov = _coverage_arrays(conn, router, source)
     ei, ai = assign_edges(router, areas)
     main = set(settings.main_road_classes)
@@ -356,7 +356,7 @@ def gaps(conn: psycopg.Connection, settings: Any, source: str = "static", *, lim
     if road_class is not None:
         mask &= g.edge_class == ROAD_CLASSES.index(road_class)
     if area_kind is not None:
-        areas = [a for a in _areas(conn, area_kind) if a[0] == area_id]
+        areas = [a for a in current_areas(conn, area_kind) if a[0] == area_id]
         ei, _ = assign_edges(router, areas)
         inside = np.zeros(g.n_edges, dtype=bool)
         inside[ei] = True

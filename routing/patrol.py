@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import shapely
 from psycopg.rows import tuple_row
 
 from . import get_router
@@ -96,8 +97,8 @@ def patrolled_edges(conn: psycopg.Connection, settings: Any, days: int) -> dict[
 
 def by_area(conn: psycopg.Connection, settings: Any, kind: str, days: int) -> list[dict]:
     """Share of road km patrolled in the last ``days`` days per area of ``kind`` (station or traffic
-    jurisdictions, grids, joint zones), overall and for main and rural roads."""
-    from .coverage import _areas, assign_edges
+    jurisdictions, grids, joint zones), overall and for main and rural roads, with the area's geometry."""
+    from .coverage import assign_edges, current_areas
 
     router = get_router(conn, settings)
     g = router.graph
@@ -107,12 +108,12 @@ def by_area(conn: psycopg.Connection, settings: Any, kind: str, days: int) -> li
         e = g.edge_index_by_id.get(eid)
         if e is not None:
             hit[e] = True
-    areas = _areas(conn, kind)
+    areas = current_areas(conn, kind)
     ei, ai = assign_edges(router, areas)
     main_classes = set(settings.main_road_classes)
     is_main = np.array([ROAD_CLASSES[c] in main_classes for c in range(len(ROAD_CLASSES))])[g.edge_class]
     out = []
-    for k, (aid, name, org, _wkb) in enumerate(areas):
+    for k, (aid, name, org, wkb) in enumerate(areas):
         edges = ei[ai == k]
 
         def share(mask: np.ndarray, edges=edges) -> dict:
@@ -124,5 +125,6 @@ def by_area(conn: psycopg.Connection, settings: Any, kind: str, days: int) -> li
 
         every = np.ones(len(edges), dtype=bool)
         out.append({"area_kind": kind, "area_id": aid, "name": name, "organisation_id": org, "days": days,
-                    **share(every), "main": share(is_main[edges]), "rural": share(~is_main[edges])})
+                    **share(every), "main": share(is_main[edges]), "rural": share(~is_main[edges]),
+                    "geometry": shapely.from_wkb(bytes(wkb))})
     return out

@@ -381,6 +381,9 @@ def test_patrol_coverage_from_position_reports(cconn, world, rhttp):
     assert r.status_code == 200, r.text
     feat = [f for f in r.json()["features"] if f["id"] == world["grid"]][0]
     assert feat["properties"]["share"] == pytest.approx(0.4) and feat["geometry"] is None
+    r = rhttp.get("/api/v1/routing/patrol", params={"area": "grid", "geometry": "true"})
+    feat = [f for f in r.json()["features"] if f["id"] == world["grid"]][0]
+    assert feat["geometry"]["type"] == "MultiPolygon" and "geometry" not in feat["properties"]
     for bad, field in (({"days": 0}, "days"), ({"days": "x"}, "days"), ({"area": "planet"}, "area"),
                        ({"nope": 1}, "nope")):
         r = rhttp.get("/api/v1/routing/patrol", params=bad)
