@@ -29,7 +29,7 @@ help:
 	@echo "make test           set everything up, then run the whole test suite"
 	@echo "make stop           stop the private PostgreSQL cluster"
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
-	@echo "make lint           ruff"
+	@echo "make lint           ruff and the import contracts (lint-imports)"
 	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
 
 $(STAMP): pyproject.toml
@@ -74,11 +74,13 @@ run: setup
 stop:
 	@scripts/pgcluster.sh stop
 
-test: setup
+test: setup lint
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, and the import contracts of pyproject's [tool.importlinter] (dependencies point one way)
 lint: venv
 	@.venv/bin/ruff check .
+	@.venv/bin/lint-imports --config pyproject.toml
 
 bench: bench-routing bench-live bench-maps
 

@@ -1,5 +1,5 @@
 """WSGI entry point for gunicorn: `gunicorn wsgi:app`."""
 
-from gisapp import create_app
+from gisapp.web import create_app
 
 app = create_app()

@@ -37,8 +37,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gisapp import db  # noqa: E402
-from gisapp.config import private_cluster_url  # noqa: E402
+from gisapp.core import db  # noqa: E402
+from gisapp.core.config import private_cluster_url  # noqa: E402
 
 DURATION_S = float(os.environ.get("BENCH_LIVE_DURATION_S", 60))
 CLIENTS = int(os.environ.get("BENCH_LIVE_CLIENTS", 50))
@@ -60,7 +60,7 @@ def _with_db(url: str, name: str) -> str:
 def make_database() -> str:
     """A fresh database with the county, one station and squadron owning it, 200 units, users."""
     from geodata.reference import load_reference
-    from gisapp.auth import create_token, create_user
+    from gisapp.core.accounts import create_token, create_user
 
     server = os.environ.get("GISAPP_DATABASE_URL") or private_cluster_url()
     with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:

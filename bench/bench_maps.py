@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gisapp import db  # noqa: E402
-from gisapp.config import Settings  # noqa: E402
+from gisapp.core import db  # noqa: E402
+from gisapp.core.config import Settings  # noqa: E402
 
 CLIENTS = 10
 ZOOMS = range(10, 16)
@@ -88,7 +88,7 @@ def tcp_url(settings: Settings) -> str:
 
 def prepare(settings: Settings) -> dict:
     """Make sure the demo world, its coverage and a benchmark user are there; return facts."""
-    from gisapp.auth import create_user, set_password
+    from gisapp.core.accounts import create_user, set_password
 
     with db.connect(settings.database_url) as conn:
         if conn.execute("SELECT count(*) AS n FROM road_edge").fetchone()["n"] == 0:
@@ -244,8 +244,8 @@ def bench_tiles(settings: Settings, tiles: list[tuple[int, int, int]]) -> float:
 
 
 def bench_page(settings: Settings) -> tuple[float, float]:
-    from browser_support import launch, wait_map_idle, watch
     from playwright.sync_api import sync_playwright
+    from support.browser import launch, wait_map_idle, watch
 
     port = free_port()
     srv = ours(settings, port)

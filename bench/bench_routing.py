@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import routing  # noqa: E402
-from gisapp import db  # noqa: E402
-from gisapp.config import Settings  # noqa: E402
+from gisapp.core import db  # noqa: E402
+from gisapp.core.config import Settings  # noqa: E402
 from routing import coverage, pgr  # noqa: E402
 from routing.snap import source_seeds, target_seeds  # noqa: E402
 

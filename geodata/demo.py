@@ -23,6 +23,8 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gisapp.core.config import Settings
+
 from .history import History, build_history, build_joint_zones, build_orgs, build_units, history_end
 from .names import masked_phones, person_names
 from .reference import load_reference
@@ -70,8 +72,6 @@ class Demo:
 def generate(params: dict, settings=None, end: datetime | None = None) -> Demo:
     """Generate the demo world in memory from ``params`` (and the settings' speeds and CRS)."""
     if settings is None:
-        from gisapp.config import Settings  # geodata may use gisapp's settings (no Flask there)
-
         settings = Settings.from_env()
     timings = {}
     t = time.perf_counter()
@@ -188,8 +188,6 @@ def _patrols(conn: psycopg.Connection, settings, params: dict, as_of: datetime) 
     from .patrols import generate_patrols
 
     if settings is None:
-        from gisapp.config import Settings
-
         settings = Settings.from_env()
     n = generate_patrols(conn, settings, params, as_of, np.random.default_rng(int(params["seed"]) + 7))
     patrol.ingest(conn, settings, settle_s=0.0)

@@ -224,19 +224,55 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     """A year of incidents (110 and 122) and their dispatch legs with lifecycle timestamps."""
     hp = world.params["history"]
     n110, nacc, noth = hp["incidents_110"], hp["accidents_122"], hp["other_122"]
-    proj = world.proj
+    t110, t122 = _report_times(rng, hp, end, n110, nacc + noth)
+    type110, type122, sev122 = _incident_types(rng, hp, n110, nacc, noth)
+    xy110 = _places_110(world, hp, n110, rng)
+    e122, xy122 = _places_122(net, hp, nacc + noth, rng)
+    channel, itype, sev, t_rep, xy, road_edge = _in_report_order(n110, nacc + noth, type110, type122, sev122,
+                                                                 t110, t122, xy110, xy122, e122)
+    lon, lat, grid_of = _grids_of(world, xy)
+    st_of = world.grid_station[grid_of]
+    station_org_of = station_org[st_of]
+    traffic_org_of = squadron_of_station[st_of]
+    zone_of = zone_of_station[st_of]
+    leg_inc, leg_org, leg_role, leg_fb = _legs(hp, orgs, station_org, zones, channel, itype, sev, station_org_of,
+                                               traffic_org_of, zone_of, rng)
+    is_acc = itype == "traffic_accident"
+    leg_unit = _leg_units(units, leg_inc, leg_org, is_acc, rng)
+    t_disp, status, stamps = _leg_lifecycle(hp, orgs, itype, t_rep, xy, leg_inc, leg_org, leg_role, rng, end)
+    legs = {"incident": leg_inc, "org": leg_org, "unit": leg_unit, "role": leg_role, "status": status,
+            "dispatched": t_disp, "fallback": leg_fb, **stamps}
+    inc_status, close_t = _incident_status(len(t_rep), leg_inc, stamps["closed"])
+    address, desc, codes = _incident_texts(world, net, xy, road_edge, itype, sev, t_rep)
+    incidents = {
+        "code": codes, "channel": channel, "type": itype, "severity": sev, "lon": lon, "lat": lat, "xy": xy,
+        "address": address, "caller": masked_phones(rng, len(t_rep)), "description": desc, "reported": t_rep,
+        "status": inc_status, "station_org": station_org_of, "traffic_org": traffic_org_of, "grid": grid_of,
+        "zone": zone_of, "closed": close_t, "road_edge": road_edge,
+    }
+    return incidents, legs
 
-    # --- when -------------------------------------------------------------------------------
+
+def _report_times(rng: np.random.Generator, hp: dict, end: datetime, n110: int,
+                  n122: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw when: the report times of the 110 and of the 122 incidents."""
     t110 = _times(rng, hp, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
-    t122 = _times(rng, hp, end, nacc + noth, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
+    t122 = _times(rng, hp, end, n122, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
+    return t110, t122
 
-    # --- what -------------------------------------------------------------------------------
+
+def _incident_types(rng: np.random.Generator, hp: dict, n110: int, nacc: int,
+                    noth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw what: the 110 types, the 122 types (accidents first) and the accidents' severities."""
     type110 = _choose(rng, hp["type_mix_110"], n110)
     type122 = np.concatenate([np.array(["traffic_accident"] * nacc, dtype=object),
                               _choose(rng, hp["type_mix_122_other"], noth)])
     sev122 = np.concatenate([_choose(rng, hp["severity_mix_accident"], nacc), np.array(["none"] * noth, dtype=object)])
+    return type110, type122, sev122
 
-    # --- where: 110 by population of villages and urban communities ----------------------------
+
+def _places_110(world: World, hp: dict, n110: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw where the 110 incidents happen: by population of villages and urban communities."""
     n_v = len(world.village_xy)
     atom_pop = np.zeros(len(world.atom_xy))
     atom_pop[:n_v] = world.village_pop
@@ -249,31 +285,38 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     xy110 = world.atom_xy[a110] + np.column_stack([r * np.cos(ang), r * np.sin(ang)])
     inside = shapely.contains_xy(world.outline_m.buffer(-20.0), xy110[:, 0], xy110[:, 1])
     xy110[~inside] = world.atom_xy[a110[~inside]]
+    return xy110
 
-    # --- where: 122 on roads, by length and class ------------------------------------------------
+
+def _places_122(net: RoadNetwork, hp: dict, n122: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw where the 122 incidents happen: on roads, by length and class; return edges and points."""
     L = net.length_m
     cw = np.array([hp["accident_class_weight"].get(c, 1.0) for c in net.road_class])
-    e122 = rng.choice(len(L), size=nacc + noth, p=(L * cw) / (L * cw).sum())
-    pts = shapely.line_interpolate_point(net.geoms[e122], rng.random(nacc + noth), normalized=True)
-    xy122 = shapely.get_coordinates(pts)
+    e122 = rng.choice(len(L), size=n122, p=(L * cw) / (L * cw).sum())
+    pts = shapely.line_interpolate_point(net.geoms[e122], rng.random(n122), normalized=True)
+    return e122, shapely.get_coordinates(pts)
 
-    channel = np.array(["110"] * n110 + ["122"] * (nacc + noth), dtype=object)
+
+def _in_report_order(n110: int, n122: int, type110, type122, sev122, t110, t122, xy110, xy122, e122) -> tuple:
+    """Merge the 110 and 122 incidents in report-time order; return channel, type, severity, time, place, edge."""
+    channel = np.array(["110"] * n110 + ["122"] * n122, dtype=object)
     itype = np.concatenate([type110, type122])
     sev = np.concatenate([np.array(["none"] * n110, dtype=object), sev122])
     t_rep = np.concatenate([t110, t122])
     xy = np.vstack([xy110, xy122])
     road_edge = np.concatenate([np.full(n110, -1), e122])
     order = np.lexsort((np.arange(len(t_rep)), t_rep))
-    channel, itype, sev, t_rep, xy, road_edge = (a[order] for a in (channel, itype, sev, t_rep, xy, road_edge))
-    n = len(t_rep)
+    return tuple(a[order] for a in (channel, itype, sev, t_rep, xy, road_edge))
 
-    # --- ownership by containment (EPSG:4326, the stored geometries) -------------------------------
-    lon, lat = proj.lonlat(xy[:, 0], xy[:, 1])
+
+def _grids_of(world: World, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find each incident's grid by containment (EPSG:4326, the stored geometries); return lon, lat, grid."""
+    lon, lat = world.proj.lonlat(xy[:, 0], xy[:, 1])
     p4326 = shapely.points(lon, lat)
     grids = np.array(world.grid_geoms, dtype=object)
     tree = shapely.STRtree(grids)
     pi, gi = tree.query(p4326, predicate="intersects")
-    grid_of = np.full(n, -1, dtype=np.int64)
+    grid_of = np.full(len(xy), -1, dtype=np.int64)
     # the lowest grid index wins on a shared boundary
     first = np.lexsort((gi, pi))
     pi, gi = pi[first], gi[first]
@@ -282,12 +325,14 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     miss = grid_of < 0
     if miss.any():
         grid_of[miss] = tree.query_nearest(p4326[miss], all_matches=False)[1]
-    st_of = world.grid_station[grid_of]
-    station_org_of = station_org[st_of]
-    traffic_org_of = squadron_of_station[st_of]
-    zone_of = zone_of_station[st_of]
+    return lon, lat, grid_of
 
-    # --- legs -------------------------------------------------------------------------------------
+
+def _legs(hp: dict, orgs: list[Org], station_org: np.ndarray, zones: list[dict], channel: np.ndarray,
+          itype: np.ndarray, sev: np.ndarray, station_org_of: np.ndarray, traffic_org_of: np.ndarray,
+          zone_of: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Make the legs (incident, organisation, role, fallback-from organisation or -1), sorted by incident."""
+    n = len(channel)
     is_acc = itype == "traffic_accident"
     serious = is_acc & np.isin(sev, ["injury", "fatal"])
     traffic_station = np.array([orgs[o].traffic for o in station_org_of])
@@ -307,10 +352,13 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     leg_role = np.array(["primary"] * n + ["specialist"] * int(serious.sum()), dtype=object)
     leg_fb = np.concatenate([fallback, np.full(serious.sum(), -1)])
     order = np.lexsort((leg_role == "specialist", leg_inc))
-    leg_inc, leg_org, leg_role, leg_fb = leg_inc[order], leg_org[order], leg_role[order], leg_fb[order]
-    nl = len(leg_inc)
+    return leg_inc[order], leg_org[order], leg_role[order], leg_fb[order]
 
-    # unit per leg: one of the organisation's units (accident-qualified for accidents when it has one)
+
+def _leg_units(units: list[dict], leg_inc: np.ndarray, leg_org: np.ndarray, is_acc: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """Pick a unit per leg: one of the organisation's units (accident-qualified for accidents when it has one)."""
+    nl = len(leg_inc)
     units_by_org: dict[tuple[int, bool], list[int]] = {}
     for ui, u in enumerate(units):
         units_by_org.setdefault((u["org"], False), []).append(ui)
@@ -322,7 +370,14 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
         o = int(leg_org[li])
         pool = units_by_org.get((o, bool(is_acc[leg_inc[li]])), units_by_org[(o, False)])
         leg_unit[li] = pool[int(pick[li] * len(pool))]
+    return leg_unit
 
+
+def _leg_lifecycle(hp: dict, orgs: list[Org], itype: np.ndarray, t_rep: np.ndarray, xy: np.ndarray,
+                   leg_inc: np.ndarray, leg_org: np.ndarray, leg_role: np.ndarray, rng: np.random.Generator,
+                   end: datetime) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Draw the legs' lifecycles; return dispatch times, statuses and milestone stamps (epoch s, -1: not yet)."""
+    nl = len(leg_inc)
     # lifecycle (seconds from dispatch)
     t_disp = t_rep[leg_inc] + rng.integers(hp["call_handling_s"][0], hp["call_handling_s"][1], nl)
     ok_sign = rng.random(nl) < hp["sign_off_rate"]
@@ -356,23 +411,28 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     status = np.full(nl, "dispatched", dtype=object)
     for name_ in ("signed_off", "en_route", "arrived", "first_feedback", "closed"):
         status = np.where(stamps[name_] >= 0, name_, status)
-    legs = {"incident": leg_inc, "org": leg_org, "unit": leg_unit, "role": leg_role, "status": status,
-            "dispatched": t_disp, "fallback": leg_fb, **stamps}
+    return t_disp, status, stamps
 
-    # incident status and closing time
+
+def _incident_status(n: int, leg_inc: np.ndarray, leg_closed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Derive each incident's status and closing time (-1: open) from its legs."""
     closed_all = np.ones(n, bool)
-    np.logical_and.at(closed_all, leg_inc, stamps["closed"] >= 0)
+    np.logical_and.at(closed_all, leg_inc, leg_closed >= 0)
     close_t = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(close_t, leg_inc, stamps["closed"])
+    np.maximum.at(close_t, leg_inc, leg_closed)
     inc_status = np.where(closed_all, "closed", "dispatched")
     close_t = np.where(closed_all, close_t, -1)
+    return inc_status, close_t
 
-    # text: address, caller, description
+
+def _incident_texts(world: World, net: RoadNetwork, xy: np.ndarray, road_edge: np.ndarray, itype: np.ndarray,
+                    sev: np.ndarray, t_rep: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+    """Write each incident's address, description and code."""
     vtree = cKDTree(world.village_xy)
     _, near_v = vtree.query(xy)
     town_names = {s.town_code: s.short for s in world.stations if s.town_code}
     address = []
-    for i in range(n):
+    for i in range(len(xy)):
         v = int(near_v[i])
         town = town_names.get(world.village_town[v], "")
         e = int(road_edge[i])
@@ -387,10 +447,4 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
         "JQ" + datetime.fromtimestamp(int(d), UTC).strftime("%Y%m%d") + f"{i + 1:07d}"
         for i, d in enumerate(local_day)
     ]
-    incidents = {
-        "code": codes, "channel": channel, "type": itype, "severity": sev, "lon": lon, "lat": lat, "xy": xy,
-        "address": address, "caller": masked_phones(rng, n), "description": desc, "reported": t_rep,
-        "status": inc_status, "station_org": station_org_of, "traffic_org": traffic_org_of, "grid": grid_of,
-        "zone": zone_of, "closed": close_t, "road_edge": road_edge,
-    }
-    return incidents, legs
+    return address, desc, codes

@@ -21,9 +21,12 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from gisapp.catalog import LAYERS, Field, Layer
-from gisapp.errors import GisappError, NotFound, ValidationError
-from gisapp.geometry import parse_geometry
+from gisapp.core.audit import audit
+from gisapp.core.catalog import LAYERS, Field, Layer
+from gisapp.core.config import Settings
+from gisapp.core.errors import GisappError, NotFound, ValidationError
+from gisapp.core.features import check_staff, coerce
+from gisapp.core.geometry import parse_geometry
 
 FORMATS = {
     ".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "ESRI Shapefile",
@@ -383,8 +386,6 @@ def import_layer(conn: psycopg.Connection, layer_name: str, path: str | Path, *,
     from shapely.geometry import mapping
 
     if settings is None:
-        from gisapp.config import Settings
-
         settings = Settings.from_env()
     layer = _layer(layer_name)
     report = ImportReport(layer=layer.name, file=str(path))
@@ -422,8 +423,6 @@ def import_layer(conn: psycopg.Connection, layer_name: str, path: str | Path, *,
     if missing:
         raise ImportFailed(f"missing required column(s) for layer {layer.name}: {', '.join(missing)}",
                            field="columns")
-
-    from gisapp.features import coerce
 
     # CSV and Shapefile cannot tell an empty text from NULL: an empty cell is NULL there
     blank_is_null = driver_for(path) in ("CSV", "ESRI Shapefile")
@@ -470,8 +469,6 @@ def import_layer(conn: psycopg.Connection, layer_name: str, path: str | Path, *,
     rows = [r for r in rows if r["n"] not in bad_rows]
     with conn.transaction():
         report.rows_imported = _write_rows(conn, layer, rows, settings, replace, actor, Path(path).name)
-        from gisapp.features import audit
-
         audit(conn, {"username": actor}, "import", layer.name, None,
               {"file": Path(path).name, "rows": report.rows_imported, "crs": report.source_crs,
                "replace": replace, "skipped": sorted(bad_rows)})
@@ -503,10 +500,8 @@ def _check_refs(conn, layer: Layer, rows: list[dict], errors: list[dict]) -> Non
     if layer.name == "grids":
         for r in rows:
             if "staff" in r["values"] and r["values"]["staff"] is not None:
-                from gisapp.features import _check_staff
-
                 try:
-                    r["values"]["staff"] = _check_staff(r["values"]["staff"])
+                    r["values"]["staff"] = check_staff(r["values"]["staff"])
                 except GisappError as e:
                     errors.append({"row": r["n"], "field": "staff", "reason": e.reason})
 

@@ -1,45 +1,68 @@
 """The service's periodic upkeep, run by a thread in each web worker (no cron needed).
 
-Every ``maintenance_interval_s`` it applies the grid ownership changes of published plans
-whose effective time has come (``planning.apply_due``), raises the SLA overdue events of legs
-whose clock ran out (``sla.sweep_overdue``), drops expired live events, and takes the new
-position reports into the patrol coverage (``routing.patrol.ingest``). All are idempotent or
-locked, so workers running them at the same time do no harm; ``gisapp plan apply-due`` does
-the first from the command line.
+The one owner of the service's periodic tasks. Every ``sla_sweep_interval_s`` it raises the
+SLA overdue events of legs whose clock ran out (``dispatch.sla.sweep_overdue``); every
+``maintenance_interval_s`` it also applies the grid ownership changes of published plans
+whose effective time has come (``planning.publish.apply_due``), drops expired live events,
+and takes the new position reports into the patrol coverage (``routing.patrol.ingest``). All
+are idempotent or locked, so workers running them at the same time do no harm; ``gisapp plan
+apply-due`` does the first from the command line.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from gisapp.dispatch.events import prune_events
+from gisapp.dispatch.sla import sweep_overdue
+from gisapp.planning.publish import apply_due
+from routing import patrol
 from routing.periodic import Periodic
+
+
+def intervals(settings: Any) -> tuple[float, float]:
+    """Return (SLA sweep, upkeep) intervals in seconds; 0 turns a task off."""
+    return max(settings.sla_sweep_interval_s, 0.0), max(settings.maintenance_interval_s, 0.0)
 
 
 class Maintenance(Periodic):
     thread_name = "gisapp-maintenance"
 
-    def __init__(self, url: str, settings: Any, interval_s: float, log=None):
-        super().__init__(interval_s, min_gap_s=min(1.0, interval_s), log=log)
+    def __init__(self, url: str, settings: Any, log=None):
+        self.sweep_s, self.upkeep_s = intervals(settings)
+        tick = min(s for s in (self.sweep_s, self.upkeep_s) if s > 0)
+        super().__init__(tick, min_gap_s=min(1.0, tick), log=log)
         self.url, self.settings = url, settings
+        self._next_upkeep = 0.0
 
     def task(self) -> dict:
-        from routing import patrol
+        """Run every task now (``run_once``, ``gisapp`` tests and tools)."""
+        return self._run(upkeep=self.upkeep_s > 0)
 
-        from .planning import apply_due
-        from .sla import sweep_overdue
-        from .stream import prune_events
+    def tick(self) -> dict:
+        """The thread's run: the SLA sweep each time, the upkeep when its interval has passed."""
+        out = self._run(upkeep=self.upkeep_s > 0 and time.monotonic() >= self._next_upkeep)
+        self.runs += 1
+        return out
 
+    def _run(self, upkeep: bool) -> dict:
+        out: dict[str, int] = {}
         with psycopg.connect(self.url, row_factory=dict_row, application_name="gisapp-maintenance") as conn:
-            out = {"grid_changes_applied": apply_due(conn),
-                   "overdue_events": len(sweep_overdue(conn, self.settings)),
-                   "events_pruned": prune_events(conn, self.settings)}
-            conn.commit()
-            got = patrol.ingest(conn, self.settings)
-            conn.commit()
-        out["patrol_reports_matched"] = got["matched"] if got else 0
+            if self.sweep_s > 0:
+                out["overdue_events"] = len(sweep_overdue(conn, self.settings))
+                conn.commit()
+            if upkeep:
+                self._next_upkeep = time.monotonic() + self.upkeep_s
+                out["grid_changes_applied"] = apply_due(conn)
+                out["events_pruned"] = prune_events(conn, self.settings)
+                conn.commit()
+                got = patrol.ingest(conn, self.settings)
+                conn.commit()
+                out["patrol_reports_matched"] = got["matched"] if got else 0
         return out
 
     def report(self, out: dict) -> str | None:

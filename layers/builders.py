@@ -17,7 +17,7 @@ from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
 from folium.utilities import JsCode
 
-from gisapp.i18n import t
+from gisapp.core.i18n import t
 
 from . import style as S
 from .elements import LegendEntry, LegendSection, VectorTileLayer

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import folium
 
-from gisapp.i18n import catalogue, t
+from gisapp.core.i18n import catalogue, t
 
 from . import style as S
 from .assets import external_references, localize_folium
@@ -17,7 +17,7 @@ from .elements import Attribution, Gcj02TileLayer, GisappAssets, Legend, PageCon
 
 # The i18n keys the browser scripts need (popups, enums, panels).
 _BROWSER_PREFIXES = ("prop.", "road.", "org.", "unit.", "incident.", "severity.", "jkind.", "itype.", "legend.",
-                     "common.", "coverage.", "dispatch.", "channel.", "layer.", "cap.")
+                     "common.", "coverage.", "dispatch.", "channel.", "layer.", "cap.", "dp.", "pl.")
 
 
 @dataclass

@@ -15,12 +15,14 @@ from typing import Any
 
 import psycopg
 
-from gisapp import mapdata
-from gisapp.config import Settings
-from gisapp.i18n import t
+from gisapp.core.config import Settings
+from gisapp.core.i18n import t
 
 from . import builders as B
+from . import data as mapdata
 from .compose import Basemap, MapComposer
+from .plan_tools import add_planning_tools
+from .tiles import TILE_LAYERS
 
 # dataset_meta layers that each map layer key draws from (for the attribution).
 _META_OF = {
@@ -105,7 +107,6 @@ def lazy_data(conn: psycopg.Connection, settings: Settings, lang: str, key: str,
 
 _EMPTY: dict = {"type": "FeatureCollection", "features": []}
 
-TILE_AREAS = {"roads": ("roads",), "coverage": ("roads", "coverage"), "grids": ("grids", "organisations")}
 
 
 _MEMO: dict[tuple, Any] = {}
@@ -168,11 +169,11 @@ def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads:
     if roads == "geojson":
         c.add(B.coverage_geojson(mapdata.coverage_roads_gdf(conn), lang, show=True))
     else:
-        c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang, show=not summary["computed"]))
-        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_AREAS["coverage"]), lang,
+        c.add(B.roads_tiles(tile_url("roads", versions, TILE_LAYERS["roads"].areas), lang, show=not summary["computed"]))
+        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_LAYERS["coverage"].areas), lang,
                                settings.main_road_target_min, settings.rural_road_target_min,
                                show=summary["computed"]))
-        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_AREAS["coverage"]), lang,
+        c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_LAYERS["coverage"].areas), lang,
                                settings.main_road_target_min, settings.rural_road_target_min, live=True,
                                show=False))
     gaps = _memo(settings, versions, ("roads", "coverage"), "gaps",
@@ -209,7 +210,7 @@ def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_i
     fc = mapdata.grids(conn, settings, organisation_id=station_id, since=since)
     juris = mapdata.jurisdictions(conn, "station", settings.map_simplify_m, settings.metric_srid,
                                   organisation_id=station_id)
-    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_LAYERS["roads"].areas), lang))
     c.add(B.grids(fc, lang, color_by="coverage", show=True))
     c.add(B.grids(fc, lang, color_by="incidents", show=False))
     c.add(B.unpatrolled_roads(mapdata.unpatrolled_roads(conn, settings, station_id), lang, settings.patrol_days,
@@ -245,8 +246,8 @@ def plan_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap
     versions = mapdata.data_versions(conn)
     c = _composer(conn, settings, lang)
     _base(c, conn, settings, lang)
-    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
-    c.add(B.grid_tiles(tile_url("grids", versions, TILE_AREAS["grids"]), lang, show=False))
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_LAYERS["roads"].areas), lang))
+    c.add(B.grid_tiles(tile_url("grids", versions, TILE_LAYERS["grids"].areas), lang, show=False))
     st = _jurisdictions(conn, settings, versions, "station")
     c.add(B.station_jurisdictions(st, lang, show=True))
     c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False))
@@ -259,6 +260,7 @@ def plan_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap
     c.add(B.stations(mapdata.organisations(conn), lang))
     c.add(B.service_points(mapdata.service_points(conn), lang, show=False))
     _finish_attribution(c, conn)
+    add_planning_tools(c.map)
     return PageMap(c, {"jurisdictions": [f["properties"] for f in st["features"]]})
 
 
@@ -267,7 +269,7 @@ def dispatch_map(conn: psycopg.Connection, settings: Settings, lang: str) -> Pag
     versions = mapdata.data_versions(conn)
     c = _composer(conn, settings, lang)
     _base(c, conn, settings, lang)
-    c.add(B.roads_tiles(tile_url("roads", versions, TILE_AREAS["roads"]), lang))
+    c.add(B.roads_tiles(tile_url("roads", versions, TILE_LAYERS["roads"].areas), lang))
     c.add(B.station_jurisdictions(_jurisdictions(conn, settings, versions, "station"), lang, show=False,
                                   lazy_url=lazy_url("station_jurisdictions")))
     c.add(B.traffic_jurisdictions(_jurisdictions(conn, settings, versions, "traffic"), lang, show=False,

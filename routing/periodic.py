@@ -49,9 +49,14 @@ class Periodic:
             self._thread.join(timeout)
 
     def run_once(self) -> Any:
+        """Run the task now."""
         out = self.task()
         self.runs += 1
         return out
+
+    def tick(self) -> Any:
+        """What the thread runs each time (the whole task; a subclass may pace its parts)."""
+        return self.run_once()
 
     def _loop(self) -> None:
         last = 0.0
@@ -63,7 +68,7 @@ class Periodic:
                 break
             last = time.monotonic()
             try:
-                msg = self.report(self.run_once())
+                msg = self.report(self.tick())
                 self.last_error = None
                 if msg:
                     self.log(msg)

@@ -83,13 +83,13 @@ def _single_source_halves(graph: RoadGraph, a: np.ndarray, b: np.ndarray, se: So
     return (a[e], d1, f), (i2, b[e], 1.0 - f), c
 
 
-def _interval_max(p, q, length, c):
+def interval_max(p, q, length, c):
     with np.errstate(invalid="ignore"):
         t = np.minimum(np.minimum(p + length * c, q + length * c), (p + q + length * c) / 2)
     return np.where(np.isnan(t), np.inf, t)
 
 
-def _interval_within(p, q, length, c, budget):
+def interval_within(p, q, length, c, budget):
     with np.errstate(invalid="ignore", divide="ignore"):
         x = np.clip((budget - p) / c, 0.0, length) + np.clip((budget - q) / c, 0.0, length)
     x = np.nan_to_num(x, nan=0.0, posinf=0.0)
@@ -98,7 +98,7 @@ def _interval_within(p, q, length, c, budget):
     return np.minimum(length, x)
 
 
-def _pieces(a: float, b: float, c: float, oneway: bool, pts: list[tuple[float, float, int]]):
+def envelope_pieces(a: float, b: float, c: float, oneway: bool, pts: list[tuple[float, float, int]]):
     """Linear pieces (x0, x1, t0, t1) of the reach envelope on [0, 1] for one edge."""
     inc = [(0.0, a, 0.0)]  # (origin, time at origin, domain start) increasing with x
     dec = [(1.0, b, 1.0)]  # decreasing with x; domain end
@@ -147,10 +147,10 @@ def _pieces(a: float, b: float, c: float, oneway: bool, pts: list[tuple[float, f
     return out
 
 
-def _within(pieces, budget: float) -> list[tuple[float, float]]:
+def intervals_within(pcs, budget: float) -> list[tuple[float, float]]:
     """Sub-intervals of [0, 1] where the envelope is within ``budget`` (merged)."""
     out: list[list[float]] = []
-    for x0, x1, t0, t1 in pieces:
+    for x0, x1, t0, t1 in pcs:
         if t0 <= budget and t1 <= budget:
             lo, hi = x0, x1
         elif t0 > budget and t1 > budget:
@@ -170,13 +170,13 @@ def full_times(graph: RoadGraph, dist: np.ndarray, sources: Snaps | None = None,
     """Time (s) by which every point of each edge is reached (inf: some part never is)."""
     a, b = end_times(graph, dist)
     c = graph.edge_cost_s
-    t = _interval_max(a, b, 1.0, c)
+    t = interval_max(a, b, 1.0, c)
     se = sources_on_edges(graph, sources) if on_edges is None else on_edges
     if len(se.edge):
         (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
-        t[se.edge] = np.maximum(_interval_max(p1, q1, l1, ce), _interval_max(p2, q2, l2, ce))
+        t[se.edge] = np.maximum(interval_max(p1, q1, l1, ce), interval_max(p2, q2, l2, ce))
     for e, pts in se.multi.items():
-        pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
+        pcs = envelope_pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
         t[e] = max(max(p[2], p[3]) for p in pcs)
     return t
 
@@ -188,18 +188,18 @@ def full_and_within(graph: RoadGraph, dist: np.ndarray, budget_s: np.ndarray | f
     a, b = end_times(graph, dist)
     c = graph.edge_cost_s
     budget = np.broadcast_to(np.asarray(budget_s, dtype=np.float64), a.shape)
-    t = _interval_max(a, b, 1.0, c)
-    frac = _interval_within(a, b, 1.0, c, budget)
+    t = interval_max(a, b, 1.0, c)
+    frac = interval_within(a, b, 1.0, c, budget)
     se = on_edges
     if len(se.edge):
         (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
-        t[se.edge] = np.maximum(_interval_max(p1, q1, l1, ce), _interval_max(p2, q2, l2, ce))
+        t[se.edge] = np.maximum(interval_max(p1, q1, l1, ce), interval_max(p2, q2, l2, ce))
         bud = budget[se.edge]
-        frac[se.edge] = np.minimum(1.0, _interval_within(p1, q1, l1, ce, bud) + _interval_within(p2, q2, l2, ce, bud))
+        frac[se.edge] = np.minimum(1.0, interval_within(p1, q1, l1, ce, bud) + interval_within(p2, q2, l2, ce, bud))
     for e, pts in se.multi.items():
-        pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
+        pcs = envelope_pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
         t[e] = max(max(p[2], p[3]) for p in pcs)
-        frac[e] = min(1.0, sum(hi - lo for lo, hi in _within(pcs, float(budget[e]))))
+        frac[e] = min(1.0, sum(hi - lo for lo, hi in intervals_within(pcs, float(budget[e]))))
     return t, frac
 
 
@@ -209,15 +209,15 @@ def within_fraction(graph: RoadGraph, dist: np.ndarray, budget_s: np.ndarray | f
     a, b = end_times(graph, dist)
     c = graph.edge_cost_s
     budget = np.broadcast_to(np.asarray(budget_s, dtype=np.float64), a.shape)
-    frac = _interval_within(a, b, 1.0, c, budget)
+    frac = interval_within(a, b, 1.0, c, budget)
     se = sources_on_edges(graph, sources) if on_edges is None else on_edges
     if len(se.edge):
         (p1, q1, l1), (p2, q2, l2), ce = _single_source_halves(graph, a, b, se)
         bud = budget[se.edge]
-        frac[se.edge] = np.minimum(1.0, _interval_within(p1, q1, l1, ce, bud) + _interval_within(p2, q2, l2, ce, bud))
+        frac[se.edge] = np.minimum(1.0, interval_within(p1, q1, l1, ce, bud) + interval_within(p2, q2, l2, ce, bud))
     for e, pts in se.multi.items():
-        pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
-        frac[e] = min(1.0, sum(hi - lo for lo, hi in _within(pcs, float(budget[e]))))
+        pcs = envelope_pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
+        frac[e] = min(1.0, sum(hi - lo for lo, hi in intervals_within(pcs, float(budget[e]))))
     return frac
 
 
@@ -246,8 +246,8 @@ def reached_intervals(graph: RoadGraph, dist: np.ndarray, budget_s: float, sourc
             if parts:
                 out[e] = parts
     for e, pts in on_edges.items():
-        pcs = _pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
-        parts = _within(pcs, budget_s)
+        pcs = envelope_pieces(a[e], b[e], c[e], bool(graph.edge_oneway[e]), pts)
+        parts = intervals_within(pcs, budget_s)
         out.pop(e, None)
         if parts:
             out[e] = parts

@@ -10,66 +10,13 @@
 (function () {
   'use strict';
 
-  var I18N = {
-    zh: {
-      'title': '接处警', 'conn.connecting': '连接中', 'conn.live': '实时', 'conn.reconnecting': '重连中',
-      'intake.title': '接警登记（110 / 122）', 'intake.address': '地址（村庄、道路）', 'intake.pick': '在地图上选点',
-      'intake.picking': '请点击地图…', 'intake.caller': '报警电话（存储时脱敏）', 'intake.description': '警情描述',
-      'intake.dispatch_now': '按规则立即派警并指派最近警力', 'intake.submit': '接警', 'intake.done': '已接警',
-      'intake.need_location': '请填写地址或在地图上选点',
-      'queue.title': '待处置警情', 'queue.loading': '加载中…', 'queue.empty': '暂无待处置警情',
-      'units.title': '警力状态',
-      'status.open': '待派警', 'status.dispatched': '已派警', 'status.closed': '已结案', 'status.merged': '已合并',
-      'leg.dispatched': '已派警', 'leg.signed_off': '已签收', 'leg.en_route': '出警中', 'leg.arrived': '已到场',
-      'leg.first_feedback': '已反馈', 'leg.closed': '已结案', 'leg.cancelled': '已取消',
-      'go.signed_off': '签收', 'go.en_route': '出发', 'go.arrived': '到场', 'go.first_feedback': '首次反馈',
-      'go.closed': '结案', 'go.cancelled': '取消',
-      'role.primary': '主办', 'role.specialist': '协办（事故）',
-      'clock.sign_off': '签收', 'clock.first_feedback': '首次反馈', 'clock.close': '结案',
-      'clock.met': '按时', 'clock.late': '超时完成', 'clock.cancelled': '—',
-      'unit.available': '可用', 'unit.assigned': '已指派', 'unit.en_route': '出警中', 'unit.on_scene': '在现场',
-      'unit.off_duty': '下班', 'unit.out_of_service': '停用',
-      'detail.dispatch': '按规则派警', 'detail.plan': '派警方案', 'detail.recs': '推荐警力（按道路行驶时间）',
-      'detail.assign': '指派', 'detail.no_unit': '无可用警力', 'detail.fallback': '联合战区增援',
-      'detail.duplicate': '疑似重复，建议合并到', 'detail.merge': '合并', 'detail.unit': '警力',
-      'detail.reported': '报警时间', 'detail.outside': '县外', 'detail.close': '关闭', 'detail.straight': '直线估算',
-      'min': '分', 'km': '公里', 'channel.110': '110', 'channel.122': '122',
-      'sev.none': '一般', 'sev.minor': '轻微', 'sev.injury': '伤人', 'sev.fatal': '亡人'
-    },
-    en: {
-      'title': 'Dispatch', 'conn.connecting': 'connecting', 'conn.live': 'live', 'conn.reconnecting': 'reconnecting',
-      'intake.title': 'Take a call (110 / 122)', 'intake.address': 'Address (village, road)', 'intake.pick': 'Pick on map',
-      'intake.picking': 'click the map…', 'intake.caller': 'Caller number (masked when stored)',
-      'intake.description': 'Description', 'intake.dispatch_now': 'Dispatch by the rules and assign the nearest units',
-      'intake.submit': 'Take', 'intake.done': 'taken', 'intake.need_location': 'give an address or pick a point',
-      'queue.title': 'Open incidents', 'queue.loading': 'loading…', 'queue.empty': 'no open incident',
-      'units.title': 'Units',
-      'status.open': 'to dispatch', 'status.dispatched': 'dispatched', 'status.closed': 'closed', 'status.merged': 'merged',
-      'leg.dispatched': 'dispatched', 'leg.signed_off': 'signed off', 'leg.en_route': 'en route', 'leg.arrived': 'arrived',
-      'leg.first_feedback': 'first feedback', 'leg.closed': 'closed', 'leg.cancelled': 'cancelled',
-      'go.signed_off': 'Sign off', 'go.en_route': 'En route', 'go.arrived': 'Arrived', 'go.first_feedback': 'First feedback',
-      'go.closed': 'Close', 'go.cancelled': 'Cancel',
-      'role.primary': 'primary', 'role.specialist': 'specialist (accident)',
-      'clock.sign_off': 'sign-off', 'clock.first_feedback': 'feedback', 'clock.close': 'close',
-      'clock.met': 'met', 'clock.late': 'late', 'clock.cancelled': '—',
-      'unit.available': 'available', 'unit.assigned': 'assigned', 'unit.en_route': 'en route', 'unit.on_scene': 'on scene',
-      'unit.off_duty': 'off duty', 'unit.out_of_service': 'out of service',
-      'detail.dispatch': 'Dispatch by the rules', 'detail.plan': 'Dispatch plan', 'detail.recs': 'Nearest units (road time)',
-      'detail.assign': 'Assign', 'detail.no_unit': 'no available unit', 'detail.fallback': 'joint-zone fallback',
-      'detail.duplicate': 'possible duplicate of', 'detail.merge': 'Merge', 'detail.unit': 'unit',
-      'detail.reported': 'reported', 'detail.outside': 'outside the county', 'detail.close': 'close',
-      'detail.straight': 'straight-line estimate',
-      'min': 'min', 'km': 'km', 'channel.110': '110', 'channel.122': '122',
-      'sev.none': 'none', 'sev.minor': 'minor', 'sev.injury': 'injury', 'sev.fatal': 'fatal'
-    }
-  };
-
   var panel = document.getElementById('dispatch-panel');
   if (!panel) { return; }
   var lang = panel.getAttribute('data-lang') === 'en' ? 'en' : 'zh';
-  function t(k) { var v = I18N[lang][k]; return v === undefined ? k : v; }
-  var ESC = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'};
-  function esc(s) { return String(s === null || s === undefined ? '' : s).replace(/[&<>"']/g, function (c) { return ESC[c]; }); }
+  // Texts come from the server's catalogue (gisapp/core/i18n.py) through gisapp.t: the panel's own
+  // keys are under 'dp.', unit statuses, channels and severities are the map's own keys.
+  function t(k) { return window.gisapp.t(/^(unit|channel|severity)\./.test(k) ? k : 'dp.' + k); }
+  function esc(s) { return window.gisapp.esc(s); }
   function $(sel, root) { return (root || panel).querySelector(sel); }
 
   var S = {
@@ -79,13 +26,7 @@
   };
 
   // --- server calls ------------------------------------------------------------------------------
-  function api(method, path, body) {
-    var opts = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json', 'X-Client': 'dispatch-page'}};
-    if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
-    return fetch(path, opts).then(function (r) {
-      return r.json().then(function (j) { if (!r.ok) { throw j; } return j; });
-    });
-  }
+  function api(method, path, body) { return window.gisapp.api(method, path, body, {'X-Client': 'dispatch-page'}); }
   function errText(e) { return e && e.reason ? (e.field ? e.field + ': ' : '') + e.reason : String(e); }
 
   // --- time --------------------------------------------------------------------------------------
@@ -153,7 +94,7 @@
       return '<div class="dp-item ch-' + esc(i.channel) + (S.selected === i.id ? ' sel' : '') + '" data-id="' + i.id +
         '" data-testid="queue-item"><div class="l1"><span class="code">' + esc(i.code) + '</span>' +
         (due ? timerHtml(due) : '<span class="dp-tag open">' + esc(t('status.open')) + '</span>') + '</div>' +
-        '<div class="l2"><span>' + flags + esc(i.channel) + ' · ' + esc(typeName(i.type)) + ' · ' + esc(t('sev.' + i.severity)) +
+        '<div class="l2"><span>' + flags + esc(i.channel) + ' · ' + esc(typeName(i.type)) + ' · ' + esc(t('severity.' + i.severity)) +
         '</span><span>' + esc(t('status.' + i.status)) + '</span></div></div>';
     }).join('');
     tick();
@@ -192,7 +133,7 @@
     if (!inc) { box.hidden = true; box.innerHTML = ''; clearRoute(); return; }
     box.hidden = false;
     var h = '<h3>' + esc(inc.code) + ' · ' + esc(typeName(inc.type)) + ' <span class="dp-tag">' + esc(t('status.' + inc.status)) +
-      '</span></h3><div class="meta">' + esc(inc.channel) + ' · ' + esc(t('sev.' + inc.severity)) + ' · ' +
+      '</span></h3><div class="meta">' + esc(inc.channel) + ' · ' + esc(t('severity.' + inc.severity)) + ' · ' +
       esc(t('detail.reported')) + ' ' + esc(String(inc.reported_at || '').replace('T', ' ').slice(0, 19)) +
       (inc.address ? '<br>' + esc(inc.address) : '') + (inc.outside_county ? ' · <b>' + esc(t('detail.outside')) + '</b>' : '') +
       (inc.description ? '<br>' + esc(inc.description) : '') + '</div>';
@@ -428,7 +369,7 @@
     var form = $('#dp-intake-form');
     var ty = S.catalogue.types.filter(function (x) { return x.code === form.type.value; })[0];
     form.severity.innerHTML = (ty ? ty.severities : ['none']).map(function (s) {
-      return '<option value="' + s + '">' + esc(t('sev.' + s)) + '</option>';
+      return '<option value="' + s + '">' + esc(t('severity.' + s)) + '</option>';
     }).join('');
   }
   function submitIntake(ev) {
@@ -497,8 +438,6 @@
   function init(G) {
     S.G = G;
     indexMarkers();
-    panel.querySelectorAll('[data-i18n]').forEach(function (n) { n.textContent = t(n.getAttribute('data-i18n')); });
-    panel.querySelectorAll('[data-i18n-placeholder]').forEach(function (n) { n.placeholder = t(n.getAttribute('data-i18n-placeholder')); });
     panel.addEventListener('click', onClick);
     G.map.on('click', function (e) {
       if (!S.picking) { return; }

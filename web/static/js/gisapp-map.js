@@ -8,7 +8,9 @@
  *   gisapp.layers[key]      each layer by key ('units', 'incidents', 'roads', ...)
  *   gisapp.onReady(fn)      run fn(gisapp) once the layers are registered
  *   gisapp.marker(kind, feature, latlng), gisapp.bindFeature(layer, feature, kind)
- *   gisapp.t(key)           a UI text in the page's language
+ *   gisapp.t(key)           a UI text in the page's language (gisapp/core/i18n.py)
+ *   gisapp.esc(text)        text escaped for HTML
+ *   gisapp.api(method, path, body, headers)   a JSON API call (rejects with the server's error)
  * This file is MIT-licensed as part of the project.
  */
 (function () {
@@ -42,6 +44,22 @@
   G.t = function (key, fallback) {
     var v = G.i18n[key];
     return v === undefined ? (fallback === undefined ? key : fallback) : v;
+  };
+
+  // One JSON API call for every page script: resolves with the body, rejects with an Error whose
+  // message is 'field: reason' and which carries the server's {error, field, reason} and status.
+  G.api = function (method, path, body, headers) {
+    var opts = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json'}};
+    for (var h in (headers || {})) { if (Object.prototype.hasOwnProperty.call(headers, h)) { opts.headers[h] = headers[h]; } }
+    if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+    return fetch(path, opts).then(function (r) {
+      return r.json().catch(function () { return {reason: r.statusText}; }).then(function (j) {
+        if (r.ok) { return j; }
+        var e = new Error((j.field ? j.field + ': ' : '') + (j.reason || r.statusText));
+        e.status = r.status; e.body = j; e.error = j.error; e.field = j.field; e.reason = j.reason || r.statusText;
+        throw e;
+      });
+    });
   };
 
   var ESC = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'};

@@ -6,39 +6,14 @@
 (function () {
   'use strict';
   var EN = (document.getElementById('plan-tools') || {dataset: {}}).dataset.lang === 'en';
-  var T = {
-    kind: {station: EN ? 'stations' : '派出所', traffic: EN ? 'traffic' : '交警', joint_zone: EN ? 'joint zones' : '联合战区'},
-    status: {draft: EN ? 'draft' : '草稿', published: EN ? 'published' : '已发布', archived: EN ? 'archived' : '已归档'},
-    none: EN ? '(no draft selected)' : '（未选择草稿）',
-    valid: EN ? 'The draft validates: it tiles the county.' : '校验通过：草稿完整覆盖县域，无重叠。',
-    issues: EN ? ' issues' : ' 个问题',
-    saved: EN ? 'Saved.' : '已保存。',
-    published: EN ? 'Published, in force from ' : '已发布，生效时间 ',
-    made: EN ? 'Proposal made: ' : '已生成方案：',
-    working: EN ? 'Working…' : '处理中…',
-    pickTarget: EN ? 'Choose the organisation to give it to.' : '请先选择“划给”的单位。',
-    noArea: EN ? 'The line does not start inside an area of this draft.' : '所画的线不在本草稿的辖区内。',
-    unit: EN ? 'Jurisdiction' : '辖区', inc: EN ? 'Incidents' : '警情', p90: EN ? 'p90 (min)' : 'p90（分）',
-    share: EN ? 'Roads in target' : '道路达标', area: EN ? 'km²' : '平方公里',
-    cv: EN ? 'Workload CV' : '工作量变异系数', changed: EN ? 'incidents would change owner' : '起警情将改变归属',
-    before: EN ? 'published' : '现行', after: EN ? 'draft' : '草稿'
-  };
   var state = {plan: null, orgs: [], issues: null, changed: null, posts: null};
 
   function $(id) { return document.getElementById(id); }
-  function esc(s) { return (window.gisapp && gisapp.esc) ? gisapp.esc(s) : String(s); }
+  function esc(s) { return window.gisapp.esc(s); }
+  function t(k) { return window.gisapp.t(k); }  // texts: gisapp/core/i18n.py, keys 'pl.'
   function msg(text, err) { var m = $('plan-msg'); if (m) { m.textContent = text || ''; m.className = 'plan-msg' + (err ? ' err' : ''); } }
 
-  function api(method, url, body) {
-    var opt = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json'}};
-    if (body !== undefined) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
-    return fetch(url, opt).then(function (r) {
-      return r.json().then(function (j) {
-        if (!r.ok) { var e = new Error((j.field ? j.field + ': ' : '') + (j.reason || r.statusText)); e.body = j; throw e; }
-        return j;
-      });
-    });
-  }
+  function api(method, url, body) { return window.gisapp.api(method, url, body); }
   function fail(e) { msg(e.message, true); }
 
   function colour(key) {
@@ -51,11 +26,11 @@
   function loadPlans(selectId) {
     return api('GET', '/api/v1/plans').then(function (plans) {
       var sel = $('plan-select');
-      sel.innerHTML = '<option value="">' + esc(T.none) + '</option>' + plans.filter(function (p) {
+      sel.innerHTML = '<option value="">' + esc(t('pl.none')) + '</option>' + plans.filter(function (p) {
         return p.status !== 'archived';
       }).map(function (p) {
-        return '<option value="' + p.id + '">#' + p.id + ' ' + esc(p.name) + ' · ' + esc(T.kind[p.kind]) + ' · ' +
-          esc(T.status[p.status]) + '</option>';
+        return '<option value="' + p.id + '">#' + p.id + ' ' + esc(p.name) + ' · ' + esc(t('pl.kind.' + p.kind)) + ' · ' +
+          esc(t('pl.status.' + p.status)) + '</option>';
       }).join('');
       if (selectId) { sel.value = String(selectId); }
       return selectId ? selectPlan(selectId) : null;
@@ -98,7 +73,7 @@
     return api('GET', '/api/v1/plans/' + id).then(function (plan) {
       state.plan = plan;
       $('plan-current').hidden = false;
-      $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + T.kind[plan.kind] + ' · ' + T.status[plan.status] +
+      $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + t('pl.kind.' + plan.kind) + ' · ' + t('pl.status.' + plan.status) +
         (plan.effective_from ? ' · ' + plan.effective_from.replace('T', ' ').slice(0, 16) : '');
       $('plan-objective').innerHTML = objectiveHtml(plan.objective || {});
       fillTargets(plan.kind);
@@ -127,12 +102,12 @@
     if (!o.method) { return ''; }
     var a = o.published || {}, b = o.proposal || {}, id = function (x) { return x; }, parts = [];
     if (o.method === 'mclp') {
-      parts.push((EN ? 'incidents covered ' : '覆盖警情 ') + arrow(a.covered, b.covered, false, id) + ' / ' + b.incidents +
-        (EN ? ' (baseline: ' + a.baseline + ')' : '（基准：成员单位驻地各一车）'));
+      parts.push(t('pl.covered') + ' ' + arrow(a.covered, b.covered, false, id) + ' / ' + b.incidents +
+        ' ' + t('pl.baseline').replace('{n}', a.baseline));
     } else {
-      parts.push((EN ? 'mean time ' : '平均到达 ') + arrow(a.mean_incident_time_s, b.mean_incident_time_s, true, mins) + (EN ? ' min' : ' 分'));
+      parts.push(t('pl.mean_time') + ' ' + arrow(a.mean_incident_time_s, b.mean_incident_time_s, true, mins) + ' ' + t('pl.min'));
       parts.push('CV ' + arrow(a.workload_cv, b.workload_cv, true, id));
-      if (o.method === 'balanced') { parts.push((EN ? 'objective ' : '目标值 ') + arrow(a.balanced_objective, b.balanced_objective, true, id)); }
+      if (o.method === 'balanced') { parts.push(t('pl.objective') + ' ' + arrow(a.balanced_objective, b.balanced_objective, true, id)); }
     }
     return '<b>' + esc(EN ? o.statement : (o.statement_zh || o.statement)) + '</b><br>' + parts.join(' · ');
   }
@@ -142,7 +117,7 @@
   // --- editing ---------------------------------------------------------------------------------
   function target() {
     var v = $('plan-target').value;
-    if (!v) { throw new Error(T.pickTarget); }
+    if (!v) { throw new Error(t('pl.pickTarget')); }
     return parseInt(v, 10);
   }
 
@@ -176,14 +151,14 @@
         if (!area) {  // the line starts outside: the area under its middle vertex
           area = areaAt(c[Math.floor(c.length / 2)]);
         }
-        if (!area) { throw new Error(T.noArea); }
+        if (!area) { throw new Error(t('pl.noArea')); }
         p = api('POST', '/api/v1/plans/areas/' + area + '/split', {line: geom, to_organisation_id: target()});
       } else {
         p = api('POST', '/api/v1/plans/' + state.plan.id + '/reassign', {geometry: geom, to_organisation_id: target()});
       }
     } catch (err) { fail(err); return; }
-    msg(T.working);
-    p.then(function () { msg(T.saved); return reload(); }).catch(fail);
+    msg(t('pl.working'));
+    p.then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
   }
 
   function onEdited(e) {
@@ -191,8 +166,8 @@
     e.layers.eachLayer(function (l) {
       if (l.areaId) { calls.push(api('PATCH', '/api/v1/plans/areas/' + l.areaId, {geometry: l.toGeoJSON().geometry})); }
     });
-    msg(T.working);
-    Promise.all(calls).then(function () { msg(T.saved); return reload(); }).catch(fail);
+    msg(t('pl.working'));
+    Promise.all(calls).then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
   }
 
   // --- validation and comparison -------------------------------------------------------------
@@ -200,7 +175,7 @@
     clearOverlays();
     return api('GET', '/api/v1/plans/' + state.plan.id + '/validation').then(function (v) {
       var box = $('plan-issues');
-      if (v.valid) { box.innerHTML = '<div class="better">' + esc(T.valid) + '</div>'; return v; }
+      if (v.valid) { box.innerHTML = '<div class="better">' + esc(t('pl.valid')) + '</div>'; return v; }
       var fc = {type: 'FeatureCollection', features: v.issues.filter(function (i) { return i.geometry; }).map(function (i, n) {
         return {type: 'Feature', geometry: i.geometry, properties: {n: n, text: EN ? i.message_en : i.message_zh}};
       })};
@@ -209,7 +184,7 @@
         pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: 8, color: '#dc2626', fillOpacity: 0.6}); },
         onEachFeature: function (f, l) { l.bindTooltip(esc(f.properties.text)); }
       }).addTo(gisapp.map);
-      box.innerHTML = '<div class="worse">' + v.issues.length + esc(T.issues) + '</div>' + v.issues.map(function (i, n) {
+      box.innerHTML = '<div class="worse">' + v.issues.length + esc(t('pl.issues')) + '</div>' + v.issues.map(function (i, n) {
         return '<div class="plan-issue" data-n="' + n + '"><span class="code">' + esc(i.code) + '</span>' +
           esc(EN ? i.message_en : i.message_zh) + '</div>';
       }).join('');
@@ -236,7 +211,7 @@
 
   function compare() {
     clearOverlays();
-    msg(T.working);
+    msg(t('pl.working'));
     return api('GET', '/api/v1/plans/' + state.plan.id + '/comparison').then(function (c) {
       msg('');
       var s = c.summary, id = function (x) { return x; };
@@ -249,12 +224,12 @@
           '</td></tr>';
       }).join('');
       $('plan-comparison').innerHTML =
-        '<div class="plan-meta">' + esc(T.cv) + ': ' + arrow(s.published.workload_cv, s.draft.workload_cv, true, id) +
+        '<div class="plan-meta">' + esc(t('pl.cv')) + ': ' + arrow(s.published.workload_cv, s.draft.workload_cv, true, id) +
         ' · p90 ' + arrow(s.published.incident_time_s.p90, s.draft.incident_time_s.p90, true, mins) + ' · ' +
-        c.changed_incidents.count + ' ' + esc(T.changed) + '</div>' +
-        '<table data-testid="plan-comparison-table"><tr><th>' + esc(T.unit) + '</th><th class="num">' + esc(T.inc) +
-        '</th><th class="num">' + esc(T.p90) + '</th><th class="num">' + esc(T.share) + '</th><th class="num">' +
-        esc(T.area) + '</th></tr>' + rows + '</table>';
+        c.changed_incidents.count + ' ' + esc(t('pl.changed')) + '</div>' +
+        '<table data-testid="plan-comparison-table"><tr><th>' + esc(t('pl.unit')) + '</th><th class="num">' + esc(t('pl.inc')) +
+        '</th><th class="num">' + esc(t('pl.p90')) + '</th><th class="num">' + esc(t('pl.share')) + '</th><th class="num">' +
+        esc(t('pl.area')) + '</th></tr>' + rows + '</table>';
       state.changed = L.geoJSON(c.changed_incidents.geojson, {pointToLayer: function (f, ll) {
         var p = f.properties;
         return L.circleMarker(ll, {radius: 2, color: '#ea580c', weight: 1, opacity: 0.6, fillOpacity: 0.5})
@@ -274,16 +249,16 @@
     $('plan-new').addEventListener('submit', function (e) {
       e.preventDefault();
       api('POST', '/api/v1/plans', {name: $('plan-new-name').value, kind: $('plan-new-kind').value})
-        .then(function (p) { msg(T.saved); return loadPlans(p.id); }).catch(fail);
+        .then(function (p) { msg(t('pl.saved')); return loadPlans(p.id); }).catch(fail);
     });
     document.querySelectorAll('#plan-tools [data-propose]').forEach(function (b) {
       b.addEventListener('click', function () {
         var body = {method: b.dataset.propose};
         if (body.method === 'mclp') { body.zone_code = $('plan-zone').value; body.cars = parseInt($('plan-cars').value, 10); }
         else { body.kind = state.plan && state.plan.kind === 'traffic' ? 'traffic' : 'station'; }
-        msg(T.working);
+        msg(t('pl.working'));
         api('POST', '/api/v1/plans/proposals', body).then(function (p) {
-          msg(T.made + p.name); return loadPlans(p.id);
+          msg(t('pl.made') + p.name); return loadPlans(p.id);
         }).catch(fail);
       });
     });
@@ -294,7 +269,7 @@
       api('GET', '/api/v1/grids?code=' + encodeURIComponent(code)).then(function (fc) {
         if (!fc.features.length) { throw new Error('grid ' + code + '?'); }
         return api('POST', '/api/v1/plans/' + state.plan.id + '/move-grid', {grid_id: fc.features[0].id, to_organisation_id: to});
-      }).then(function () { msg(T.saved); return reload(); }).catch(fail);
+      }).then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
     });
     $('plan-validate').addEventListener('click', function () { validate(); });
     $('plan-compare').addEventListener('click', function () { compare(); });
@@ -303,7 +278,7 @@
       var body = {reason: $('plan-reason').value};
       if ($('plan-effective').value) { body.effective_from = new Date($('plan-effective').value).toISOString(); }
       api('POST', '/api/v1/plans/' + state.plan.id + '/publish', body).then(function (r) {
-        msg(T.published + r.effective_from.replace('T', ' ').slice(0, 16));
+        msg(t('pl.published') + r.effective_from.replace('T', ' ').slice(0, 16));
         return loadPlans(state.plan.id);
       }).catch(function (err) {
         fail(err);

@@ -1,0 +1,180 @@
+"""The `gisapp` command line: database, demo data, users, statistics."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gisapp.core import db
+from gisapp.core.config import Settings
+
+from .io import export_cmd, import_cmd
+from .plan import plan_group
+from .routing import import_osm_command, routing_group
+from .simulate import simulate_live
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@click.group()
+def main() -> None:
+    """Zouping police situational-awareness map server."""
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--target", type=int, default=None, help="stop at this migration version")
+def db_upgrade(target: int | None) -> None:
+    """Apply pending SQL migrations (numbered files in gisapp/core/migrations)."""
+    applied = db.upgrade(_settings().database_url, target, log=lambda m: click.echo(m, err=True))
+    click.echo(f"schema up to date ({len(applied)} applied)")
+
+
+@db_group.command("version")
+def db_version() -> None:
+    """Print the applied schema version."""
+    with db.connect(_settings().database_url) as conn:
+        click.echo(db.current_version(conn))
+
+
+@main.command("load-demo")
+@click.option("--seed", type=int, default=None, help="generator seed (default: the parameter file's)")
+@click.option("--if-empty", is_flag=True, help="do nothing when the demo is already loaded")
+@click.option("--params", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="generator parameter file (default geodata/demo_params.toml)")
+def load_demo(seed: int | None, if_empty: bool, params: str | None) -> None:
+    """Load the Zouping demo: the real outline and towns, and the generated world."""
+    from geodata import demo
+
+    s = _settings()
+    with db.connect(s.database_url) as conn:
+        if if_empty and demo.is_loaded(conn):
+            click.echo("demo already loaded", err=True)
+            return
+        summary = demo.load_demo(conn, seed=seed, params_path=params, settings=s,
+                                 log=lambda m: click.echo(m, err=True))
+        conn.commit()
+        try:  # static coverage (issue 4's routing) follows the new road network when available
+            from routing.coverage import refresh_static
+        except ImportError:
+            refresh_static = None
+        if refresh_static is not None:
+            refresh_static(conn, s)
+            conn.commit()
+            click.echo("refreshed the static road coverage", err=True)
+    click.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@main.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def stats(as_json: bool) -> None:
+    """Counts of every layer and road km by class."""
+    from gisapp.core.stats import layer_stats
+
+    with db.connect(_settings().database_url) as conn:
+        out = layer_stats(conn)
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for k, v in out["counts"].items():
+            click.echo(f"{k:20s} {v}")
+        for k, v in out["road_km_by_class"].items():
+            click.echo(f"road km {k:12s} {v:.1f}")
+
+
+@main.group("user")
+def user_group() -> None:
+    """Accounts and tokens."""
+
+
+@user_group.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(
+    ["admin", "dispatcher", "planner", "chief", "viewer", "device"]))
+@click.option("--station", default=None, help="station code (required for a chief)")
+@click.option("--password", default=None, help="password (prompted when omitted)")
+@click.option("--display-name", default="")
+def user_create(username: str, role: str, station: str | None, password: str | None, display_name: str) -> None:
+    """Create a user."""
+    from gisapp.core.accounts import create_user
+
+    if password is None:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with db.connect(_settings().database_url) as conn:
+        station_id = None
+        if station:
+            row = conn.execute("SELECT id FROM organisation WHERE code = %s", [station]).fetchone()
+            if row is None:
+                raise click.ClickException(f"no organisation with code {station!r}")
+            station_id = row["id"]
+        try:
+            user = create_user(conn, username, password, role, station_id, display_name)
+        except Exception as e:  # GisappError carries field and reason
+            raise click.ClickException(getattr(e, "reason", str(e))) from None
+        conn.commit()
+    click.echo(f"created {user['username']} ({user['role']})")
+
+
+@user_group.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", help="a label for the token")
+def user_token(username: str, name: str) -> None:
+    """Create an API token for a user and print it (shown once)."""
+    from gisapp.core.accounts import create_token
+
+    with db.connect(_settings().database_url) as conn:
+        row = conn.execute("SELECT id FROM app_user WHERE username = %s", [username]).fetchone()
+        if row is None:
+            raise click.ClickException(f"no user {username!r}")
+        tok = create_token(conn, row["id"], name)
+        conn.commit()
+    click.echo(tok["token"])
+
+
+DEMO_PASSWORD = "zouping-demo"
+
+
+@user_group.command("demo-accounts")
+def demo_accounts() -> None:
+    """Create the demo accounts (one per role) if missing and print how to log in."""
+    from gisapp.core.accounts import create_user
+
+    with db.connect(_settings().database_url) as conn:
+        station = conn.execute(
+            "SELECT id, name FROM organisation WHERE kind = 'station' ORDER BY code LIMIT 1").fetchone()
+        wanted = [("admin", "admin", None), ("dispatcher", "dispatcher", None), ("planner", "planner", None),
+                  ("viewer", "viewer", None)]
+        if station:
+            wanted.append(("chief", "chief", station["id"]))
+        made = []
+        for username, role, st in wanted:
+            if conn.execute("SELECT 1 FROM app_user WHERE username = %s", [username]).fetchone():
+                continue
+            create_user(conn, username, DEMO_PASSWORD, role, st, f"demo {role}")
+            made.append(username)
+        conn.commit()
+    click.echo("demo accounts (password for all: {}){}".format(DEMO_PASSWORD, f", created {made}" if made else ""))
+    click.echo("  admin, dispatcher, planner, viewer" + (f", chief (of {station['name']})" if station else ""))
+    click.echo("  log in at /login, or: curl -c c.txt -H 'Content-Type: application/json' "
+               f"-d '{{\"username\":\"dispatcher\",\"password\":\"{DEMO_PASSWORD}\"}}' http://127.0.0.1:5000/api/v1/auth/login")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve with the development server (use `make run` for gunicorn)."""
+    from gisapp.web import create_app
+
+    create_app().run(host=host, port=port, threaded=True)
+
+
+for _cmd in (import_cmd, export_cmd, import_osm_command, routing_group, plan_group, simulate_live):
+    main.add_command(_cmd)

@@ -1,0 +1,122 @@
+"""Check passwords and API tokens, and decide which role may do what."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gisapp.core.catalog import ROLES
+from gisapp.core.errors import Conflict, NotFound, ValidationError
+
+MIN_PASSWORD_LEN = 8
+# The fields of a user that the service reads and returns (never the password hash).
+USER_FIELDS = ("id", "username", "display_name", "role", "station_id", "language", "unit_id", "active")
+_USER_COLS = sql.SQL(", ").join(sql.Identifier(f) for f in USER_FIELDS)
+_USER_COLS_U = sql.SQL(", ").join(sql.Identifier("u", f) for f in USER_FIELDS)
+
+
+def get_user(conn: psycopg.Connection, user_id: int, lock: bool = False) -> dict | None:
+    """Return the user ``user_id`` (its USER_FIELDS), or None."""
+    q = sql.SQL("SELECT {} FROM app_user WHERE id = %s").format(_USER_COLS)
+    return conn.execute(q + sql.SQL(" FOR UPDATE") if lock else q, [user_id]).fetchone()
+
+
+def list_users(conn: psycopg.Connection) -> list[dict]:
+    """Every user (USER_FIELDS and created_at), by id."""
+    return conn.execute(sql.SQL("SELECT {}, created_at FROM app_user ORDER BY id").format(_USER_COLS)).fetchall()
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of an API token (sha256 hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(conn: psycopg.Connection, username: str, password: str, role: str,
+                station_id: int | None = None, display_name: str = "", language: str = "zh",
+                unit_id: int | None = None) -> dict:
+    """Create a user with a hashed password; return it without the hash."""
+    if role not in ROLES:
+        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
+        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password")
+    if role == "chief" and station_id is None:
+        raise ValidationError("a chief is scoped to one station: give station_id", "station_id")
+    if station_id is not None:
+        row = conn.execute("SELECT kind FROM organisation WHERE id = %s", [station_id]).fetchone()
+        if row is None:
+            raise ValidationError(f"no organisation with id {station_id}", "station_id", status=422)
+    try:
+        with conn.transaction():
+            row = conn.execute(sql.SQL(
+                "INSERT INTO app_user (username, display_name, password_hash, role, station_id, language, unit_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}").format(_USER_COLS),
+                [username, display_name, generate_password_hash(password), role, station_id, language, unit_id],
+            ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"user {username!r} exists", "username") from None
+    except psycopg.errors.CheckViolation:
+        raise ValidationError("2 to 64 letters, digits, '_', '.' or '-'", "username") from None
+    return row
+
+
+def set_password(conn: psycopg.Connection, username: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password")
+    cur = conn.execute("UPDATE app_user SET password_hash = %s WHERE username = %s",
+                       [generate_password_hash(password), username])
+    if cur.rowcount == 0:
+        raise NotFound(f"no user {username!r}", "username")
+
+
+def verify_password(conn: psycopg.Connection, username: str, password: str) -> dict | None:
+    """Return the active user whose password matches, else None."""
+    row = conn.execute(sql.SQL("SELECT {}, password_hash FROM app_user WHERE username = %s").format(_USER_COLS),
+                       [username]).fetchone()
+    if row is None or not row["active"] or not check_password_hash(row["password_hash"], password):
+        return None
+    row.pop("password_hash")
+    return row
+
+
+def create_token(conn: psycopg.Connection, user_id: int, name: str, expires_at=None) -> dict[str, Any]:
+    """Create an API token; the token text is returned once and only its hash is stored."""
+    token = "gz_" + secrets.token_urlsafe(32)
+    row = conn.execute(
+        "INSERT INTO api_token (user_id, name, token_hash, expires_at) VALUES (%s, %s, %s, %s) "
+        "RETURNING id, name, created_at, expires_at",
+        [user_id, name, hash_token(token), expires_at],
+    ).fetchone()
+    return {**row, "token": token}
+
+
+def user_for_token(conn: psycopg.Connection, token: str) -> tuple[dict | None, str | None]:
+    """Return (user, None) for a valid token, or (None, reason)."""
+    row = conn.execute(sql.SQL(
+        "SELECT t.id AS token_id, t.revoked_at, t.expires_at, t.expires_at < now() AS expired, {} "
+        "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = %s").format(_USER_COLS_U),
+        [hash_token(token)],
+    ).fetchone()
+    if row is None:
+        return None, "unknown token"
+    if row["revoked_at"] is not None:
+        return None, "token revoked"
+    if row["expired"]:
+        return None, "token expired"
+    if not row["active"]:
+        return None, "user deactivated"
+    conn.execute("UPDATE api_token SET last_used_at = now() WHERE id = %s", [row["token_id"]])
+    return {k: row[k] for k in USER_FIELDS}, None
+
+
+def revoke_token(conn: psycopg.Connection, token_id: int, user: dict) -> None:
+    row = conn.execute("SELECT user_id FROM api_token WHERE id = %s", [token_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no token {token_id}", "id")
+    if user["role"] != "admin" and row["user_id"] != user["id"]:
+        raise NotFound(f"no token {token_id}", "id")
+    conn.execute("UPDATE api_token SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", [token_id])

@@ -1,0 +1,314 @@
+"""Legs: plan an incident's legs from the rules, dispatch them, assign units and move legs through their lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from gisapp.core.errors import Conflict, Forbidden, NotFound, ValidationError
+
+from .events import emit
+from .recommend import recommend_units
+from .records import (
+    ACTIVE_INCIDENT,
+    OPEN_LEG,
+    UNIT_STATUS_FOR_LEG,
+    get_incident_row,
+    id_value,
+    incident_detail,
+    incident_summary,
+    log_event,
+    queue_event,
+)
+from .rules import LEG_STATUSES, STATUS_COLUMN, LegSpec, load_rules
+from .units import unit_event
+
+# --- plan and dispatch --------------------------------------------------------------------------
+
+def _org(conn, org_id: int | None) -> dict | None:
+    if org_id is None:
+        return None
+    return conn.execute("SELECT id, code, name, kind, takes_part_in_traffic, merged FROM organisation WHERE id = %s",
+                        [org_id]).fetchone()
+
+
+def _target_org(conn, inc: dict, target: str) -> int | None:
+    if target == "station":
+        return inc["station_org_id"]
+    if target == "squadron":
+        return inc["traffic_org_id"]
+    row = conn.execute("SELECT id FROM organisation WHERE kind = %s ORDER BY id LIMIT 1", [target]).fetchone()
+    return row["id"] if row else None
+
+
+def _has_available(conn, org_id: int, capability: str | None) -> bool:
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM unit WHERE organisation_id = %s AND status = 'available' "
+        "AND (%s::text IS NULL OR %s::text = ANY(capabilities))) AS x", [org_id, capability, capability]
+    ).fetchone()["x"]
+
+
+def _zone_members(conn, inc: dict, owner_id: int) -> list[int]:
+    """Members of the incident's joint zone (else the owner's zones) that may stand in for the owner."""
+    zone_ids = [inc["joint_zone_id"]] if inc.get("joint_zone_id") else [r["joint_zone_id"] for r in conn.execute(
+        "SELECT m.joint_zone_id FROM joint_zone_member m JOIN joint_zone z ON z.id = m.joint_zone_id "
+        "WHERE m.organisation_id = %s AND z.valid_from <= %s AND (z.valid_to IS NULL OR z.valid_to > %s)",
+        [owner_id, inc["reported_at"], inc["reported_at"]])]
+    if not zone_ids:
+        return []
+    # Same kind as the owner: a station falls back to a neighbouring station; a squadron to a
+    # squadron or a station that takes part in traffic management.
+    return [r["organisation_id"] for r in conn.execute(
+        "SELECT DISTINCT m.organisation_id FROM joint_zone_member m JOIN organisation o ON o.id = m.organisation_id "
+        "JOIN organisation own ON own.id = %(owner)s "
+        "WHERE m.joint_zone_id = ANY(%(zones)s) AND m.organisation_id <> own.id AND (o.kind = own.kind "
+        "OR (own.kind = 'squadron' AND o.kind = 'station' AND o.takes_part_in_traffic)) ORDER BY 1",
+        {"zones": zone_ids, "owner": owner_id})]
+
+
+def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool = True) -> dict[str, Any]:
+    """Apply the dispatch rules to an incident: the legs, their organisations and recommended units."""
+    rules = load_rules(settings)
+    itype = rules.types.get(inc["type"])
+    if itype is None:
+        raise Conflict(f"type {inc['type']!r} is not in the catalogue version {rules.version}", "type")
+    station = _org(conn, inc["station_org_id"])
+    rule = rules.match(itype, inc["severity"], inc["channel"], station["takes_part_in_traffic"] if station else None)
+    legs = []
+    for spec in rule.legs:
+        legs.append(_plan_leg(conn, settings, inc, spec, recommend))
+    return {"rule": rule.name, "rule_version": rules.version, "legs": legs}
+
+
+def _plan_leg(conn, settings, inc: dict, spec: LegSpec, recommend: bool) -> dict[str, Any]:
+    owner_id = _target_org(conn, inc, spec.target)
+    target = spec.target
+    if owner_id is None and spec.otherwise:
+        owner_id, target = _target_org(conn, inc, spec.otherwise), spec.otherwise
+    leg: dict[str, Any] = {"role": spec.role, "target": target, "capability": spec.capability,
+                           "organisation_id": owner_id, "fallback_from_org_id": None, "reason": None}
+    if owner_id is None:
+        leg["reason"] = f"no {spec.target} owns this place" + (f" and no {spec.otherwise}" if spec.otherwise else "")
+        leg["recommendation"] = None
+        return leg
+    if spec.fallback == "joint_zone" and not _has_available(conn, owner_id, spec.capability):
+        members = _zone_members(conn, inc, owner_id)
+        rec = recommend_units(conn, settings, inc["lon"], inc["lat"], k=settings.recommend_k,
+                              capability=spec.capability, organisation_ids=members) if members else None
+        if rec and rec["units"]:
+            leg["fallback_from_org_id"] = owner_id
+            leg["organisation_id"] = owner_id = rec["units"][0]["organisation_id"]
+            leg["reason"] = "the owner has no available unit: neighbouring member of the joint war zone"
+            if recommend:
+                leg["recommendation"] = rec
+                leg["recommendation"]["units"] = [u for u in rec["units"] if u["organisation_id"] == owner_id]
+        else:
+            leg["reason"] = "no available unit in the owner or its joint war zone"
+    if recommend and "recommendation" not in leg:
+        leg["recommendation"] = recommend_units(conn, settings, inc["lon"], inc["lat"], capability=spec.capability,
+                                                organisation_ids=[owner_id])
+    org = _org(conn, owner_id)
+    leg["organisation_code"], leg["organisation_name"], leg["organisation_kind"] = org["code"], org["name"], org["kind"]
+    return leg
+
+
+def dispatch_incident(conn: psycopg.Connection, settings, incident_id: int, actor: str, client: str | None,
+                      units: dict[str, int] | None = None, auto_assign: bool = False,
+                      pending: list | None = None) -> dict:
+    """Create the legs the rules give for an incident (one per organisation, at the same moment).
+
+    ``units`` maps a leg role to a unit id to assign at once; ``auto_assign`` assigns each leg
+    the best recommended unit still available. Raises Conflict when the incident already has
+    open legs or is not open.
+    """
+    inc = get_incident_row(conn, incident_id, lock=True)
+    if inc["status"] != "open":
+        raise Conflict(f"incident {inc['code']} is {inc['status']}; only an open incident is dispatched", "status")
+    if conn.execute("SELECT 1 FROM dispatch_leg WHERE incident_id = %s AND status <> 'cancelled'",
+                    [incident_id]).fetchone():
+        raise Conflict(f"incident {inc['code']} already has legs", "status")
+    units = units or {}
+    plan = plan_incident(conn, settings, inc, recommend=auto_assign)
+    roles = {leg["role"] for leg in plan["legs"]}
+    for role in units:
+        if role not in roles:
+            raise ValidationError(f"the rule {plan['rule']!r} has no {role!r} leg; legs: {', '.join(sorted(roles))}",
+                                  "units")
+    missing = [leg for leg in plan["legs"] if leg["organisation_id"] is None]
+    if missing:
+        raise Conflict(f"cannot dispatch the {missing[0]['role']} leg: {missing[0]['reason']}", "organisation")
+    leg_ids = []
+    for leg in plan["legs"]:
+        row = conn.execute(
+            "INSERT INTO dispatch_leg (incident_id, organisation_id, role, capability, fallback_from_org_id, "
+            "rule_version) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            [incident_id, leg["organisation_id"], leg["role"], leg["capability"], leg["fallback_from_org_id"],
+             plan["rule_version"]]).fetchone()
+        leg_ids.append(row["id"])
+        log_event(conn, incident_id, "dispatched", actor, client, {
+            "role": leg["role"], "organisation_id": leg["organisation_id"], "rule": plan["rule"],
+            "rule_version": plan["rule_version"], "fallback_from_org_id": leg["fallback_from_org_id"]}, row["id"])
+        unit_id = units.get(leg["role"])
+        if unit_id is not None:
+            _assign(conn, row["id"], incident_id, id_value(unit_id, f"units.{leg['role']}"), actor, client)
+        elif auto_assign and leg.get("recommendation"):
+            for cand in leg["recommendation"]["units"]:
+                if _try_assign(conn, row["id"], cand["unit_id"]):
+                    log_event(conn, incident_id, "assigned", actor, client,
+                              {"unit_id": cand["unit_id"], "eta_s": cand["eta_s"], "auto": True}, row["id"])
+                    break
+    conn.execute("UPDATE incident SET status = 'dispatched', rule_version = %s WHERE id = %s",
+                 [plan["rule_version"], incident_id])
+    out = incident_detail(conn, settings, incident_id, with_events=False)
+    out["rule"] = plan["rule"]
+    data = {"incident": incident_summary(out), "legs": [_leg_event(x) for x in out["legs"]],
+            "units": [unit_event(conn, x["unit_id"]) for x in out["legs"] if x["unit_id"]]}
+    queue_event(conn, pending, "incident.dispatched", data, incident_id)
+    return out
+
+
+def _leg_event(leg: dict) -> dict:
+    keys = ("id", "incident_id", "organisation_id", "organisation_code", "unit_id", "unit_code", "role", "status",
+            "dispatched_at", "signed_off_at", "en_route_at", "arrived_at", "first_feedback_at", "closed_at",
+            "fallback_from_org_id")
+    out = {k: leg.get(k) for k in keys}
+    if "sla" in leg:
+        out["due"] = {name: c["due_at"] for name, c in leg["sla"]["clocks"].items()}
+        out["overdue"] = leg["sla"]["overdue"]
+    return out
+
+
+def _try_assign(conn, leg_id: int, unit_id: int) -> bool:
+    """Take a unit for a leg if it is still available (a conditional UPDATE: the row lock decides races)."""
+    row = conn.execute(
+        "UPDATE unit SET status = 'assigned', current_leg_id = %s, updated_at = now() "
+        "WHERE id = %s AND status = 'available' RETURNING id", [leg_id, unit_id]).fetchone()
+    if row is None:
+        return False
+    conn.execute("UPDATE dispatch_leg SET unit_id = %s WHERE id = %s", [unit_id, leg_id])
+    return True
+
+
+def _assign(conn, leg_id: int, incident_id: int, unit_id: int, actor: str, client: str | None) -> None:
+    if not _try_assign(conn, leg_id, unit_id):
+        u = conn.execute("SELECT code, status, current_leg_id FROM unit WHERE id = %s", [unit_id]).fetchone()
+        if u is None:
+            raise NotFound(f"no unit {unit_id}", "unit_id")
+        taken = f" (on leg {u['current_leg_id']})" if u["current_leg_id"] else ""
+        raise Conflict(f"unit {u['code']} is {u['status']}{taken}, not available", "unit_id")
+    log_event(conn, incident_id, "assigned", actor, client, {"unit_id": unit_id}, leg_id)
+
+
+def _lock_leg(conn, leg_id: int) -> tuple[dict, dict]:
+    """Lock the leg's incident, then the leg (the global lock order)."""
+    row = conn.execute("SELECT incident_id FROM dispatch_leg WHERE id = %s", [leg_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no leg {leg_id}", "id")
+    inc = get_incident_row(conn, row["incident_id"], lock=True)
+    leg = conn.execute("SELECT * FROM dispatch_leg WHERE id = %s FOR UPDATE", [leg_id]).fetchone()
+    return inc, leg
+
+
+def _may_act_on_leg(user: dict, leg: dict) -> None:
+    role = user["role"]
+    if role in ("admin", "dispatcher"):
+        return
+    if role == "chief" and user.get("station_id") == leg["organisation_id"]:
+        return
+    if role == "device" and user.get("unit_id") and user["unit_id"] == leg["unit_id"]:
+        return
+    raise Forbidden(f"role {role!r} may not act on this leg", "role")
+
+
+def assign_unit(conn: psycopg.Connection, settings, leg_id: int, unit_id: int, user: dict, client: str | None) -> dict:
+    """Assign a unit to a leg atomically: of two concurrent requests for one unit, one gets 409."""
+    inc, leg = _lock_leg(conn, leg_id)
+    _may_act_on_leg(user, leg)
+    if leg["status"] not in ("dispatched", "signed_off"):
+        raise Conflict(f"leg {leg_id} is {leg['status']}; units are assigned before it is en route", "status")
+    if leg["unit_id"] is not None:
+        if leg["unit_id"] == unit_id:
+            return incident_detail(conn, settings, inc["id"], with_events=False)
+        raise Conflict(f"leg {leg_id} already has unit {leg['unit_id']}", "unit_id")
+    _assign(conn, leg_id, inc["id"], unit_id, user["username"], client)
+    out = incident_detail(conn, settings, inc["id"], with_events=False)
+    new_leg = next(x for x in out["legs"] if x["id"] == leg_id)
+    emit(conn, "leg.assigned", {"leg": _leg_event(new_leg), "unit": unit_event(conn, unit_id)}, inc["id"])
+    return out
+
+
+def transition_leg(conn: psycopg.Connection, settings, leg_id: int, to: Any, user: dict, client: str | None,
+                   note: str | None = None) -> dict:
+    """Move a leg to its next status; 409 when the lifecycle does not allow it. Closes the incident with its last leg."""
+    rules = load_rules(settings)
+    if not isinstance(to, str) or to not in LEG_STATUSES or to == "dispatched":
+        raise ValidationError(f"must be one of {', '.join(s for s in LEG_STATUSES if s != 'dispatched')}", "to")
+    inc, leg = _lock_leg(conn, leg_id)
+    _may_act_on_leg(user, leg)
+    allowed = rules.transitions.get(leg["status"], ())
+    if to not in allowed:
+        raise Conflict(f"leg {leg_id} is {leg['status']}; it may go to {', '.join(allowed) or 'nothing'}, not {to}",
+                       "to", current=leg["status"], allowed=list(allowed))
+    if to in rules.needs_unit and leg["unit_id"] is None:
+        raise Conflict(f"assign a unit to leg {leg_id} before it is {to}", "unit_id")
+    col = STATUS_COLUMN[to]
+    conn.execute(sql.SQL("UPDATE dispatch_leg SET status = %s, {} = now() WHERE id = %s").format(sql.Identifier(col)),
+                 [to, leg_id])
+    log_event(conn, inc["id"], "transition", user["username"], client,
+              {"from": leg["status"], "to": to, **({"note": note} if note else {})}, leg_id)
+    unit_status = UNIT_STATUS_FOR_LEG.get(to)
+    if leg["unit_id"] is not None and unit_status:
+        release = unit_status == "available"
+        conn.execute(
+            "UPDATE unit SET status = %s, current_leg_id = CASE WHEN %s THEN NULL ELSE current_leg_id END, "
+            "updated_at = now() WHERE id = %s AND current_leg_id = %s",
+            [unit_status, release, leg["unit_id"], leg_id])
+    inc_type = "leg.updated"
+    if to in ("closed", "cancelled"):
+        states = conn.execute("SELECT status FROM dispatch_leg WHERE incident_id = %s", [inc["id"]]).fetchall()
+        statuses = {s["status"] for s in states}
+        if statuses <= {"closed", "cancelled"}:
+            if "closed" in statuses:
+                conn.execute("UPDATE incident SET status = 'closed', closed_at = now() WHERE id = %s", [inc["id"]])
+                log_event(conn, inc["id"], "closed", user["username"], client, {"by_leg": leg_id})
+                inc_type = "incident.closed"
+            else:
+                conn.execute("UPDATE incident SET status = 'open' WHERE id = %s", [inc["id"]])
+                log_event(conn, inc["id"], "reopened", user["username"], client, {"reason": "every leg cancelled"})
+                inc_type = "incident.reopened"
+    out = incident_detail(conn, settings, inc["id"], with_events=False)
+    new_leg = next(x for x in out["legs"] if x["id"] == leg_id)
+    data = {"leg": _leg_event(new_leg), "from": leg["status"], "to": to, "incident": incident_summary(out)}
+    if leg["unit_id"] is not None:
+        data["unit"] = unit_event(conn, leg["unit_id"])
+    emit(conn, inc_type, data, inc["id"])
+    return out
+
+
+def merge_incident(conn: psycopg.Connection, settings, incident_id: int, into_id: int, actor: str,
+                   client: str | None) -> dict:
+    """Merge a duplicate into another incident: it is marked merged and its open legs cancelled."""
+    if incident_id == into_id:
+        raise ValidationError("an incident cannot be merged into itself", "into")
+    first, second = sorted((incident_id, into_id))
+    rows = {r["id"]: r for r in (get_incident_row(conn, first, lock=True), get_incident_row(conn, second, lock=True))}
+    inc, into = rows[incident_id], rows[into_id]
+    if inc["status"] not in ACTIVE_INCIDENT:
+        raise Conflict(f"incident {inc['code']} is {inc['status']}", "status")
+    if into["status"] in ("merged", "cancelled"):
+        raise Conflict(f"incident {into['code']} is {into['status']}; merge into the incident it went to", "into")
+    legs = conn.execute("SELECT id, unit_id FROM dispatch_leg WHERE incident_id = %s AND status = ANY(%s) FOR UPDATE",
+                        [incident_id, list(OPEN_LEG)]).fetchall()
+    for leg in legs:
+        conn.execute("UPDATE dispatch_leg SET status = 'cancelled', cancelled_at = now() WHERE id = %s", [leg["id"]])
+        if leg["unit_id"]:
+            conn.execute("UPDATE unit SET status = 'available', current_leg_id = NULL, updated_at = now() "
+                         "WHERE id = %s AND current_leg_id = %s", [leg["unit_id"], leg["id"]])
+    conn.execute("UPDATE incident SET status = 'merged', duplicate_of = %s WHERE id = %s", [into_id, incident_id])
+    log_event(conn, incident_id, "merged", actor, client, {"into": into_id, "cancelled_legs": [x["id"] for x in legs]})
+    log_event(conn, into_id, "merged_in", actor, client, {"from": incident_id})
+    out = incident_detail(conn, settings, incident_id, with_events=False)
+    emit(conn, "incident.merged", {"incident": incident_summary(out), "into": into_id}, incident_id)
+    return out

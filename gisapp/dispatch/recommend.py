@@ -1,0 +1,76 @@
+"""Recommend units by road travel time (the routing engine), or by straight line without a road network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+import routing
+
+# --- recommendations ----------------------------------------------------------------------------
+
+def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, *, k: int | None = None,
+                    capability: str | None = None, organisation_ids: list[int] | None = None,
+                    joint_zone_id: int | None = None) -> dict[str, Any]:
+    """Return the nearest available units by road travel time (routing), or by straight line without roads.
+
+    The answer follows the routing contract (``routing.get_router(...).nearest_units``) with
+    one more key, ``method``: "road" or "straight_line" (no road network loaded).
+    """
+
+    k = k or settings.recommend_k
+    has_roads = conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]
+    if not has_roads:
+        return _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
+    out = dict(routing.nearest_units(conn, settings, lon, lat, k=k, capability=capability,
+                                     organisation_ids=organisation_ids, joint_zone_id=joint_zone_id,
+                                     statuses=("available",)))
+    out["method"] = "road"
+    return out
+
+
+def travel_route(conn: psycopg.Connection, settings, from_lonlat: tuple[float, float],
+                 to_lonlat: tuple[float, float]) -> dict[str, Any]:
+    """Road route and ETA between two points (straight line at ``straight_line_speed_kmh`` without roads)."""
+
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]:
+        out = routing.get_router(conn, settings).travel_time(conn, from_lonlat, to_lonlat)
+        if out.get("eta_s") is not None and out.get("route"):
+            return out
+    dist = conn.execute("SELECT ST_Distance(ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, "
+                        "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography) AS d", [*from_lonlat, *to_lonlat]
+                        ).fetchone()["d"]
+    return {"eta_s": dist / (settings.straight_line_speed_kmh / 3.6), "distance_m": dist,
+            "route": {"type": "LineString", "coordinates": [list(from_lonlat), list(to_lonlat)]}}
+
+
+def _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id) -> dict:
+    rows = conn.execute(
+        """
+        SELECT u.id AS unit_id, u.code, u.name, u.organisation_id, ST_X(u.last_position) AS ulon,
+               ST_Y(u.last_position) AS ulat,
+               ST_Distance(u.last_position::geography, p.g::geography) AS straight_line_m
+        FROM unit u, (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g) p
+        WHERE u.status = 'available' AND u.last_position IS NOT NULL
+          AND (%(cap)s::text IS NULL OR %(cap)s::text = ANY(u.capabilities))
+          AND (%(orgs)s::bigint[] IS NULL OR u.organisation_id = ANY(%(orgs)s::bigint[]))
+          AND (%(jz)s::bigint IS NULL OR u.organisation_id IN (
+               SELECT organisation_id FROM joint_zone_member WHERE joint_zone_id = %(jz)s::bigint))
+        ORDER BY u.last_position::geography <-> p.g::geography, u.id LIMIT %(k)s
+        """, {"lon": lon, "lat": lat, "cap": capability, "orgs": organisation_ids, "jz": joint_zone_id, "k": k}
+    ).fetchall()
+    speed = settings.straight_line_speed_kmh / 3.6  # km/h to m/s
+    units = []
+    for rank, r in enumerate(rows, 1):
+        units.append({"unit_id": r["unit_id"], "code": r["code"], "name": r["name"],
+                      "organisation_id": r["organisation_id"], "eta_s": round(r["straight_line_m"] / speed, 1),
+                      "distance_m": round(r["straight_line_m"], 1), "straight_line_m": round(r["straight_line_m"], 1),
+                      "straight_line_rank": rank,
+                      "route": {"type": "LineString", "coordinates": [[r["ulon"], r["ulat"]], [lon, lat]]}})
+    reason = None
+    if not units:
+        reason = "no available unit" + (f" with capability {capability!r}" if capability else "") + (
+            " in the given organisations" if organisation_ids else "")
+    return {"incident": {"lon": lon, "lat": lat, "snap": None}, "units": units, "reason": reason,
+            "method": "straight_line"}

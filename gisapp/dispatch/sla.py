@@ -1,0 +1,193 @@
+"""Run the SLA clocks of dispatch legs: per-leg state, overdue events, and the SLA metrics.
+
+Each leg has three clocks, all started at ``dispatched_at``: sign-off (``sign_off_sla_s``),
+first feedback (``first_feedback_sla_s``) and closure (``close_sla_s``). A clock is *met*
+when its milestone came within the limit, *late* when it came after, *overdue* when it has
+not come and the limit has passed, *running* otherwise. The metrics count met / (met + late
++ overdue): the same definition for a leg dispatched a minute ago and for one from last year.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from gisapp.core.errors import NotFound, ValidationError
+from gisapp.core.features import parse_time
+
+from .events import emit
+from .rules import load_rules
+
+# (clock name, the leg column that stops it, the setting with its limit)
+CLOCKS = (
+    ("sign_off", "signed_off_at", "sign_off_sla_s"),
+    ("first_feedback", "first_feedback_at", "first_feedback_sla_s"),
+    ("close", "closed_at", "close_sla_s"),
+)
+
+
+def leg_clocks(leg: dict[str, Any], settings, now: datetime | None = None) -> dict[str, Any]:
+    """Return the state of a leg's three clocks and whether any is overdue."""
+    now = now or datetime.now(UTC)
+    out: dict[str, Any] = {}
+    overdue = []
+    for name, col, setting in CLOCKS:
+        limit = getattr(settings, setting)
+        due = leg["dispatched_at"] + timedelta(seconds=limit)
+        done = leg.get(col)
+        if done is not None:
+            state = "met" if (done - leg["dispatched_at"]).total_seconds() <= limit else "late"
+        elif leg.get("status") == "cancelled":
+            state = "cancelled"
+        elif (now - leg["dispatched_at"]).total_seconds() > limit:
+            state = "overdue"
+            overdue.append(name)
+        else:
+            state = "running"
+        out[name] = {
+            "limit_s": limit,
+            "due_at": due.isoformat(),
+            "done_at": done.isoformat() if done else None,
+            "state": state,
+            "remaining_s": round((due - now).total_seconds(), 1) if done is None and state != "cancelled" else None,
+        }
+    return {"clocks": out, "overdue": overdue}
+
+
+def sweep_overdue(conn: psycopg.Connection, settings, limit: int = 500) -> list[dict]:
+    """Flag legs whose clock has just run out and emit one ``sla.overdue`` event per leg and clock.
+
+    Idempotent across processes: a clock is flagged once (``dispatch_leg.sla_flagged``), and
+    legs locked by a running transaction are left to the next sweep.
+    """
+
+    flagged: list[dict] = []
+    for name, col, setting in CLOCKS:
+        rows = conn.execute(sql.SQL(
+            "UPDATE dispatch_leg l SET sla_flagged = l.sla_flagged || %(clock)s::text "
+            "WHERE l.id IN (SELECT id FROM dispatch_leg WHERE status NOT IN ('closed', 'cancelled') "
+            "  AND {col} IS NULL AND dispatched_at < now() - make_interval(secs => %(limit)s) "
+            "  AND NOT (%(clock)s = ANY(sla_flagged)) ORDER BY dispatched_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+            "RETURNING l.id, l.incident_id, l.organisation_id, l.unit_id, l.role, l.status, l.dispatched_at"
+        ).format(col=sql.Identifier(col)), {"clock": name, "limit": getattr(settings, setting), "n": limit}).fetchall()
+        for r in rows:
+            flagged.append({"leg_id": r["id"], "incident_id": r["incident_id"], "organisation_id": r["organisation_id"],
+                            "unit_id": r["unit_id"], "role": r["role"], "status": r["status"], "clock": name,
+                            "due_at": (r["dispatched_at"] + timedelta(seconds=getattr(settings, setting))).isoformat()})
+    for f in flagged:
+        emit(conn, "sla.overdue", f, f["incident_id"])
+    return flagged
+
+
+def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | None:
+
+    if organisation is None:
+        return None
+    if isinstance(organisation, int):
+        row = conn.execute("SELECT id FROM organisation WHERE id = %s", [organisation]).fetchone()
+    else:
+        row = conn.execute("SELECT id FROM organisation WHERE code = %s", [organisation]).fetchone()
+    if row is None:
+        raise NotFound(f"no organisation {organisation!r}", "organisation")
+    return row["id"]
+
+
+def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: datetime,
+                organisation: int | str | None = None, as_of: datetime | None = None) -> dict[str, Any]:
+    """Compute the brief's rates and the mean arrival time over the legs dispatched in [start, end).
+
+    Parameters
+    ----------
+    organisation : int or str, optional
+        Organisation id or code: only its legs. Default: every leg.
+    as_of : datetime, optional
+        The time at which open clocks are judged (default now).
+
+    Returns
+    -------
+    dict
+        ``sign_off_rate``, ``first_feedback_rate``, ``close_rate`` (met / decided, None when
+        nothing is decided), the counts behind them, ``mean_arrival_s`` over legs that
+        arrived, the same for accident incidents, and the stations' share of accident incidents.
+    """
+    org_id = _org_id(conn, organisation)
+    rules = load_rules(settings)
+    accident_types = rules.types_of_category("accident")
+    as_of = as_of or datetime.now(UTC)
+    params = {"start": start, "end": end, "org": org_id, "as_of": as_of, "acc": accident_types,
+              "so": settings.sign_off_sla_s, "ff": settings.first_feedback_sla_s, "cl": settings.close_sla_s}
+    row = conn.execute(
+        """
+        WITH l AS (
+            SELECT l.incident_id, i.type,
+                   extract(epoch FROM l.signed_off_at - l.dispatched_at) AS so_s,
+                   extract(epoch FROM l.first_feedback_at - l.dispatched_at) AS ff_s,
+                   extract(epoch FROM l.closed_at - l.dispatched_at) AS cl_s,
+                   extract(epoch FROM l.arrived_at - l.dispatched_at) AS arr_s,
+                   extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s
+            FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id
+            WHERE l.dispatched_at >= %(start)s AND l.dispatched_at < %(end)s AND l.status <> 'cancelled'
+              AND l.dispatched_at <= %(as_of)s
+              AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)
+        )
+        SELECT count(*) AS legs, count(DISTINCT incident_id) AS incidents,
+               count(*) FILTER (WHERE so_s <= %(so)s) AS sign_off_met,
+               count(*) FILTER (WHERE so_s IS NOT NULL OR age_s > %(so)s) AS sign_off_decided,
+               count(*) FILTER (WHERE ff_s <= %(ff)s) AS first_feedback_met,
+               count(*) FILTER (WHERE ff_s IS NOT NULL OR age_s > %(ff)s) AS first_feedback_decided,
+               count(*) FILTER (WHERE cl_s <= %(cl)s) AS close_met,
+               count(*) FILTER (WHERE cl_s IS NOT NULL OR age_s > %(cl)s) AS close_decided,
+               count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
+               count(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS accident_arrivals,
+               avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents
+        FROM l
+        """, params).fetchone()
+    share = conn.execute(
+        """
+        SELECT count(DISTINCT i.id) AS accident_incidents,
+               count(DISTINCT i.id) FILTER (WHERE o.kind = 'station' AND l.status <> 'cancelled'
+                   AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint)) AS accident_incidents_station
+        FROM incident i LEFT JOIN dispatch_leg l ON l.incident_id = i.id
+             LEFT JOIN organisation o ON o.id = l.organisation_id
+        WHERE i.type = ANY(%(acc)s) AND i.reported_at >= %(start)s AND i.reported_at < %(end)s
+          AND i.status NOT IN ('merged', 'cancelled')
+        """, params).fetchone()
+
+    def rate(met: int, decided: int) -> float | None:
+        return round(met / decided, 6) if decided else None
+
+    def secs(v) -> float | None:
+        return round(float(v), 1) if v is not None else None
+
+    return {
+        "period": {"from": start.isoformat(), "to": end.isoformat(), "as_of": as_of.isoformat()},
+        "organisation_id": org_id,
+        "targets_s": {"sign_off": settings.sign_off_sla_s, "first_feedback": settings.first_feedback_sla_s,
+                      "close": settings.close_sla_s},
+        "legs": row["legs"],
+        "incidents": row["incidents"],
+        "sign_off_rate": rate(row["sign_off_met"], row["sign_off_decided"]),
+        "first_feedback_rate": rate(row["first_feedback_met"], row["first_feedback_decided"]),
+        "close_rate": rate(row["close_met"], row["close_decided"]),
+        "counts": {k: row[k] for k in ("sign_off_met", "sign_off_decided", "first_feedback_met",
+                                       "first_feedback_decided", "close_met", "close_decided", "arrivals",
+                                       "accident_arrivals")},
+        "mean_arrival_s": secs(row["mean_arrival_s"]),
+        "mean_arrival_s_accidents": secs(row["mean_arrival_s_accidents"]),
+        "accident_incidents": share["accident_incidents"],
+        "accident_incidents_station": share["accident_incidents_station"],
+        "station_share_of_accidents": rate(share["accident_incidents_station"], share["accident_incidents"]),
+    }
+
+
+def parse_period(args: dict, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Read ``from`` / ``to`` (ISO times; default: the last 30 days)."""
+    now = now or datetime.now(UTC)
+    end = parse_time(args["to"], "to") if args.get("to") else now
+    start = parse_time(args["from"], "from") if args.get("from") else end - timedelta(days=30)
+    if start >= end:
+        raise ValidationError("must be before 'to'", "from")
+    return start, end

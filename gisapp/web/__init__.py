@@ -1,0 +1,142 @@
+"""The web layer: the Flask app factory, which registers every area's blueprint explicitly.
+
+One module per area (``health``, ``layers_api``, ``routing_api``, ``dispatch_api``,
+``planning_api``, ``pages``, ``tiles``), each with ``init_app(app)``; the request context they
+share (settings, pool, transaction, auth, body and parameter parsing) is ``context``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from flask import Flask, g, jsonify, request, session
+from werkzeug.exceptions import HTTPException
+
+from gisapp.core.accounts import get_user, user_for_token
+from gisapp.core.config import ROOT, Settings
+from gisapp.core.errors import GisappError, Unauthorized
+from gisapp.maintenance import Maintenance
+
+from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, tiles
+from .context import db_tx, settings, start_on_first_request
+
+log = logging.getLogger("gisapp")
+
+
+def _secret_key(settings: Settings) -> str:
+    """Return the session key: a setting, else one generated once and kept in var/."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = ROOT / "var" / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    except OSError:
+        return secrets.token_hex(32)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the service. ``test_config`` overrides settings (see gisapp.config.Settings)."""
+    settings = Settings.from_env(test_config)
+    app = Flask(
+        "gisapp",
+        root_path=str(Path(__file__).parent),
+        template_folder=str(ROOT / "web" / "templates"),
+        static_folder=str(ROOT / "web" / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        MAX_CONTENT_LENGTH=int(settings.max_body_mb * 1024 * 1024),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["gisapp.settings"] = settings
+
+    @app.before_request
+    def _load_user() -> None:
+        g.user = None
+        auth = request.headers.get("Authorization", "")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("use 'Authorization: Bearer <token>'", "Authorization")
+            with db_tx() as conn:
+                user, why = user_for_token(conn, token.strip())
+            if user is None:
+                raise Unauthorized(why or "invalid token", "Authorization")
+            g.user = user
+            g.auth_kind = "token"
+            return
+        uid = session.get("user_id")
+        if uid:
+            with db_tx() as conn:
+                row = get_user(conn, uid)
+            if row and row["active"]:
+                g.user = row
+                g.auth_kind = "session"
+            else:
+                session.clear()
+
+    _register_errors(app)
+    for module in (health, auth_api, layers_api, routing_api, dispatch_api, planning_api, pages, tiles):
+        module.init_app(app)
+    if max(settings.maintenance_interval_s, settings.sla_sweep_interval_s) > 0:
+        start_on_first_request(app, "gisapp.maintenance", lambda: Maintenance(
+            settings.database_url, settings, log=app.logger.info))
+    return app
+
+
+def _is_api() -> bool:
+    return request.path.startswith(("/api/", "/healthz", "/tiles/"))
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(GisappError)
+    def _gisapp_error(e: GisappError):
+        return jsonify(e.to_dict()), e.status
+
+    @app.errorhandler(psycopg.errors.IntegrityError)
+    def _integrity(e: psycopg.errors.IntegrityError):
+        import re
+
+        detail = e.diag.message_detail or e.diag.message_primary or str(e)
+        m = re.search(r"Key \(([^)]+)\)", detail)
+        field = m.group(1) if m else e.diag.column_name
+        if isinstance(e, psycopg.errors.UniqueViolation):
+            return jsonify(error="Conflict", field=field, reason=f"already exists: {detail}"), 409
+        if isinstance(e, psycopg.errors.ForeignKeyViolation):
+            return jsonify(error="ValidationError", field=field, reason=detail), 422
+        return jsonify(error="ValidationError", field=field or e.diag.constraint_name,
+                       reason=e.diag.message_primary or str(e)), 422
+
+    @app.errorhandler(psycopg.errors.DataError)
+    def _data_error(e: psycopg.errors.DataError):
+        return jsonify(error="ValidationError", field=e.diag.column_name,
+                       reason=e.diag.message_primary or str(e)), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        if not _is_api():
+            return e
+        field = "body" if e.code in (400, 413, 415) else None
+        reason = e.description or e.name
+        if e.code == 413:
+            reason = f"request body larger than the limit of {settings().max_body_mb:g} MB"
+        return jsonify(error=e.name, field=field, reason=reason), e.code
+
+

@@ -1,0 +1,416 @@
+"""Serve live dispatch: intake, dispatch, leg lifecycle, units and positions, SLA metrics, the SSE stream.
+
+Routes only parse the request and call the plain functions of gisapp.dispatch, gisapp.sla
+and gisapp.stream inside one transaction per request.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import sys
+
+import psycopg
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from gisapp.core.catalog import UNIT_STATUSES
+from gisapp.core.errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
+from gisapp.core.features import parse_id
+from gisapp.dispatch import records
+from gisapp.dispatch.events import KINDS, StreamBody, events_json, get_hub, stop_hubs, stream_bounds
+from gisapp.dispatch.gazetteer import resolve_address
+from gisapp.dispatch.intake import create_incident
+from gisapp.dispatch.legs import assign_unit, dispatch_incident, merge_incident, plan_incident, transition_leg
+from gisapp.dispatch.recommend import recommend_units
+from gisapp.dispatch.records import (
+    MANUAL_UNIT_STATUSES,
+    bool_field,
+    flush_events,
+    get_incident_row,
+    id_value,
+    incident_detail,
+)
+from gisapp.dispatch.rules import LEG_STATUSES, load_rules
+from gisapp.dispatch.sla import parse_period, sla_metrics
+from gisapp.dispatch.units import ingest_positions, set_unit_status, unit_board
+from gisapp.web.context import (
+    arg_id,
+    client_label,
+    db_tx,
+    json_body,
+    json_object,
+    pool,
+    require_role,
+    require_user,
+    settings,
+)
+from gisapp.web.openapi import ID_PARAM, document, param
+from gisapp.web.routing_api import poke_live_coverage
+
+bp = Blueprint("dispatch", __name__, url_prefix="/api/v1")
+
+_DISPATCHERS = ("dispatcher",)
+_READERS = ("dispatcher", "chief", "viewer", "planner")
+
+
+class ServiceUnavailable(GisappError):
+    status = 503
+
+
+def init_app(app: Flask) -> None:
+    """Register the dispatch API; the page /map/dispatch (gisapp.pages) includes its panel and script."""
+    app.register_blueprint(bp)
+    ms = app.extensions["gisapp.settings"].thread_switch_interval_ms
+    if ms > 0:
+        sys.setswitchinterval(ms / 1000.0)
+    atexit.register(stop_hubs)
+
+
+@bp.after_request
+def _worker_header(resp: Response) -> Response:
+    resp.headers["X-Gisapp-Worker"] = str(os.getpid())
+    if request.method == "POST" and resp.status_code < 400:  # units may have changed
+        poke_live_coverage()
+    return resp
+
+
+def _write(fn):
+    """Run ``fn(conn)`` in one transaction; retry when PostgreSQL broke a deadlock by aborting it."""
+    for attempt in range(3):
+        try:
+            with db_tx() as conn:
+                return fn(conn)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == 2:
+                raise Conflict("the database stayed busy with conflicting changes; retry", "body") from None
+
+
+def _client() -> str:
+    tag = request.headers.get("X-Client", "")[:40]
+    return (f"{tag} " if tag else "") + client_label()
+
+
+def _reader() -> dict:
+    return require_role(*_READERS)
+
+
+# --- catalogue, intake, incidents -----------------------------------------------------------------
+
+@bp.get("/dispatch/catalogue")
+def catalogue():
+    require_user()
+    s = settings()
+    out = load_rules(s).to_json()
+    out["sla_s"] = {"sign_off": s.sign_off_sla_s, "first_feedback": s.first_feedback_sla_s, "close": s.close_sla_s}
+    out["duplicates"] = {"radius_m": s.duplicate_radius_m, "window_s": s.duplicate_window_s}
+    return jsonify(out)
+
+
+@bp.post("/dispatch/incidents")
+def intake():
+    user = require_role(*_DISPATCHERS)
+    body = json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key.strip() or len(key) > 200):
+        raise ValidationError("1 to 200 characters", "Idempotency-Key")
+    dispatch_now = bool_field(body, "dispatch")
+    auto_assign = bool_field(body, "auto_assign")
+    units = body.get("units")
+    if units is not None and not isinstance(units, dict):
+        raise ValidationError("must map a leg role to a unit id", "units")
+    intake_body = {k: v for k, v in body.items() if k not in ("dispatch", "auto_assign", "units")}
+    s = settings()
+    def work(conn):
+        pending: list = []
+        inc, created = create_incident(conn, s, intake_body, user["username"], _client(), key, pending)
+        if created and dispatch_now:
+            out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending)
+            for k in ("geocode", "possible_duplicates", "suggested_merge"):
+                out[k] = inc.get(k)
+            inc = out
+        flush_events(conn, pending)
+        return inc, created
+
+    inc, created = _write(work)
+    resp = jsonify(inc)
+    resp.status_code = 201 if created else 200
+    resp.headers["Location"] = f"/api/v1/dispatch/incidents/{inc['id']}"
+    return resp
+
+
+@bp.get("/dispatch/incidents/<iid>")
+def incident(iid: str):
+    _reader()
+    with db_tx() as conn:
+        return jsonify(incident_detail(conn, settings(), parse_id(iid)))
+
+
+@bp.get("/dispatch/incidents/<iid>/plan")
+def incident_plan(iid: str):
+    _reader()
+    s = settings()
+    with db_tx() as conn:
+        inc = get_incident_row(conn, parse_id(iid))
+        return jsonify(plan_incident(conn, s, inc, recommend=True))
+
+
+@bp.post("/dispatch/incidents/<iid>/dispatch")
+def incident_dispatch(iid: str):
+    user = require_role(*_DISPATCHERS)
+    body = json_body() if request.content_length else {}
+    if not isinstance(body, dict):
+        raise ValidationError("must be a JSON object", "body")
+    units = body.get("units")
+    if units is not None and not isinstance(units, dict):
+        raise ValidationError("must map a leg role to a unit id", "units")
+    auto = bool_field(body, "auto_assign")
+    return jsonify(_write(lambda conn: dispatch_incident(conn, settings(), parse_id(iid), user["username"],
+                                                           _client(), units, auto)))
+
+
+@bp.post("/dispatch/incidents/<iid>/merge")
+def incident_merge(iid: str):
+    user = require_role(*_DISPATCHERS)
+    body = json_object()
+    into = id_value(body.get("into"), "into")
+    with db_tx() as conn:
+        return jsonify(merge_incident(conn, settings(), parse_id(iid), into, user["username"], _client()))
+
+
+@bp.get("/dispatch/board")
+def board():
+    _reader()
+    with db_tx() as conn:
+        return jsonify(records.board(conn, settings(), arg_id("organisation_id")))
+
+
+@bp.get("/dispatch/geocode")
+def geocode():
+    _reader()
+    q = request.args.get("q", "")
+    if not q.strip():
+        raise ValidationError("is required", "q")
+    with db_tx() as conn:
+        hit = resolve_address(conn, q[:300])
+    return jsonify({"query": q, "result": hit})
+
+
+# --- legs ---------------------------------------------------------------------------------------
+
+@bp.post("/dispatch/legs/<lid>/assign")
+def leg_assign(lid: str):
+    user = require_role(*_DISPATCHERS, "chief")
+    body = json_object()
+    unit_id = id_value(body.get("unit_id"), "unit_id")
+    return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client())))
+
+
+@bp.post("/dispatch/legs/<lid>/transition")
+def leg_transition(lid: str):
+    user = require_role(*_DISPATCHERS, "chief", "device")
+    body = json_object()
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise ValidationError("a string of at most 2000 characters", "note")
+    return jsonify(_write(lambda conn: transition_leg(conn, settings(), parse_id(lid), body.get("to"), user,
+                                                        _client(), note)))
+
+
+@bp.get("/dispatch/legs/<lid>/recommendations")
+def leg_recommendations(lid: str):
+    _reader()
+    s = settings()
+    k = request.args.get("k")
+    if k is not None and not re.fullmatch(r"[0-9]{1,2}", k) or (k is not None and not 1 <= int(k) <= 50):
+        raise ValidationError("an integer from 1 to 50", "k")
+    with db_tx() as conn:
+        leg = conn.execute("SELECT l.*, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat FROM dispatch_leg l "
+                           "JOIN incident i ON i.id = l.incident_id WHERE l.id = %s", [parse_id(lid)]).fetchone()
+        if leg is None:
+            raise NotFound(f"no leg {lid}", "id")
+        orgs = None if request.args.get("any_organisation") in ("1", "true") else [leg["organisation_id"]]
+        out = recommend_units(conn, s, leg["lon"], leg["lat"], k=int(k) if k else None,
+                                capability=leg["capability"], organisation_ids=orgs)
+    return jsonify(out)
+
+
+# --- units and positions ------------------------------------------------------------------------
+
+@bp.get("/dispatch/units")
+def units():
+    _reader()
+    status = request.args.get("status")
+    if status is not None and status not in UNIT_STATUSES:
+        raise ValidationError(f"must be one of {', '.join(UNIT_STATUSES)}", "status")
+    with db_tx() as conn:
+        return jsonify(unit_board(conn, settings(), arg_id("organisation_id"), status))
+
+
+@bp.post("/dispatch/units/<uid>/status")
+def unit_status(uid: str):
+    user = require_role(*_DISPATCHERS, "chief")
+    body = json_object()
+    with db_tx() as conn:
+        if user["role"] == "chief":
+            row = conn.execute("SELECT organisation_id FROM unit WHERE id = %s", [parse_id(uid)]).fetchone()
+            if row and row["organisation_id"] != user["station_id"]:
+                raise Forbidden("a chief sets the status of their own station's units", "id")
+        return jsonify(set_unit_status(conn, parse_id(uid), body.get("status"), user["username"], _client()))
+
+
+@bp.post("/dispatch/positions")
+def positions():
+    user = require_role("device")
+    body = json_body()
+    return jsonify(_write(lambda conn: ingest_positions(conn, settings(), body, user)))
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+@bp.get("/metrics/sla")
+def metrics_sla():
+    _reader()
+    org = request.args.get("organisation") or request.args.get("organisation_id")
+    if org is not None and re.fullmatch(r"[0-9]{1,18}", org):
+        org = int(org)
+    start, end = parse_period(request.args)
+    with db_tx() as conn:
+        return jsonify(sla_metrics(conn, settings(), start, end, org))
+
+
+# --- stream -------------------------------------------------------------------------------------
+
+def _kinds() -> frozenset[str] | None:
+    raw = request.args.get("types")
+    if not raw:
+        return None
+    kinds = frozenset(x.strip() for x in raw.split(",") if x.strip())
+    bad = kinds - set(KINDS)
+    if bad:
+        raise ValidationError(f"unknown event kinds {sorted(bad)}; use {', '.join(KINDS)}", "types")
+    return kinds
+
+
+def _last_event_id() -> int | None:
+    raw = request.headers.get("Last-Event-ID")
+    field = "Last-Event-ID"
+    if raw is None or raw == "":
+        raw, field = request.args.get("last_event_id"), "last_event_id"
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
+        raise ValidationError("must be a non-negative integer event id", field)
+    return int(raw)
+
+
+@bp.get("/stream")
+def stream():
+    _reader()
+    s = settings()
+    lei, kinds = _last_event_id(), _kinds()
+    try:
+        body = StreamBody(get_hub(s.database_url, s), pool(), s, lei, kinds)
+    except RuntimeError as e:
+        raise ServiceUnavailable(str(e), "stream") from None
+    resp = Response(body, mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp
+
+
+@bp.get("/stream/events")
+def stream_events():
+    """Polling alternative to the stream: the stored events after an id."""
+    _reader()
+    after = request.args.get("after", "0")
+    if not re.fullmatch(r"[0-9]{1,18}", after):
+        raise ValidationError("must be a non-negative integer event id", "after")
+    limit = request.args.get("limit", "1000")
+    if not re.fullmatch(r"[0-9]{1,5}", limit) or not 1 <= int(limit) <= 10000:
+        raise ValidationError("an integer from 1 to 10000", "limit")
+    with db_tx() as conn:
+        oldest, last = stream_bounds(conn)
+        events = events_json(conn, int(after), int(limit), _kinds())
+    # The events array comes as JSON text from the database: no decoding and re-encoding here.
+    body = (f'{{"after": {int(after)}, "last_id": {last}, "complete": {"true" if int(after) >= oldest else "false"}, '
+            f'"events": {events}}}')
+    return Response(body, mimetype="application/json")
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+
+_obj = {"type": "object"}
+_point = {"type": "object", "description": "GeoJSON Point [lon, lat] (WGS84)"}
+_intake = {"type": "object", "required": ["channel", "type"], "properties": {
+    "channel": {"enum": ["110", "122"]}, "type": {"type": "string", "description": "a catalogue type code"},
+    "severity": {"enum": ["none", "minor", "injury", "fatal"]}, "location": _point,
+    "lon": {"type": "number"}, "lat": {"type": "number"},
+    "address": {"type": "string", "description": "resolved through the village and road gazetteer"},
+    "caller_number": {"type": "string", "description": "masked before it is stored"},
+    "caller_masked": {"type": "string"}, "description": {"type": "string"},
+    "reported_at": {"type": "string", "format": "date-time"},
+    "allow_outside": {"type": "boolean", "description": "take a location outside the county (marked)"},
+    "idempotency_key": {"type": "string", "description": "or the Idempotency-Key header"},
+    "dispatch": {"type": "boolean", "description": "dispatch the legs of the rules at once"},
+    "auto_assign": {"type": "boolean", "description": "assign each leg its best recommended unit"},
+    "units": {"type": "object", "description": "leg role -> unit id to assign"}}}
+_period = [param("from", {"type": "string", "format": "date-time"}, "default: 30 days before 'to'"),
+           param("to", {"type": "string", "format": "date-time"}, "default: now"),
+           param("organisation", {"type": "string"}, "organisation id or code")]
+
+document("/api/v1/dispatch/catalogue", "get", "Incident types, leg lifecycle, dispatch rules and SLA limits",
+         tag="dispatch")
+document("/api/v1/dispatch/incidents", "post",
+         "Take an incident (110 or 122): location or address, owners at reported_at, duplicate flags; "
+         "201 created, 200 for an idempotent retry", tag="dispatch", body=_intake,
+         params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}])
+document("/api/v1/dispatch/incidents/{id}", "get", "One incident with legs, SLA clocks and its event log",
+         tag="dispatch", params=[ID_PARAM])
+document("/api/v1/dispatch/incidents/{id}/plan", "get",
+         "The legs the dispatch rules give, with recommended units (ETA, route) and joint-zone fallback",
+         tag="dispatch", params=[ID_PARAM])
+document("/api/v1/dispatch/incidents/{id}/dispatch", "post",
+         "Dispatch an open incident: one leg per organisation of the matching rule (一警双派)", tag="dispatch",
+         params=[ID_PARAM], body={"type": "object", "properties": {"units": {"type": "object"},
+                                                               "auto_assign": {"type": "boolean"}}})
+document("/api/v1/dispatch/incidents/{id}/merge", "post", "Merge a duplicate into another incident",
+         tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["into"],
+                                             "properties": {"into": {"type": "integer"}}})
+document("/api/v1/dispatch/board", "get", "Open incidents with legs and SLA clocks, most urgent first",
+         tag="dispatch", params=[param("organisation_id", {"type": "integer"})])
+document("/api/v1/dispatch/geocode", "get", "Resolve address text through the gazetteer", tag="dispatch",
+         params=[param("q", {"type": "string"})])
+document("/api/v1/dispatch/legs/{id}/assign", "post", "Assign a unit to a leg (atomic; 409 when taken)",
+         tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["unit_id"],
+                                             "properties": {"unit_id": {"type": "integer"}}})
+document("/api/v1/dispatch/legs/{id}/transition", "post",
+         "Move a leg along its lifecycle (409 when out of order)", tag="dispatch", params=[ID_PARAM],
+         body={"type": "object", "required": ["to"], "properties": {
+             "to": {"enum": [s for s in LEG_STATUSES if s != "dispatched"]}, "note": {"type": "string"}}})
+document("/api/v1/dispatch/legs/{id}/recommendations", "get", "Nearest available units for a leg",
+         tag="dispatch", params=[ID_PARAM, param("k", {"type": "integer"}), param("any_organisation", {"type": "boolean"})])
+document("/api/v1/dispatch/units", "get", "Unit status board", tag="dispatch",
+         params=[param("organisation_id", {"type": "integer"}), param("status", {"type": "string"})])
+document("/api/v1/dispatch/units/{id}/status", "post", "Set a unit available, off duty or out of service",
+         tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["status"], "properties": {
+             "status": {"enum": list(MANUAL_UNIT_STATUSES)}}})
+document("/api/v1/dispatch/positions", "post",
+         "Position reports of unit devices (bearer token of a device user; batches; duplicates and late "
+         "reports resolved by their timestamps)", tag="dispatch",
+         body={"type": "object", "required": ["positions"], "properties": {"positions": {
+             "type": "array", "items": {"type": "object", "required": ["lon", "lat", "at"], "properties": {
+                 "unit_id": {"type": "integer"}, "lon": {"type": "number"}, "lat": {"type": "number"},
+                 "at": {"type": "string", "format": "date-time"}, "speed_kmh": {"type": "number"},
+                 "heading_deg": {"type": "number"}}}}}})
+document("/api/v1/metrics/sla", "get",
+         "Sign-off, first-feedback and closure rates and mean arrival time for a period and organisation",
+         tag="dispatch", params=_period)
+document("/api/v1/stream", "get",
+         "Server-sent events of incident, leg, unit and SLA changes; resume with the Last-Event-ID header",
+         tag="dispatch", params=[param("types", {"type": "string"}, "comma-separated kinds: " + ", ".join(KINDS)),
+                                 param("last_event_id", {"type": "integer"}, "resume after this id")],
+         response={"type": "string", "description": "text/event-stream"})
+document("/api/v1/stream/events", "get", "The stored live events after an id (polling)", tag="dispatch",
+         params=[param("after", {"type": "integer"}), param("limit", {"type": "integer"}), param("types", {"type": "string"})])

@@ -1,0 +1,131 @@
+"""Serve every layer under /api/v1 (GeoJSON list, get, create, update, delete), its metadata and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from gisapp.core import features
+from gisapp.core.catalog import LAYERS, Layer
+from gisapp.core.errors import ValidationError
+from gisapp.web.openapi import build_spec
+
+from .context import (
+    arg_int,
+    db_tx,
+    geojson,
+    json_body,
+    require_read,
+    require_role,
+    settings,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+
+_LIST_PARAMS = {"bbox", "limit", "offset", "at", "history"}
+
+
+def list_layer(layer_name: str):
+    layer: Layer = LAYERS[layer_name]
+    require_read()
+    s = settings()
+    filters = {}
+    for key, raw in request.args.items():
+        if key in _LIST_PARAMS:
+            continue
+        f = layer.field(key)
+        if f is None or not f.filter or f.type in ("json", "text[]", "int[]"):
+            allowed = sorted(_LIST_PARAMS | {x.name for x in layer.fields if x.filter
+                                             and x.type not in ("json", "text[]", "int[]")})
+            raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key)
+        filters[key] = features.coerce(f, raw, from_query=True)
+    bbox = features.parse_bbox(request.args["bbox"]) if "bbox" in request.args else None
+    at = features.parse_time(request.args["at"], "at") if "at" in request.args else None
+    history = request.args.get("history", "false").lower() in ("1", "true")
+    with db_tx() as conn:
+        fc = features.list_features(
+            conn, layer, bbox=bbox, filters=filters,
+            limit=arg_int("limit", s.default_page_limit, 1, s.max_page_limit),
+            offset=arg_int("offset", 0, 0, 10**9), at=at, history=history,
+        )
+    return geojson(fc)
+
+
+def get_one(layer_name: str, fid: str):
+    require_read()
+    fid_i = features.parse_id(fid)
+    with db_tx() as conn:
+        return geojson(features.get_feature(conn, LAYERS[layer_name], fid_i))
+
+
+def _writer(layer: Layer) -> dict:
+    user = require_role(*layer.write_roles)
+    return user
+
+
+def create(layer_name: str):
+    layer = LAYERS[layer_name]
+    user = _writer(layer)
+    body = json_body()
+    with db_tx() as conn:
+        feat = features.create_feature(conn, layer, body, user, settings())
+    resp = geojson(feat, 201)
+    resp.headers["Location"] = f"{request.path}/{feat['id']}"
+    return resp
+
+
+def update(layer_name: str, fid: str):
+    layer = LAYERS[layer_name]
+    fid_i = features.parse_id(fid)
+    user = _writer(layer)
+    body = json_body()
+    with db_tx() as conn:
+        return geojson(features.update_feature(conn, layer, fid_i, body, user, settings()))
+
+
+def delete(layer_name: str, fid: str):
+    layer = LAYERS[layer_name]
+    fid_i = features.parse_id(fid)
+    user = _writer(layer)
+    reason = request.args.get("reason")
+    with db_tx() as conn:
+        return jsonify(features.delete_feature(conn, layer, fid_i, user, reason))
+
+
+for _name in LAYERS:
+    bp.add_url_rule(f"/{_name}", f"{_name}_list", list_layer, methods=["GET"], defaults={"layer_name": _name})
+    bp.add_url_rule(f"/{_name}", f"{_name}_create", create, methods=["POST"], defaults={"layer_name": _name})
+    bp.add_url_rule(f"/{_name}/<fid>", f"{_name}_get", get_one, methods=["GET"], defaults={"layer_name": _name})
+    bp.add_url_rule(f"/{_name}/<fid>", f"{_name}_update", update, methods=["PATCH", "PUT"],
+                    defaults={"layer_name": _name})
+    bp.add_url_rule(f"/{_name}/<fid>", f"{_name}_delete", delete, methods=["DELETE"],
+                    defaults={"layer_name": _name})
+
+
+@bp.get("/layers")
+def layers():
+    """The layer catalogue with titles in both languages."""
+    return jsonify([
+        {"name": lyr.name, "title_zh": lyr.title_zh, "title_en": lyr.title_en, "geometry_type": lyr.geom_type,
+         "versioned": lyr.versioned, "write_roles": sorted(lyr.write_roles),
+         "href": f"/api/v1/{lyr.name}"}
+        for lyr in LAYERS.values()
+    ])
+
+
+@bp.get("/metadata")
+def metadata():
+    """Provenance of every layer: what is real, what is synthetic."""
+    require_read()
+    with db_tx() as conn:
+        return jsonify(conn.execute("SELECT * FROM dataset_meta ORDER BY layer").fetchall())
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(build_spec())
+
+

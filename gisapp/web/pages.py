@@ -1,0 +1,291 @@
+"""Serve the HTML pages: log-in, index and the role maps (coverage, grids, plan, dispatch).
+
+Views only parse the request, check the role and render; the maps are composed by
+``layers.pages`` from the layer builders. Every page needs a session log-in; which role may
+open which page is ``PAGE_ROLES``. The language is zh-CN unless ``?lang=en`` (kept for the
+session) or the user's saved preference says otherwise; texts come from ``gisapp.i18n``.
+
+The dispatch page includes ``web/templates/dispatch_panel.html`` and ``web/static/js/dispatch.js``,
+the plan page ``plan_panel.html`` and ``js/plan.js`` (with the drawing tools of ``layers.plan_tools``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from markupsafe import Markup, escape
+
+from gisapp.core.accounts import verify_password
+from gisapp.core.audit import audit
+from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
+from gisapp.web.context import client_label, db_tx, settings
+from layers import data as mapdata
+
+log = logging.getLogger("gisapp.pages")
+
+bp = Blueprint("pages", __name__)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+
+# Which roles may open which page (admin may open all).
+PAGE_ROLES: dict[str, tuple[str, ...]] = {
+    "index": ("admin", "dispatcher", "planner", "chief", "viewer"),
+    "coverage": ("admin", "dispatcher", "planner", "chief", "viewer"),
+    "grids": ("admin", "planner", "chief", "viewer"),
+    "plan": ("admin", "planner"),
+    "dispatch": ("admin", "dispatcher"),
+}
+NAV = (("coverage", "nav.coverage", "fa-route"), ("grids", "nav.grids", "fa-table-cells"),
+       ("plan", "nav.plan", "fa-draw-polygon"), ("dispatch", "nav.dispatch", "fa-tower-broadcast"))
+SERVICE_AREAS_ENDPOINT = "/api/v1/routing/service-areas"
+
+# Icons are Font Awesome symbols in one SVG sprite (no icon web font to download).
+ICON_SPRITE = "/static/vendor/fontawesome/icons.svg"
+
+# --- language ------------------------------------------------------------------------------------
+
+def current_language() -> str:
+    """Return the page language: ?lang= (kept in the session), else the user's preference, else the default."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        session["lang"] = asked
+        return asked
+    if session.get("lang") in LANGUAGES:
+        return session["lang"]
+    user = getattr(g, "user", None)
+    if user and user.get("language") in LANGUAGES:
+        return user["language"]
+    return normalise_language(settings().default_language)
+
+
+@bp.before_app_request
+def _language() -> None:
+    g.lang = current_language() if not request.path.startswith(("/api/", "/tiles/", "/static/")) else "zh"
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    lang = getattr(g, "lang", "zh")
+
+    def _(key: str, **params: Any) -> str:
+        return t(key, lang, **params)
+
+    def icon(name: str, cls: str = "") -> Markup:
+        return Markup(f'<svg class="ic {escape(cls)}" aria-hidden="true"><use href="{ICON_SPRITE}#fa-{escape(name)}"></use></svg>')
+
+    def tr(key: str, fallback: Any) -> str:
+        return t(key, lang) if key in MESSAGES else str(fallback)
+
+    return {"_": _, "tr": tr, "icon": icon, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
+            "user": getattr(g, "user", None), "other_lang": "zh" if lang == "en" else "en"}
+
+
+def _nav_items() -> list[dict]:
+    user = getattr(g, "user", None)
+    if not user:
+        return []
+    return [{"page": p, "label": key, "icon": icon, "href": f"/map/{p}"}
+            for p, key, icon in NAV if _allowed(user, p)]
+
+
+# --- access --------------------------------------------------------------------------------------
+
+def _allowed(user: dict, page: str) -> bool:
+    return user["role"] == "admin" or user["role"] in PAGE_ROLES[page]
+
+
+def page(name: str) -> Callable:
+    """Require a session log-in (else redirect to /login) and a role allowed on page ``name`` (else 403)."""
+
+    def deco(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*a: Any, **kw: Any):
+            user = getattr(g, "user", None)
+            if user is None:
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            if not _allowed(user, name):
+                roles = "、".join(t(f"role.{r}", g.lang) for r in PAGE_ROLES[name])
+                return render_template("error.html", title=t("error.forbidden", g.lang),
+                                       detail=t("error.forbidden_detail", g.lang, roles=roles)), 403
+            g.page = name
+            return view(*a, **kw)
+
+        return wrapper
+
+    return deco
+
+
+def _safe_next(target: str | None) -> str:
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """The log-in form; a successful log-in puts the user id in the session."""
+    error = None
+    nxt = _safe_next(request.values.get("next"))
+    if request.method == "POST":
+        username = (request.form.get("username") or "").strip()
+        password = request.form.get("password") or ""
+        user = None
+        if username and password:
+            with db_tx() as conn:
+                user = verify_password(conn, username, password)
+                audit(conn, user or {"username": username}, "login" if user else "login_failed", "app_user",
+                      user["id"] if user else None, {"via": "page"}, client_label())
+        if user is not None:
+            lang = session.get("lang")
+            session.clear()
+            session["user_id"] = user["id"]
+            if lang:
+                session["lang"] = lang
+            return redirect(nxt)
+        error = t("login.failed", g.lang)
+    return render_template("login.html", error=error, next=nxt), (401 if error else 200)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """End the session and go back to the log-in form."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    return redirect(url_for("pages.login"))
+
+
+@bp.post("/prefs/language")
+def set_language():
+    """Save the language preference (session, and the user's record when logged in)."""
+    lang = request.form.get("lang")
+    if lang not in LANGUAGES:
+        abort(400)
+    session["lang"] = lang
+    user = getattr(g, "user", None)
+    if user:
+        with db_tx() as conn:
+            conn.execute("UPDATE app_user SET language = %s WHERE id = %s", [lang, user["id"]])
+    return redirect(_safe_next(request.form.get("next")))
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+@bp.get("/")
+@page("index")
+def index():
+    """Links to the maps the role may open, the data counts and their provenance."""
+    with db_tx() as conn:
+        counts = mapdata.layer_counts(conn)
+        meta = mapdata.dataset_meta(conn)
+    cards = [{"page": p, "title": key, "icon": icon, "desc": f"index.{p}_desc"}
+             for p, key, icon in NAV if _allowed(g.user, p)]
+    return render_template("index.html", counts=counts, meta=meta, cards=cards)
+
+
+def _render_map(name: str, template: str, page_map: Any, **ctx: Any):
+    rendered = page_map.composer.render()
+    # Bootstrap and Font Awesome's CSS only on the pages whose side panel uses them
+    return render_template(template, m=rendered, panel=page_map.panel, panel_assets=name in ("dispatch", "plan"), **ctx)
+
+
+@bp.get("/map/data/<key>")
+def map_data(key: str):
+    """Features of a layer that a map page loads when it is first switched on (villages, units, ...).
+
+    Any role that may open a map page may read them; a chief's units and heat map are their station's.
+    """
+    from flask import jsonify
+
+    from layers.builders import LAZY_KEYS
+    from layers.pages import lazy_data
+
+    user = getattr(g, "user", None)
+    if user is None:
+        abort(401)
+    if not any(_allowed(user, p) for p in ("coverage", "grids", "plan", "dispatch")):
+        abort(403)
+    if key not in LAZY_KEYS:
+        abort(404)
+    station = request.args.get("station", type=int)
+    if user["role"] == "chief" and key in ("units", "heatmap"):
+        station = user.get("station_id")
+    with db_tx() as conn:
+        data = lazy_data(conn, settings(), g.lang, key, station_id=station)
+    resp = jsonify(data)
+    resp.mimetype = "application/geo+json" if key != "heatmap" else "application/json"
+    return resp
+
+
+@bp.get("/map/coverage")
+@page("coverage")
+def coverage():
+    """Roads by best travel time, gaps, per-jurisdiction table, response radius on demand.
+
+    ``?roads=geojson`` draws the roads as one embedded GeoJSON instead of vector tiles
+    (small networks, and the benchmark's comparison).
+    """
+    from layers.pages import coverage_map
+
+    roads = "geojson" if request.args.get("roads") == "geojson" else "tiles"
+    with db_tx() as conn:
+        pm = coverage_map(conn, settings(), g.lang, roads=roads, service_areas_endpoint=SERVICE_AREAS_ENDPOINT,
+                          chief_station_id=g.user.get("station_id") if g.user["role"] == "chief" else None)
+        return _render_map("coverage", "coverage.html", pm)
+
+
+@bp.get("/map/grids")
+@page("grids")
+def grids():
+    """A station's grids; a chief sees only their own station, others choose one (?station=<id or code>)."""
+    from layers.pages import grids_map
+
+    with db_tx() as conn:
+        stations = mapdata.stations_list(conn)
+        if g.user["role"] == "chief":
+            station_id = g.user.get("station_id")
+            if station_id is None:
+                return render_template("error.html", title=t("error.no_station", g.lang), detail=""), 403
+            stations = [s for s in stations if s["id"] == station_id]
+        else:
+            wanted = request.args.get("station")
+            match = [s for s in stations if wanted and (str(s["id"]) == wanted or s["code"] == wanted)]
+            station_id = match[0]["id"] if match else (stations[0]["id"] if stations else None)
+        if station_id is None:
+            return render_template("error.html", title=t("grids.none", g.lang), detail=""), 404
+        station = mapdata.station_org(conn, station_id)
+        pm = grids_map(conn, settings(), g.lang, station_id)
+        return _render_map("grids", "grids.html", pm, station=station, stations=stations)
+
+
+@bp.get("/map/plan")
+@page("plan")
+def plan():
+    """The planner's base map (jurisdictions, joint zones, grids); planning adds drafting tools."""
+    from layers.pages import plan_map
+
+    with db_tx() as conn:
+        pm = plan_map(conn, settings(), g.lang)
+        return _render_map("plan", "plan.html", pm)
+
+
+@bp.get("/map/dispatch")
+@page("dispatch")
+def dispatch():
+    """The dispatcher's live map; the dispatch panel and script are included when present."""
+    from layers.pages import dispatch_map
+
+    with db_tx() as conn:
+        pm = dispatch_map(conn, settings(), g.lang)
+        return _render_map("dispatch", "dispatch.html", pm)

@@ -1,0 +1,69 @@
+"""Same seed, same world; `load-demo` replaces the previous demo cleanly and keeps users' links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from support.database import create_test_database
+
+from gisapp.core import db
+from gisapp.core.accounts import create_user
+from gisapp.core.config import Settings
+
+END = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def reload_url(server_url):
+    return create_test_database(server_url, "gisapp_test_reload")
+
+
+def test_same_seed_same_data_and_clean_replace(reload_url):
+    from geodata import demo
+
+    with db.connect(reload_url) as conn:
+        first = demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        conn.commit()
+        h1 = demo.content_hash(conn)
+        station = conn.execute("SELECT id, code FROM organisation WHERE kind = 'station' ORDER BY code LIMIT 1"
+                               ).fetchone()
+        unit = conn.execute("SELECT id, code FROM unit ORDER BY code LIMIT 1").fetchone()
+        chief = create_user(conn, "reload_chief", "pw-reload-1", "chief", station["id"])
+        dev = create_user(conn, "reload_device", "pw-reload-1", "device", None)
+        conn.execute("UPDATE app_user SET unit_id = %s WHERE id = %s", [unit["id"], dev["id"]])
+        conn.commit()
+
+        fks = conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
+                           "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall()
+        second = demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        # the foreign keys dropped for the bulk load are all back, as they were
+        assert conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
+                            "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall() == fks
+        conn.commit()
+        assert demo.content_hash(conn) == h1
+        assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items()
+                                                                    if k != "seconds"}
+        # nothing left over from the first load
+        assert conn.execute("SELECT count(*) AS n FROM incident").fetchone()["n"] == first["incidents"]
+        assert conn.execute("SELECT count(*) AS n FROM road_edge").fetchone()["n"] == first["road_edges"]
+        assert conn.execute("SELECT min(id) AS n FROM road_edge").fetchone()["n"] == 1
+        # users keep their station and unit
+        row = conn.execute("SELECT o.code FROM app_user u JOIN organisation o ON o.id = u.station_id "
+                           "WHERE u.id = %s", [chief["id"]]).fetchone()
+        assert row["code"] == station["code"]
+        row = conn.execute("SELECT x.code FROM app_user u JOIN unit x ON x.id = u.unit_id WHERE u.id = %s",
+                           [dev["id"]]).fetchone()
+        assert row["code"] == unit["code"]
+
+
+def test_another_seed_gives_another_world():
+    from geodata.demo import load_params
+    from geodata.world import build_world
+
+    srid = Settings().metric_srid
+    a = build_world(load_params(seed=11), np.random.default_rng(11), srid)
+    b = build_world(load_params(seed=12), np.random.default_rng(12), srid)
+    assert not np.array_equal(a.village_xy, b.village_xy)
+    assert a.village_xy.shape == b.village_xy.shape
