@@ -31,7 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from gisapp.core import db  # noqa: E402
-from gisapp.core.config import Settings  # noqa: E402
+from gisapp.core.config import Settings, private_cluster_url  # noqa: E402
 
 CLIENTS = 10
 ZOOMS = range(10, 16)
@@ -81,7 +81,7 @@ def tcp_url(settings: Settings) -> str:
     if url:
         return url
     password = (ROOT / "var" / "pg_password").read_text().strip()
-    port = os.environ.get("GISAPP_PG_PORT", "54329")
+    port = parse_qs(urlsplit(private_cluster_url()).query)["port"][0]
     dbname = os.environ.get("GISAPP_PG_DB", "gisapp")
     return f"postgresql://gisapp:{quote(password)}@127.0.0.1:{port}/{dbname}"
 

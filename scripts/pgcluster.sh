@@ -8,7 +8,11 @@
 #   scripts/pgcluster.sh url      print the connection URL the service uses
 #
 # Layout: var/pg (data directory), var/run (unix socket, mode 0700), var/log/postgresql.log.
-# Settings (environment): GISAPP_PG_PORT (default 54329), GISAPP_PG_BINDIR (auto-detected),
+# When the checkout lies where the 'postgres' OS user cannot enter (a home directory with mode
+# 700, as /root is), the cluster lives in /var/tmp/gisapp-<hash of the checkout path> and
+# var/pg, var/run are links to it; the server is only ever given the real paths.
+# Settings (environment): GISAPP_PG_PORT (default: var/pg_port, written the first time; 54329
+# unless another cluster has it, then the next free port), GISAPP_PG_BINDIR (auto-detected),
 # GISAPP_PG_DB (default gisapp).
 #
 # The cluster listens on 127.0.0.1 only. Unix-socket connections are trusted because only
@@ -21,7 +25,12 @@ VAR="$ROOT/var"
 PGDATA="$VAR/pg"
 SOCKDIR="$VAR/run"
 LOGFILE="$VAR/log/postgresql.log"
-PORT="${GISAPP_PG_PORT:-54329}"
+PORTFILE="$VAR/pg_port"
+DEFAULT_PORT=54329
+if [ -n "${GISAPP_PG_PORT:-}" ]; then PORT="$GISAPP_PG_PORT"; PORT_FROM="GISAPP_PG_PORT"
+elif [ -s "$PORTFILE" ]; then PORT="$(cat "$PORTFILE")"; PORT_FROM="$PORTFILE"
+else PORT=""; PORT_FROM=""
+fi
 DB="${GISAPP_PG_DB:-gisapp}"
 PG_MAJOR=15
 DEB_PACKAGES="postgresql-$PG_MAJOR postgresql-$PG_MAJOR-postgis-3 postgresql-$PG_MAJOR-pgrouting"
@@ -82,30 +91,58 @@ as_owner() {  # run a command as the cluster's OS user
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Where the cluster really lives: var/ when the server's OS user can enter it, else /var/tmp.
+resolve_paths() {
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
+    local alt="/var/tmp/gisapp-$(echo "$ROOT" | md5sum | cut -c1-12)"
+    PGDATA="$alt/pg"; SOCKDIR="$alt/run"; LOGFILE="$alt/log/postgresql.log"; ALT="$alt"
+  else
+    ALT=""
+  fi
+}
+
 prepare_dirs() {
-  mkdir -p "$VAR/log" "$SOCKDIR"
+  mkdir -p "$VAR/log"
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || { log "the Debian 'postgres' user is missing"; exit 1; }
-    # The postgres user must be able to reach var/. When the checkout lives somewhere
-    # it cannot traverse (e.g. under /root), keep the data in /var/tmp and link it.
-    if ! runuser -u postgres -- test -x "$VAR"; then
-      local alt="/var/tmp/gisapp-$(echo "$ROOT" | md5sum | cut -c1-12)"
-      log "postgres cannot enter $VAR; keeping the cluster in $alt (linked from var/)"
-      mkdir -p "$alt/pg" "$alt/run" "$alt/log"
-      chown -R postgres: "$alt"
-      chmod 700 "$alt/run"
-      [ -L "$PGDATA" ] || { rmdir "$PGDATA" 2>/dev/null || true; ln -sfn "$alt/pg" "$PGDATA"; }
-      [ -L "$SOCKDIR" ] || { rmdir "$SOCKDIR" 2>/dev/null || true; ln -sfn "$alt/run" "$SOCKDIR"; }
-      LOGFILE="$alt/log/postgresql.log"
+    if [ -n "$ALT" ]; then
+      # var/ is out of the server's reach: keep the cluster in /var/tmp and link it from var/.
+      [ -d "$ALT/pg" ] || log "postgres cannot enter $ROOT; keeping the cluster in $ALT (linked from var/)"
+      mkdir -p "$ALT/pg" "$ALT/run" "$ALT/log"
+      touch "$LOGFILE"
+      chown -R postgres: "$ALT"
+      chmod 700 "$ALT/pg" "$ALT/run"
+      [ -L "$VAR/pg" ] || { rmdir "$VAR/pg" 2>/dev/null || true; ln -sfn "$ALT/pg" "$VAR/pg"; }
+      [ -L "$VAR/run" ] || { rmdir "$VAR/run" 2>/dev/null || true; ln -sfn "$ALT/run" "$VAR/run"; }
       return
     fi
-    mkdir -p "$PGDATA"
+    mkdir -p "$PGDATA" "$SOCKDIR"
     chown postgres: "$PGDATA" "$SOCKDIR"
     touch "$LOGFILE"; chown postgres: "$LOGFILE"
   else
-    mkdir -p "$PGDATA"
+    mkdir -p "$PGDATA" "$SOCKDIR"
   fi
   chmod 700 "$PGDATA" "$SOCKDIR" 2>/dev/null || true
+}
+
+port_taken() {  # something listens on 127.0.0.1:$1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Choose the port the first time (54329, else the next free one) and remember it in var/pg_port;
+# a port given by GISAPP_PG_PORT or remembered is used as it is, and a clash is explained.
+choose_port() {
+  if [ -z "$PORT" ]; then
+    PORT=$DEFAULT_PORT
+    while port_taken "$PORT"; do PORT=$((PORT + 1)); done
+    [ "$PORT" = "$DEFAULT_PORT" ] || log "port $DEFAULT_PORT is taken (another checkout's cluster?); using $PORT"
+    echo "$PORT" >"$PORTFILE"
+    PORT_FROM="$PORTFILE"
+  elif port_taken "$PORT"; then
+    log "port $PORT (from $PORT_FROM) is taken by another server: set GISAPP_PG_PORT to a free port"
+    log "(or delete $PORTFILE to let this script pick one), then run make again"
+    exit 1
+  fi
 }
 
 initdb_if_needed() {
@@ -141,6 +178,7 @@ start() {
   [ -n "$bindir" ] || { log "PostgreSQL binaries not found; run 'make setup'"; exit 1; }
   if is_running "$bindir"; then return 0; fi
   prepare_dirs
+  choose_port
   rm -f "$PGDATA/postmaster.pid.stale"
   log "starting on 127.0.0.1:$PORT (socket in $SOCKDIR)"
   as_owner "$bindir/pg_ctl" -D "$PGDATA" -l "$LOGFILE" -w -t 60 \
@@ -175,8 +213,12 @@ SQL
 }
 
 url() {
-  echo "postgresql://gisapp@/$DB?host=$SOCKDIR&port=$PORT"
+  echo "postgresql://gisapp@/$DB?host=$SOCKDIR&port=${PORT:-$DEFAULT_PORT}"
 }
+
+resolve_paths
+# A cluster that already runs keeps its port (make stop; make run after a machine restart).
+if [ -z "$PORT" ] && [ -f "$PGDATA/postmaster.pid" ]; then PORT="$(sed -n 4p "$PGDATA/postmaster.pid" 2>/dev/null)"; fi
 
 case "${1:-ensure}" in
   ensure)

@@ -10,9 +10,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _remembered_port() -> str | None:
+    """The port scripts/pgcluster.sh chose for this checkout's cluster (var/pg_port), if any."""
+    try:
+        return (ROOT / "var" / "pg_port").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def private_cluster_url() -> str:
     """Return the URL of the project's private cluster under ``var/`` (see scripts/pgcluster.sh)."""
-    port = os.environ.get("GISAPP_PG_PORT", "54329")
+    port = os.environ.get("GISAPP_PG_PORT") or _remembered_port() or "54329"
     db = os.environ.get("GISAPP_PG_DB", "gisapp")
     return f"postgresql://gisapp@/{db}?host={ROOT / 'var' / 'run'}&port={port}"
 
