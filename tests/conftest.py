@@ -9,7 +9,7 @@ import subprocess
 
 import psycopg
 import pytest
-from support.database import TEST_DB, create_test_database, demo_fingerprint, make_users, with_dbname
+from support.database import TEST_DB, copy_database, create_test_database, demo_fingerprint, make_users, with_dbname
 from support.server import Client, LiveServer
 
 from gisapp.core import db
@@ -28,11 +28,11 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def demo_database_url(server_url: str) -> str:
-    """A fresh copy of the full Zouping demo world (seeded), for tests that need it.
+def demo_template(server_url: str) -> str:
+    """The name of a template database holding the full Zouping demo world (seeded).
 
-    The demo is generated once into a template database named after a fingerprint of the
-    migrations and the generator, and each test session gets a quick copy of it.
+    The demo is generated once into a template named after a fingerprint of the migrations and
+    the generator (older templates are dropped); test databases are quick copies of it.
     """
     from geodata import demo
 
@@ -52,14 +52,13 @@ def demo_database_url(server_url: str) -> str:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                 psycopg.sql.Identifier(template + "_build"), psycopg.sql.Identifier(template)))
-    name = TEST_DB + "_demo"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (%s, %s) "
-                     "AND pid <> pg_backend_pid()", [name, template])
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(psycopg.sql.Identifier(name)))
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            psycopg.sql.Identifier(name), psycopg.sql.Identifier(template)))
-    return with_dbname(server_url, name)
+    return template
+
+
+@pytest.fixture(scope="session")
+def demo_database_url(server_url: str, demo_template: str) -> str:
+    """A fresh copy of the full Zouping demo world, for tests that need it."""
+    return copy_database(server_url, demo_template, TEST_DB + "_demo")
 
 
 @pytest.fixture(scope="session")

@@ -285,6 +285,10 @@ def json_schema(layer: Layer, for_write: bool = False) -> dict[str, Any]:
             s["description"] = f.description
         if f.type == "text":
             s["maxLength"] = f.max_len
+        if not for_write and "type" in s:  # a stored row may leave any property empty
+            s["type"] = [s["type"], "null"]
+            if "enum" in s:
+                s["enum"] = [*s["enum"], None]
         props[f.name] = s
         if for_write and f.required:
             required.append(f.name)

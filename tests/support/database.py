@@ -72,3 +72,15 @@ def count(conn, table: str) -> int:
     """Number of rows of ``table``."""
     return conn.execute(psycopg.sql.SQL("SELECT count(*) AS n FROM {}").format(psycopg.sql.Identifier(table))
                         ).fetchone()["n"]
+
+
+def copy_database(server_url: str, template: str, name: str) -> str:
+    """Drop database ``name`` and create it again as a copy of ``template``; return its URL."""
+    admin = with_dbname(server_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (%s, %s) "
+                     "AND pid <> pg_backend_pid()", [name, template])
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(psycopg.sql.Identifier(name)))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            psycopg.sql.Identifier(name), psycopg.sql.Identifier(template)))
+    return with_dbname(server_url, name)
