@@ -84,8 +84,13 @@ def demo_users(demo_database_url) -> dict[str, dict]:
 
 
 @pytest.fixture
-def demo_http(demo_live) -> Client:
+def demo_http(demo_live, demo_users) -> Client:
+    """A client of the demo service logged in as a viewer (nothing is read without a log-in)."""
+    from support.database import PASSWORD
+
     c = Client(demo_live.url)
+    r = c.post("/api/v1/auth/login", json={"username": "t_viewer", "password": PASSWORD})
+    assert r.status_code == 200, r.text
     yield c
     c.close()
 

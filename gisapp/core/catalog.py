@@ -296,3 +296,8 @@ def json_schema(layer: Layer, for_write: bool = False) -> dict[str, Any]:
     if required:
         out["required"] = required
     return out
+
+
+# The only layers a deployment may open to readers without a log-in (setting public_layers):
+# reference geography, never incidents, units, staff, grids, patrol or organisations with people.
+PUBLIC_LAYER_CHOICES = ("county", "towns", "service_points")

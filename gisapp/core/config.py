@@ -82,8 +82,23 @@ class Settings:
     max_body_mb: float = 20.0
     max_page_limit: int = 10000
     default_page_limit: int = 1000
-    # Reads of the layer API without login (the demo's default; turn off on a police network).
-    anonymous_read: bool = True
+    # Access (issue 12): nothing is read without a log-in except the layers named here, and
+    # only from PUBLIC_LAYER_CHOICES (county, towns, service points; never incidents, units,
+    # staff or patrol data).
+    public_layers: tuple[str, ...] = ()
+    # Server-side sessions: idle and absolute lifetime, how often last-seen is written, the
+    # cookie's Secure flag (set it when served over HTTPS).
+    session_idle_timeout_s: int = 2 * 3600
+    session_absolute_timeout_s: int = 12 * 3600
+    session_touch_interval_s: int = 60
+    session_cookie_secure: bool = False
+    # Cross-site writes: origins (scheme://host[:port]) trusted besides the request's own host.
+    csrf_trusted_origins: tuple[str, ...] = ()
+    # Log-in throttling: an account, or a client address, that failed this often within the
+    # window is refused (429) until the window has passed since its last failure.
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 30
+    login_failure_window_s: int = 900
     # Road speeds by class (km/h), and the off-road leg when snapping a point to a road.
     road_speed_kmh: dict[str, float] = field(default_factory=_default_speeds)
     offroad_speed_kmh: float = 10.0
@@ -183,7 +198,7 @@ class Settings:
             raw = os.environ.get("GISAPP_" + f.name.upper())
             if raw is None or raw == "":
                 continue
-            setattr(s, f.name, _parse(raw, getattr(s, f.name), f.name))
+            setattr(s, f.name, _parse(raw, getattr(s, f.name), f.name, str(f.type)))
         for k, v in (overrides or {}).items():
             if not hasattr(s, k):
                 raise KeyError(f"unknown setting {k!r}")
@@ -191,7 +206,7 @@ class Settings:
         return s
 
 
-def _parse(raw: str, current: Any, name: str) -> Any:
+def _parse(raw: str, current: Any, name: str, type_name: str = "") -> Any:
     import json
 
     try:
@@ -202,7 +217,7 @@ def _parse(raw: str, current: Any, name: str) -> Any:
         if isinstance(current, float):
             return float(raw)
         if isinstance(current, tuple):
-            if current and isinstance(current[0], str):
+            if (current and isinstance(current[0], str)) or type_name.startswith("tuple[str"):
                 return tuple(x.strip() for x in raw.split(",") if x.strip())
             return tuple(float(x) for x in raw.split(","))
         if isinstance(current, dict):

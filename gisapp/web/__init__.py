@@ -17,13 +17,15 @@ import psycopg
 from flask import Flask, g, jsonify, request, session
 from werkzeug.exceptions import HTTPException
 
-from gisapp.core.accounts import get_user, user_for_token
+from gisapp.core.accounts import user_for_token
+from gisapp.core.catalog import PUBLIC_LAYER_CHOICES
 from gisapp.core.config import ROOT, Settings
 from gisapp.core.errors import GisappError, Unauthorized
+from gisapp.core.sessions import TooManyAttempts, session_user
 from gisapp.maintenance import Maintenance
 
 from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, tiles
-from .context import db_tx, settings, start_on_first_request
+from .context import check_cross_site, db_tx, settings, start_on_first_request
 
 log = logging.getLogger("gisapp")
 
@@ -49,6 +51,10 @@ def _secret_key(settings: Settings) -> str:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the service. ``test_config`` overrides settings (see gisapp.config.Settings)."""
     settings = Settings.from_env(test_config)
+    wrong = [x for x in settings.public_layers if x not in PUBLIC_LAYER_CHOICES]
+    if wrong:
+        raise ValueError(f"public_layers: {', '.join(wrong)} may not be public; "
+                         f"choose from {', '.join(PUBLIC_LAYER_CHOICES)}")
     app = Flask(
         "gisapp",
         root_path=str(Path(__file__).parent),
@@ -61,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=int(settings.max_body_mb * 1024 * 1024),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.session_cookie_secure),
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False
@@ -82,15 +89,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             g.user = user
             g.auth_kind = "token"
             return
-        uid = session.get("user_id")
-        if uid:
+        token = session.get("sid")
+        if token:
             with db_tx() as conn:
-                row = get_user(conn, uid)
-            if row and row["active"]:
-                g.user = row
+                user = session_user(conn, settings, token)
+            if user is not None:
+                g.user = user
                 g.auth_kind = "session"
             else:
                 session.clear()
+
+    # Cross-site writes and non-JSON bodies are refused before any route runs.
+    app.before_request(check_cross_site)
 
     _register_errors(app)
     for module in (health, auth_api, layers_api, routing_api, dispatch_api, planning_api, pages, tiles):
@@ -108,7 +118,19 @@ def _is_api() -> bool:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(GisappError)
     def _gisapp_error(e: GisappError):
-        return jsonify(e.to_dict()), e.status
+        resp = jsonify(e.to_dict())
+        resp.status_code = e.status
+        if isinstance(e, TooManyAttempts):
+            resp.headers["Retry-After"] = str(e.extra.get("retry_after_s", 60))
+        if not _is_api() and e.status in (403, 429):
+            from flask import render_template
+
+            from gisapp.core.i18n import t
+            lang = getattr(g, "lang", "zh")
+            title = t("error.too_many_logins" if e.status == 429 else "error.cross_site", lang)
+            html = render_template("error.html", title=title, detail=e.reason)
+            return html, e.status, {k: v for k, v in resp.headers.items() if k == "Retry-After"}
+        return resp
 
     @app.errorhandler(psycopg.errors.IntegrityError)
     def _integrity(e: psycopg.errors.IntegrityError):

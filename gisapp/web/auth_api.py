@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session
+from flask import Blueprint, jsonify, request
 from psycopg import sql
 
-from gisapp.core.accounts import ROLES, create_token, create_user, get_user, list_users, revoke_token, verify_password
+from gisapp.core.accounts import ROLES, create_token, create_user, get_user, list_users, revoke_token
 from gisapp.core.audit import audit
-from gisapp.core.errors import Forbidden, NotFound, Unauthorized, ValidationError
+from gisapp.core.errors import Forbidden, NotFound, ValidationError
 from gisapp.core.features import parse_id, parse_time
+from gisapp.core.sessions import end_user_sessions, list_sessions
 
-from .context import arg_int, client_label, db_tx, json_body, json_object, require_role, require_user
+from .context import (
+    arg_int,
+    client_label,
+    db_tx,
+    end_login_session,
+    json_body,
+    json_object,
+    only_params,
+    page_csrf_token,
+    require_role,
+    require_user,
+    start_login_session,
+)
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
 
@@ -29,21 +42,13 @@ def login():
         raise ValidationError("is required", "username")
     if not isinstance(password, str) or not password:
         raise ValidationError("is required", "password")
-    with db_tx() as conn:
-        user = verify_password(conn, username, password)
-        audit(conn, user or {"username": username}, "login" if user else "login_failed",
-                       "app_user", user["id"] if user else None, {}, client_label())
-    if user is None:
-        raise Unauthorized("wrong username or password", "password")
-    session.clear()
-    session["user_id"] = user["id"]
-    session.permanent = False
-    return jsonify(user)
+    user = start_login_session(username, password, via="api")
+    return jsonify({**user, "csrf_token": page_csrf_token()})
 
 
 @bp.post("/auth/logout")
 def logout():
-    session.clear()
+    end_login_session()
     return jsonify(ok=True)
 
 
@@ -128,6 +133,8 @@ def change_user(uid: str):
         for k, v in body.items():
             conn.execute(sql.SQL("UPDATE app_user SET {} = %s WHERE id = %s").format(sql.Identifier(k)),
                          [v, uid_i])
+        if body.get("active") is False:
+            body = {**body, "sessions_ended": end_user_sessions(conn, uid_i, "deactivated")}
         audit(conn, admin, "update", "app_user", uid_i, body, client_label())
         row = get_user(conn, uid_i)
     return jsonify(row)
@@ -145,3 +152,29 @@ def audit_log():
         else:
             rows = conn.execute("SELECT * FROM audit_log ORDER BY id DESC LIMIT %s", [limit]).fetchall()
     return jsonify(rows)
+
+
+@bp.get("/users/<uid>/sessions")
+def user_sessions(uid: str):
+    require_role("admin")
+    only_params("limit")
+    uid_i = parse_id(uid)
+    limit = arg_int("limit", 100, 1, 1000)
+    with db_tx() as conn:
+        if get_user(conn, uid_i) is None:
+            raise NotFound(f"no user {uid_i}", "id")
+        return jsonify(list_sessions(conn, uid_i, limit))
+
+
+@bp.delete("/users/<uid>/sessions")
+def end_sessions(uid: str):
+    admin = require_role("admin")
+    only_params("session_id")
+    uid_i = parse_id(uid)
+    only = request.args.get("session_id") or None
+    with db_tx() as conn:
+        if get_user(conn, uid_i) is None:
+            raise NotFound(f"no user {uid_i}", "id")
+        n = end_user_sessions(conn, uid_i, "ended_by_admin", only)
+        audit(conn, admin, "end_sessions", "app_user", uid_i, {"ended": n, "session_id": only}, client_label())
+    return jsonify(user_id=uid_i, ended=n)

@@ -9,13 +9,15 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request, session
 
 from gisapp.core import db
 from gisapp.core.config import Settings
-from gisapp.core.errors import Forbidden, PayloadTooLarge, Unauthorized, ValidationError
+from gisapp.core.errors import Forbidden, GisappError, PayloadTooLarge, Unauthorized, ValidationError
 from gisapp.core.features import parse_id
+from gisapp.core.sessions import create_session, csrf_matches, csrf_token, end_token_session, login
 
 
 def settings() -> Settings:
@@ -71,10 +73,112 @@ def require_role(*roles: str) -> dict:
     return user
 
 
-def require_read() -> None:
-    """Let a read through when the caller is logged in, or when ``anonymous_read`` allows it."""
-    if current_user() is None and not settings().anonymous_read:
+def require_read(layer: str | None = None) -> None:
+    """Let a read through when the caller is logged in, or when ``layer`` is one the deployment
+    opened to everyone (``public_layers``); else raise 401."""
+    if current_user() is None and (layer is None or layer not in settings().public_layers):
         raise Unauthorized("log in or send a bearer token", "Authorization")
+
+
+# --- cross-site writes ----------------------------------------------------------------------------
+
+_UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+_JSON_TYPES = ("application/json", "application/geo+json")
+
+
+def page_csrf_token() -> str:
+    """The CSRF token of this browser's session (or of a pre-login nonce kept in the cookie), for
+    the pages' forms and scripts (``X-CSRF-Token``)."""
+    binding = session.get("sid")
+    if not binding:
+        binding = session.get("nonce")
+        if not binding:
+            import secrets
+
+            binding = session["nonce"] = secrets.token_urlsafe(16)
+    return csrf_token(current_app.secret_key, binding)
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_cross_site() -> None:
+    """Refuse cross-site writes (before every request).
+
+    An unsafe method that is not bearer-authenticated passes with the session's CSRF token
+    (``X-CSRF-Token`` header or ``csrf_token`` form field), or with an ``Origin`` (else
+    ``Referer``) that is the request's own host or in ``csrf_trusted_origins``; a request with
+    neither header passes only when it carries no cookie (a script without a session). An API
+    write with a body type other than JSON is refused (415), whatever its length.
+    """
+    if request.method not in _UNSAFE:
+        return
+    if request.path.startswith("/api/") and request.headers.get("Content-Type") \
+            and (request.mimetype or "") not in _JSON_TYPES:
+        raise ValidationError("send Content-Type: application/json", "Content-Type", status=415)
+    if getattr(g, "auth_kind", None) == "token":
+        return
+    binding = session.get("sid") or session.get("nonce")
+    given = request.headers.get("X-CSRF-Token") or ""
+    if not given and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = request.form.get("csrf_token") or ""
+    if binding and given and csrf_matches(current_app.secret_key, binding, given):
+        return
+    source = request.headers.get("Origin")
+    if source is None and request.headers.get("Referer"):
+        source = _origin_of(request.headers["Referer"]) or "null"
+    if source is None:
+        if not request.cookies and not given:
+            return
+        raise Forbidden("a write from the browser needs the page's X-CSRF-Token or an Origin header", "Origin")
+    allowed = {request.host_url.rstrip("/").lower()} | {o.rstrip("/").lower() for o in settings().csrf_trusted_origins}
+    if source.lower() not in allowed:
+        raise Forbidden("cross-site request refused: the Origin is not this site", "Origin")
+
+
+def client_address() -> str | None:
+    return request.remote_addr
+
+
+# --- log-in sessions ------------------------------------------------------------------------------
+
+def start_login_session(username: str, password: str, via: str) -> dict:
+    """Check a log-in (throttled, audited) and start a server-side session; the cookie then carries
+    only the session's token (and the language). Raises 401 or 429; the attempt is kept either way."""
+    failure: Exception | None = None
+    with db_tx() as conn:
+        try:
+            user = login(conn, settings(), username, password, client_address(), client_label(), via)
+            token = create_session(conn, settings(), user["id"], client_address(), request.user_agent.string)
+        except GisappError as e:  # commit the attempt and its audit, then answer
+            failure = e
+    if failure is not None:
+        raise failure
+    lang = session.get("lang")
+    session.clear()
+    session["sid"] = token
+    if lang:
+        session["lang"] = lang
+    session.permanent = False
+    g.user = user
+    g.auth_kind = "session"
+    return user
+
+
+def end_login_session() -> None:
+    """Log out: end the server-side session and clear the cookie (keeping the language)."""
+    token = session.get("sid")
+    if token:
+        with db_tx() as conn:
+            end_token_session(conn, token, "logout")
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
 
 
 def client_label() -> str:

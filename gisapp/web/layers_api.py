@@ -30,7 +30,7 @@ _LIST_PARAMS = {"bbox", "limit", "offset", "at", "history"}
 
 def list_layer(layer_name: str):
     layer: Layer = LAYERS[layer_name]
-    require_read()
+    require_read(layer_name)
     s = settings()
     filters = {}
     for key, raw in request.args.items():
@@ -55,7 +55,7 @@ def list_layer(layer_name: str):
 
 
 def get_one(layer_name: str, fid: str):
-    require_read()
+    require_read(layer_name)
     fid_i = features.parse_id(fid)
     with db_tx() as conn:
         return geojson(features.get_feature(conn, LAYERS[layer_name], fid_i))
@@ -108,6 +108,7 @@ for _name in LAYERS:
 @bp.get("/layers")
 def layers():
     """The layer catalogue with titles in both languages."""
+    require_read()
     return jsonify([
         {"name": lyr.name, "title_zh": lyr.title_zh, "title_en": lyr.title_en, "geometry_type": lyr.geom_type,
          "versioned": lyr.versioned, "write_roles": sorted(lyr.write_roles),

@@ -78,7 +78,7 @@ def build_spec() -> dict[str, Any]:
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
         title = f"{lyr.title_en} ({lyr.title_zh})"
         paths[f"/api/v1/{lyr.name}"] = {
-            "get": {"summary": f"List {title}", "tags": [lyr.name], "security": [],
+            "get": {"summary": f"List {title}", "tags": [lyr.name],
                     "parameters": list_params + filters,
                     "responses": {"200": {"description": "FeatureCollection", "content": {geo: {"schema": fc}}},
                                   **err}},
@@ -90,7 +90,7 @@ def build_spec() -> dict[str, Any]:
         }
         upd = ("creates a new version and closes the one in force" if lyr.versioned else "partial update")
         paths[f"/api/v1/{lyr.name}/{{id}}"] = {
-            "get": {"summary": f"Get one {lyr.name} feature", "tags": [lyr.name], "security": [],
+            "get": {"summary": f"Get one {lyr.name} feature", "tags": [lyr.name],
                     "parameters": [ID_PARAM],
                     "responses": {"200": {"description": "Feature", "content": {geo: {"schema": feature}}}, **err}},
             "patch": {"summary": f"Change a {lyr.name} feature ({upd})", "tags": [lyr.name], "parameters": [ID_PARAM],
@@ -121,8 +121,8 @@ def build_spec() -> dict[str, Any]:
 
 
 _obj = {"type": "object"}
-document("/api/v1/layers", "get", "The layer catalogue", tag="meta", auth=False)
-document("/api/v1/metadata", "get", "Provenance of each layer (real or synthetic)", tag="meta", auth=False)
+document("/api/v1/layers", "get", "The layer catalogue", tag="meta")
+document("/api/v1/metadata", "get", "Provenance of each layer (real or synthetic)", tag="meta")
 document("/api/v1/openapi.json", "get", "This document", tag="meta", auth=False)
 document("/api/v1/auth/login", "post", "Log in (session cookie)", tag="auth", auth=False,
          body={"type": "object", "required": ["username", "password"],
@@ -140,3 +140,18 @@ document("/api/v1/users/{id}", "patch", "Change a user's role, name, language or
          tag="auth", params=[ID_PARAM], body=_obj)
 document("/api/v1/audit", "get", "The audit log (admin)", tag="auth",
          params=[param("entity", {"type": "string"}), param("limit", {"type": "integer"})])
+_SESSION = {"type": "object", "properties": {
+    "id": {"type": "string", "description": "sha256 of the session's cookie token"},
+    "user_id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+    "last_seen_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+    "client_address": {"type": ["string", "null"]}, "user_agent": {"type": ["string", "null"]},
+    "ended_at": {"type": ["string", "null"], "format": "date-time"},
+    "end_reason": {"type": ["string", "null"], "enum": ["logout", "idle", "expired", "ended_by_admin", "deactivated",
+                                                        None]}}}
+document("/api/v1/users/{id}/sessions", "get", "A user's log-in sessions, newest first (admin)", tag="auth",
+         params=[ID_PARAM, param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+         response={"type": "array", "items": _SESSION})
+document("/api/v1/users/{id}/sessions", "delete",
+         "End a user's open sessions, or only session_id (admin); their cookies then get 401", tag="auth",
+         params=[ID_PARAM, param("session_id", {"type": "string"})],
+         response={"type": "object", "properties": {"user_id": {"type": "integer"}, "ended": {"type": "integer"}}})

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup, escape
 
-from gisapp.core.accounts import verify_password
-from gisapp.core.audit import audit
+from gisapp.core.errors import Unauthorized
 from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
-from gisapp.web.context import client_label, db_tx, settings
+from gisapp.core.sessions import TooManyAttempts
+from gisapp.web.context import db_tx, end_login_session, page_csrf_token, settings, start_login_session
 from layers import data as mapdata
 
 log = logging.getLogger("gisapp.pages")
@@ -84,7 +84,8 @@ def _template_globals() -> dict[str, Any]:
         return t(key, lang) if key in MESSAGES else str(fallback)
 
     return {"_": _, "tr": tr, "icon": icon, "lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "nav_items": _nav_items(),
-            "user": getattr(g, "user", None), "other_lang": "zh" if lang == "en" else "en"}
+            "user": getattr(g, "user", None), "other_lang": "zh" if lang == "en" else "en",
+            "csrf_token": page_csrf_token}
 
 
 def _nav_items() -> list[dict]:
@@ -136,33 +137,28 @@ def login():
     """The log-in form; a successful log-in puts the user id in the session."""
     error = None
     nxt = _safe_next(request.values.get("next"))
+    status = 200
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
-        user = None
-        if username and password:
-            with db_tx() as conn:
-                user = verify_password(conn, username, password)
-                audit(conn, user or {"username": username}, "login" if user else "login_failed", "app_user",
-                      user["id"] if user else None, {"via": "page"}, client_label())
-        if user is not None:
-            lang = session.get("lang")
-            session.clear()
-            session["user_id"] = user["id"]
-            if lang:
-                session["lang"] = lang
-            return redirect(nxt)
         error = t("login.failed", g.lang)
-    return render_template("login.html", error=error, next=nxt), (401 if error else 200)
+        status = 401
+        if username and password:
+            try:
+                start_login_session(username, password, via="page")
+                return redirect(nxt)
+            except TooManyAttempts as e:
+                error = t("login.locked", g.lang, seconds=e.extra.get("retry_after_s", 60))
+                status = 429
+            except Unauthorized:
+                pass
+    return render_template("login.html", error=error, next=nxt), status
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     """End the session and go back to the log-in form."""
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    end_login_session()
     return redirect(url_for("pages.login"))
 
 

@@ -365,7 +365,7 @@ def graph_info():
 _LON = param("lon", {"type": "number"}, "longitude (WGS84)")
 _LAT = param("lat", {"type": "number"}, "latitude (WGS84)")
 _FC = {"type": "object", "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array"}}}
-_AUTH = False  # reads follow the anonymous_read setting, like the layer API
+_AUTH = True  # every read needs a log-in (issue 12)
 
 document("/api/v1/routing/nearest-units", "get",
          "The k nearest units by road travel time toward a point or incident (routes as LineStrings)",

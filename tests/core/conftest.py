@@ -66,3 +66,9 @@ def conn(database_url):
     """A direct autocommit connection to the test database, for checking what was written."""
     with db.connect(database_url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def reader(login):
+    """A client logged in as a viewer (nothing is read without a log-in)."""
+    return login("viewer")

@@ -68,8 +68,8 @@ def test_body_over_the_limit(login, conn, station_id):
     assert count(conn, "village") == before
 
 
-def test_string_where_integer_id_expected(login, http, conn, station_id):
-    _err(http.get("/api/v1/villages/abc"), 400, "id")
+def test_string_where_integer_id_expected(login, reader, conn, station_id):
+    _err(reader.get("/api/v1/villages/abc"), 400, "id")
     before = count(conn, "unit")
     f = make("units", station_id)
     f["properties"]["organisation_id"] = "abc"
@@ -77,7 +77,7 @@ def test_string_where_integer_id_expected(login, http, conn, station_id):
     f["properties"]["organisation_id"] = 99999999
     _err(login("dispatcher").post("/api/v1/units", json=f), 422, "organisation_id")
     assert count(conn, "unit") == before
-    _err(http.get("/api/v1/units/99999999"), 404, "id")
+    _err(reader.get("/api/v1/units/99999999"), 404, "id")
 
 
 def test_wrong_geometry_type(login, conn, station_id):
@@ -127,14 +127,14 @@ def test_wrong_types_and_unknown_properties(login, conn, station_id):
     assert count(conn, "village") == before
 
 
-def test_failed_update_changes_nothing(login, http, station_id):
+def test_failed_update_changes_nothing(login, reader, station_id):
     planner = login("planner")
     fid = planner.post("/api/v1/grids", json=make("grids", station_id)).json()["id"]
-    before = http.get(f"/api/v1/grids/{fid}").json()
+    before = reader.get(f"/api/v1/grids/{fid}").json()
     r = planner.patch(f"/api/v1/grids/{fid}", json={"properties": {"name": "新名", "staff": [{"role": "boss"}]},
                                                     "geometry": square(117.6, 36.9)})
     assert r.status_code == 400 and r.json()["field"] == "staff"
-    assert http.get(f"/api/v1/grids/{fid}").json() == before
+    assert reader.get(f"/api/v1/grids/{fid}").json() == before
 
 
 def test_database_rejects_bad_geometry_itself(conn, station_id):

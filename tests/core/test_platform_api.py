@@ -15,7 +15,7 @@ def station_id(users) -> int:
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
-def test_round_trip(layer, login, http, conn, station_id):
+def test_round_trip(layer, login, reader, conn, station_id):
     admin = login("admin")
     table = LAYERS[layer].table
     before = count(conn, table)
@@ -36,7 +36,7 @@ def test_round_trip(layer, login, http, conn, station_id):
     assert count(conn, table) == before + 1
     assert r.headers["Location"].endswith(f"/api/v1/{layer}/{fid}")
 
-    got = http.get(f"/api/v1/{layer}/{fid}")
+    got = reader.get(f"/api/v1/{layer}/{fid}")
     assert got.status_code == 200
     assert got.json() == created
 
@@ -44,7 +44,7 @@ def test_round_trip(layer, login, http, conn, station_id):
     x, y = feat["geometry"]["coordinates"][0] if feat["geometry"]["type"] == "LineString" else (
         feat["geometry"]["coordinates"] if feat["geometry"]["type"] == "Point"
         else feat["geometry"]["coordinates"][0][0])
-    lst = http.get(f"/api/v1/{layer}", params={"bbox": f"{x - 0.001},{y - 0.001},{x + 0.02},{y + 0.02}",
+    lst = reader.get(f"/api/v1/{layer}", params={"bbox": f"{x - 0.001},{y - 0.001},{x + 0.02},{y + 0.02}",
                                                 "limit": 10000})
     assert lst.status_code == 200
     fc = lst.json()
@@ -60,7 +60,7 @@ def test_round_trip(layer, login, http, conn, station_id):
     new_id = up.json()["id"]
     if LAYERS[layer].versioned:
         assert new_id != fid and up.json()["properties"]["version"] == created["properties"]["version"] + 1
-        old = http.get(f"/api/v1/{layer}/{fid}").json()
+        old = reader.get(f"/api/v1/{layer}/{fid}").json()
         assert old["properties"]["valid_to"] is not None  # history kept, never overwritten
         assert old["properties"].get("name") == created["properties"].get("name")
     else:
@@ -69,37 +69,37 @@ def test_round_trip(layer, login, http, conn, station_id):
     d = admin.delete(f"/api/v1/{layer}/{new_id}", params={"reason": "test"})
     assert d.status_code == 200, d.text
     if LAYERS[layer].versioned:
-        assert http.get(f"/api/v1/{layer}/{new_id}").json()["properties"]["valid_to"] is not None
+        assert reader.get(f"/api/v1/{layer}/{new_id}").json()["properties"]["valid_to"] is not None
     else:
-        assert http.get(f"/api/v1/{layer}/{new_id}").status_code == 404
+        assert reader.get(f"/api/v1/{layer}/{new_id}").status_code == 404
         assert count(conn, table) == before
     audit = conn.execute("SELECT action FROM audit_log WHERE entity = %s AND entity_id IN (%s, %s) ORDER BY id",
                          [layer, str(fid), str(new_id)]).fetchall()
     assert [a["action"] for a in audit][0] == "create"
 
 
-def test_paging_and_filters(login, http, station_id):
+def test_paging_and_filters(login, reader, station_id):
     admin = login("admin")
     ids = []
     for _i in range(5):
         f = make("villages", station_id)
         f["properties"]["town_code"] = "371681102"
         ids.append(admin.post("/api/v1/villages", json=f).json()["id"])
-    r1 = http.get("/api/v1/villages", params={"town_code": "371681102", "limit": 2, "offset": 0}).json()
-    r2 = http.get("/api/v1/villages", params={"town_code": "371681102", "limit": 2, "offset": 2}).json()
+    r1 = reader.get("/api/v1/villages", params={"town_code": "371681102", "limit": 2, "offset": 0}).json()
+    r2 = reader.get("/api/v1/villages", params={"town_code": "371681102", "limit": 2, "offset": 2}).json()
     assert r1["numberReturned"] == 2 and r2["numberReturned"] == 2
     assert r1["numberMatched"] >= 5
     assert not {f["id"] for f in r1["features"]} & {f["id"] for f in r2["features"]}
     assert all(f["properties"]["town_code"] == "371681102" for f in r1["features"] + r2["features"])
-    bad = http.get("/api/v1/villages", params={"colour": "red"})
+    bad = reader.get("/api/v1/villages", params={"colour": "red"})
     assert bad.status_code == 400 and bad.json()["field"] == "colour"
-    bad = http.get("/api/v1/villages", params={"limit": "many"})
+    bad = reader.get("/api/v1/villages", params={"limit": "many"})
     assert bad.status_code == 400 and bad.json()["field"] == "limit"
-    bad = http.get("/api/v1/villages", params={"bbox": "1,2,3"})
+    bad = reader.get("/api/v1/villages", params={"bbox": "1,2,3"})
     assert bad.status_code == 400 and bad.json()["field"] == "bbox"
 
 
-def test_jurisdiction_history_and_time_travel(login, http, station_id):
+def test_jurisdiction_history_and_time_travel(login, reader, station_id):
     planner = login("planner")
     org = planner.post("/api/v1/organisations", json=make("organisations", station_id)).json()["id"]
     v1 = planner.post("/api/v1/jurisdictions", json={"type": "Feature", "geometry": square(117.6, 36.9), "properties": {
@@ -114,18 +114,18 @@ def test_jurisdiction_history_and_time_travel(login, http, station_id):
     again = planner.patch(f"/api/v1/jurisdictions/{v1['id']}", json={"properties": {"reason": "stale"}})
     assert again.status_code == 409
     at = v1["properties"]["valid_from"]
-    past = http.get("/api/v1/jurisdictions", params={"organisation_id": org, "at": at}).json()
+    past = reader.get("/api/v1/jurisdictions", params={"organisation_id": org, "at": at}).json()
     assert [f["id"] for f in past["features"]] == [v1["id"]]
-    now = http.get("/api/v1/jurisdictions", params={"organisation_id": org}).json()
+    now = reader.get("/api/v1/jurisdictions", params={"organisation_id": org}).json()
     assert [f["id"] for f in now["features"]] == [v2["id"]]
-    allv = http.get("/api/v1/jurisdictions", params={"organisation_id": org, "history": "true"}).json()
+    allv = reader.get("/api/v1/jurisdictions", params={"organisation_id": org, "history": "true"}).json()
     assert sorted(f["properties"]["version"] for f in allv["features"]) == [1, 2]
 
 
-def test_layers_catalogue_and_metadata(http):
-    names = [x["name"] for x in http.get("/api/v1/layers").json()]
+def test_layers_catalogue_and_metadata(reader):
+    names = [x["name"] for x in reader.get("/api/v1/layers").json()]
     assert set(names) == set(LAYERS)
-    meta = {m["layer"]: m for m in http.get("/api/v1/metadata").json()}
+    meta = {m["layer"]: m for m in reader.get("/api/v1/metadata").json()}
     assert meta["county"]["synthetic"] is False and "Tianditu" in meta["county"]["source"]
 
 

@@ -81,3 +81,9 @@ def maps_login(maps_live, maps_users):
     yield _login
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def maps_reader(maps_login) -> Client:
+    """A client logged in as a viewer (tiles, like every read, need a log-in)."""
+    return maps_login("viewer")

@@ -260,20 +260,20 @@ def test_dispatch_page_includes_panel_and_script_when_present(maps_login, maps_a
 
 # --- vector tiles ------------------------------------------------------------------------------
 
-def test_road_tiles_filter_classes_by_zoom(maps_http):
+def test_road_tiles_filter_classes_by_zoom(maps_reader):
     x, y = tile_of(*SEAT, 10)
-    low = decode(maps_http.get(f"/tiles/roads/10/{x}/{y}.mvt").content)["roads"]["features"]
+    low = decode(maps_reader.get(f"/tiles/roads/10/{x}/{y}.mvt").content)["roads"]["features"]
     classes_low = {f["properties"]["class"] for f in low}
     assert classes_low and classes_low <= {"expressway", "national", "provincial", "county"}
     x, y = tile_of(*SEAT, 13)
-    high = decode(maps_http.get(f"/tiles/roads/13/{x}/{y}.mvt").content)["roads"]["features"]
+    high = decode(maps_reader.get(f"/tiles/roads/13/{x}/{y}.mvt").content)["roads"]["features"]
     assert "village" in {f["properties"]["class"] for f in high}
     assert all(f["type"] == "LineString" and f["id"] for f in high)
 
 
-def test_coverage_tiles_carry_times_and_targets(maps_http, maps_conn):
+def test_coverage_tiles_carry_times_and_targets(maps_reader, maps_conn):
     x, y = tile_of(*SEAT, 12)
-    feats = decode(maps_http.get(f"/tiles/coverage/12/{x}/{y}.mvt").content)["coverage"]["features"]
+    feats = decode(maps_reader.get(f"/tiles/coverage/12/{x}/{y}.mvt").content)["coverage"]["features"]
     assert feats
     by_id = {r["edge_id"]: r for r in maps_conn.execute("SELECT edge_id, station_time_s, target_s FROM road_coverage")}
     for f in feats:
@@ -286,21 +286,21 @@ def test_coverage_tiles_carry_times_and_targets(maps_http, maps_conn):
         assert p["target"] == (600 if p["class"] in Settings().main_road_classes else 1200)
 
 
-def test_grid_tiles(maps_http):
+def test_grid_tiles(maps_reader):
     x, y = tile_of(*SEAT, 12)
-    feats = decode(maps_http.get(f"/tiles/grids/12/{x}/{y}.mvt").content)["grids"]["features"]
+    feats = decode(maps_reader.get(f"/tiles/grids/12/{x}/{y}.mvt").content)["grids"]["features"]
     assert feats and all(f["type"] == "Polygon" and f["properties"]["code"] for f in feats)
 
 
-def test_tile_etag_cache_headers_and_invalidation(maps_http, maps_conn):
+def test_tile_etag_cache_headers_and_invalidation(maps_reader, maps_conn):
     x, y = tile_of(*SEAT, 14)
     url = f"/tiles/roads/14/{x}/{y}.mvt"
-    r1 = maps_http.get(url)
+    r1 = maps_reader.get(url)
     assert r1.status_code == 200 and r1.headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
     etag, version = r1.headers["ETag"], r1.headers["X-Data-Version"]
     assert r1.headers["Cache-Control"] == "no-cache"
-    assert maps_http.get(url, headers={"If-None-Match": etag}).status_code == 304
-    rv = maps_http.get(f"{url}?v={version}")
+    assert maps_reader.get(url, headers={"If-None-Match": etag}).status_code == 304
+    rv = maps_reader.get(f"{url}?v={version}")
     assert "immutable" in rv.headers["Cache-Control"] and rv.content == r1.content
     assert maps_conn.execute("SELECT count(*) AS n FROM tile_cache WHERE layer = 'roads' AND z = 14 AND x = %s "
                              "AND y = %s", [x, y]).fetchone()["n"] == 1
@@ -309,17 +309,17 @@ def test_tile_etag_cache_headers_and_invalidation(maps_http, maps_conn):
     maps_conn.execute("UPDATE road_edge SET name = '新名字路' WHERE id = %s", [edge])
     assert maps_conn.execute("SELECT count(*) AS n FROM tile_cache WHERE layer IN ('roads', 'coverage')"
                              ).fetchone()["n"] == 0
-    r2 = maps_http.get(url, headers={"If-None-Match": etag})
+    r2 = maps_reader.get(url, headers={"If-None-Match": etag})
     assert r2.status_code == 200 and r2.headers["ETag"] != etag
     names = {f["properties"].get("name") for f in decode(r2.content)["roads"]["features"]}
     assert "新名字路" in names
 
 
-def test_tile_bad_input(maps_http):
-    r = maps_http.get("/tiles/rivers/10/1/1.mvt")
+def test_tile_bad_input(maps_reader):
+    r = maps_reader.get("/tiles/rivers/10/1/1.mvt")
     assert r.status_code == 404 and r.json()["field"] == "layer"
-    r = maps_http.get("/tiles/roads/10/1024/1.mvt")
+    r = maps_reader.get("/tiles/roads/10/1024/1.mvt")
     assert r.status_code == 400 and r.json()["field"] == "x"
-    r = maps_http.get("/tiles/roads/30/1/1.mvt")
+    r = maps_reader.get("/tiles/roads/30/1/1.mvt")
     assert r.status_code == 400 and r.json()["field"] == "z"
-    assert maps_http.get("/tiles/roads/10/1/1.mvt").content == b""  # an empty tile far away
+    assert maps_reader.get("/tiles/roads/10/1/1.mvt").content == b""  # an empty tile far away

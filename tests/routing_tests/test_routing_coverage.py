@@ -223,10 +223,20 @@ def rlive(world):
 
 
 @pytest.fixture
-def rhttp(rlive):
+def rhttp(rlive, world):
+    """A client logged in as a viewer (nothing is read without a log-in)."""
+    from support.database import PASSWORD
     from support.server import Client
 
+    from gisapp.core import db
+    from gisapp.core.accounts import create_user
+
+    with db.connect(world["url"]) as conn:
+        if not conn.execute("SELECT 1 FROM app_user WHERE username = 't_viewer'").fetchone():
+            create_user(conn, "t_viewer", PASSWORD, "viewer")
+        conn.commit()
     c = Client(rlive.url)
+    assert c.post("/api/v1/auth/login", json={"username": "t_viewer", "password": PASSWORD}).status_code == 200
     yield c
     c.close()
 
@@ -276,9 +286,13 @@ def test_api_incident_service_areas_coverage(rhttp, world, cconn):
     assert r.status_code == 200 and r.json()["memory_bytes"]["total"] > 0
 
 
-def test_api_refresh_needs_a_role(rhttp, world):
-    r = rhttp.post("/api/v1/routing/coverage/refresh", json={"static": True})
+def test_api_refresh_needs_a_role(rhttp, rlive, world):
+    from support.server import Client
+
+    r = Client(rlive.url).post("/api/v1/routing/coverage/refresh", json={"static": True})
     assert r.status_code == 401
+    r = rhttp.post("/api/v1/routing/coverage/refresh", json={"static": True})
+    assert r.status_code == 403
 
 
 @pytest.mark.parametrize("path,params,status,field", [

@@ -29,6 +29,8 @@ class Client(requests.Session):
     def __init__(self, base: str):
         super().__init__()
         self.base = base
+        # as a browser on the service's own pages: writes carry the page's Origin
+        self.headers["Origin"] = base
 
     def request(self, method, url, *a, **kw):  # noqa: D401
         if url.startswith("/"):

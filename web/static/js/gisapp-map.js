@@ -50,6 +50,9 @@
   // message is 'field: reason' and which carries the server's {error, field, reason} and status.
   G.api = function (method, path, body, headers) {
     var opts = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json'}};
+    // the page's CSRF token (meta csrf-token): writes with the session cookie need it or a same-site Origin
+    var csrf = document.querySelector('meta[name="csrf-token"]');
+    if (csrf && method !== 'GET' && method !== 'HEAD') { opts.headers['X-CSRF-Token'] = csrf.getAttribute('content'); }
     for (var h in (headers || {})) { if (Object.prototype.hasOwnProperty.call(headers, h)) { opts.headers[h] = headers[h]; } }
     if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
     return fetch(path, opts).then(function (r) {
