@@ -90,7 +90,8 @@ def make_database() -> str:
                  rnd.uniform(BOX[0], BOX[2]), rnd.uniform(BOX[1], BOX[3])])
         create_user(conn, "b_dispatcher", PASSWORD, "dispatcher")
         create_user(conn, "b_viewer", PASSWORD, "viewer")
-        dev = create_user(conn, "b_gateway", PASSWORD, "device")
+        unit_ids = [r["id"] for r in conn.execute("SELECT id FROM unit WHERE code LIKE 'B%%' ORDER BY id")]
+        dev = create_user(conn, "b_gateway", PASSWORD, "gateway", unit_ids=unit_ids)
         token = create_token(conn, dev["id"], "bench")["token"]
         conn.commit()
     with open(ROOT / "var" / "bench_live_token", "w") as fh:

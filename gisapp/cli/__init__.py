@@ -97,12 +97,15 @@ def user_group() -> None:
 @user_group.command("create")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "dispatcher", "planner", "chief", "viewer", "device"]))
+    ["admin", "dispatcher", "planner", "chief", "viewer", "device", "gateway"]))
 @click.option("--station", default=None, help="station code (required for a chief)")
+@click.option("--unit", "units", multiple=True,
+              help="unit code or id: a device's one unit (required), a gateway's units (repeat --unit)")
 @click.option("--password", default=None, help="password (prompted when omitted)")
 @click.option("--display-name", default="")
-def user_create(username: str, role: str, station: str | None, password: str | None, display_name: str) -> None:
-    """Create a user."""
+def user_create(username: str, role: str, station: str | None, units: tuple[str, ...], password: str | None,
+                display_name: str) -> None:
+    """Create a user (a device names its unit with --unit; a gateway lists its units, --unit repeated)."""
     from gisapp.core.accounts import create_user
 
     if password is None:
@@ -114,8 +117,22 @@ def user_create(username: str, role: str, station: str | None, password: str | N
             if row is None:
                 raise click.ClickException(f"no organisation with code {station!r}")
             station_id = row["id"]
+        unit_ids = []
+        for u in units:
+            as_id = int(u) if u.isdigit() and len(u) <= 18 else None
+            row = conn.execute("SELECT id FROM unit WHERE code = %s OR id = %s ORDER BY code = %s DESC LIMIT 1",
+                               [u, as_id, u]).fetchone()
+            if row is None:
+                raise click.ClickException(f"no unit with code or id {u!r}")
+            unit_ids.append(row["id"])
+        if role == "device" and len(unit_ids) != 1:
+            raise click.ClickException("a device account names its one unit: --unit CODE")
+        if role not in ("device", "gateway") and unit_ids:
+            raise click.ClickException("--unit is for device and gateway accounts")
         try:
-            user = create_user(conn, username, password, role, station_id, display_name)
+            user = create_user(conn, username, password, role, station_id, display_name,
+                               unit_id=unit_ids[0] if role == "device" else None,
+                               unit_ids=unit_ids if role == "gateway" else None)
         except Exception as e:  # GisappError carries field and reason
             raise click.ClickException(getattr(e, "reason", str(e))) from None
         conn.commit()
@@ -153,15 +170,23 @@ def demo_accounts() -> None:
                   ("viewer", "viewer", None)]
         if station:
             wanted.append(("chief", "chief", station["id"]))
+        # a unit terminal is bound to one unit: the first unit of the chief's station
+        unit = conn.execute(
+            "SELECT id, code FROM unit WHERE organisation_id = %s ORDER BY code LIMIT 1",
+            [station["id"]]).fetchone() if station else None
         made = []
         for username, role, st in wanted:
             if conn.execute("SELECT 1 FROM app_user WHERE username = %s", [username]).fetchone():
                 continue
             create_user(conn, username, DEMO_PASSWORD, role, st, f"demo {role}")
             made.append(username)
+        if unit and not conn.execute("SELECT 1 FROM app_user WHERE username = 'device'").fetchone():
+            create_user(conn, "device", DEMO_PASSWORD, "device", None, "demo device", unit_id=unit["id"])
+            made.append("device")
         conn.commit()
     click.echo("demo accounts (password for all: {}){}".format(DEMO_PASSWORD, f", created {made}" if made else ""))
-    click.echo("  admin, dispatcher, planner, viewer" + (f", chief (of {station['name']})" if station else ""))
+    click.echo("  admin, dispatcher, planner, viewer" + (f", chief (of {station['name']})" if station else "")
+               + (f", device (unit {unit['code']})" if unit else ""))
     click.echo("  log in at /login, or: curl -c c.txt -H 'Content-Type: application/json' "
                f"-d '{{\"username\":\"dispatcher\",\"password\":\"{DEMO_PASSWORD}\"}}' http://127.0.0.1:5000/api/v1/auth/login")
 

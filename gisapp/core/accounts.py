@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from gisapp.core import devices
 from gisapp.core.catalog import ROLES
 from gisapp.core.errors import Conflict, NotFound, ValidationError
 
@@ -38,8 +39,11 @@ def hash_token(token: str) -> str:
 
 def create_user(conn: psycopg.Connection, username: str, password: str, role: str,
                 station_id: int | None = None, display_name: str = "", language: str = "zh",
-                unit_id: int | None = None) -> dict:
-    """Create a user with a hashed password; return it without the hash."""
+                unit_id: int | None = None, unit_ids: list[int] | None = None) -> dict:
+    """Create a user with a hashed password; return it without the hash.
+
+    A ``device`` names its unit (``unit_id``, 422 otherwise); a ``gateway`` may be given the
+    list of units it reports for (``unit_ids``; gisapp.core.devices)."""
     if role not in ROLES:
         raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
@@ -50,6 +54,10 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
         row = conn.execute("SELECT kind FROM organisation WHERE id = %s", [station_id]).fetchone()
         if row is None:
             raise ValidationError(f"no organisation with id {station_id}", "station_id", status=422)
+    unit_id = devices.check_device_unit(conn, role, unit_id)
+    if unit_ids is not None and role != "gateway":
+        raise ValidationError("only a gateway reports for a list of units", "unit_ids", status=422)
+    gw_units = devices.check_unit_list(conn, unit_ids) if unit_ids is not None else []
     try:
         with conn.transaction():
             row = conn.execute(sql.SQL(
@@ -61,6 +69,8 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
         raise Conflict(f"user {username!r} exists", "username") from None
     except psycopg.errors.CheckViolation:
         raise ValidationError("2 to 64 letters, digits, '_', '.' or '-'", "username") from None
+    if role == "gateway":
+        row["unit_ids"] = devices.set_gateway_units(conn, row["id"], gw_units)
     return row
 
 

@@ -44,6 +44,9 @@ class Layer:
     order_by: str = "id"
     # Chiefs may write rows of their own station through this column.
     chief_scope_col: str | None = None
+    # Organisation scoping of reads (gisapp.core.scope): None, a column naming the row's
+    # organisation, or "incident" (the incident's owners and legs).
+    org_scope: str | None = None
     synthetic_default: bool = True
 
     def field(self, name: str) -> Field | None:
@@ -63,7 +66,7 @@ ROAD_CLASSES = ("expressway", "national", "provincial", "county", "township", "v
 UNIT_KINDS = ("patrol_car", "traffic_car", "motorcycle", "accident_car", "command_car")
 UNIT_STATUSES = ("available", "assigned", "en_route", "on_scene", "off_duty", "out_of_service")
 SEVERITIES = ("none", "minor", "injury", "fatal")
-ROLES = ("admin", "dispatcher", "planner", "chief", "viewer", "device")
+ROLES = ("admin", "dispatcher", "planner", "chief", "viewer", "device", "gateway")
 
 _PLANNERS = frozenset({"admin", "planner"})
 _DISPATCH = frozenset({"admin", "dispatcher"})
@@ -160,6 +163,7 @@ LAYERS: dict[str, Layer] = {
             ),
             write_roles=frozenset({"admin", "planner", "chief"}),
             chief_scope_col="organisation_id",
+            org_scope="organisation_id",
         ),
         Layer(
             "road_nodes", "road_node", "geom", "Point", "路网节点", "Road nodes",
@@ -211,6 +215,7 @@ LAYERS: dict[str, Layer] = {
             write_roles=_DISPATCH,
             geom_required=False,
             order_by="code",
+            org_scope="organisation_id",
         ),
         Layer(
             "incidents", "incident", "geom", "Point", "警情", "Incidents",
@@ -236,6 +241,7 @@ LAYERS: dict[str, Layer] = {
             write_roles=_DISPATCH,
             order_by="reported_at DESC, id DESC",
             synthetic_default=False,
+            org_scope="incident",
         ),
         Layer(
             "service_points", "service_point", "geom", "Point", "一窗通办", "Service points",

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gisapp.core import scope
 from gisapp.core.audit import audit
 from gisapp.core.catalog import Field, Layer
 from gisapp.core.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -190,10 +191,18 @@ def list_features(
     offset: int = 0,
     at: datetime | None = None,
     history: bool = False,
+    orgs: frozenset[int] | None = None,
 ) -> dict:
-    """Return one page of a layer as a FeatureCollection with ``bbox`` and paging members."""
+    """Return one page of a layer as a FeatureCollection with ``bbox`` and paging members.
+
+    ``orgs`` (gisapp.core.scope.visible_organisations) keeps a scoped layer's rows of those
+    organisations only (None: all)."""
     where: list[sql.Composable] = []
     params: list[Any] = []
+    if layer.org_scope and orgs is not None:
+        cond_sql, cond_params = _scope_condition(layer, orgs)
+        where.append(cond_sql)
+        params.extend(cond_params)
     g = sql.Identifier(layer.geom_col)
     if bbox is not None:
         where.append(sql.SQL("t.{} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)").format(g))
@@ -242,12 +251,23 @@ def list_features(
     return out
 
 
-def get_feature(conn: psycopg.Connection, layer: Layer, fid: int) -> dict:
-    """Return one feature by id or raise NotFound."""
+def _scope_condition(layer: Layer, orgs: frozenset[int]) -> tuple[sql.Composable, list[Any]]:
+    if layer.org_scope == "incident":
+        return scope.incident_condition(orgs, "t")
+    return scope.column_condition(orgs, "t", layer.org_scope)
+
+
+def get_feature(conn: psycopg.Connection, layer: Layer, fid: int, orgs: frozenset[int] | None = None) -> dict:
+    """Return one feature by id or raise NotFound (also when ``orgs`` does not cover it)."""
     q = sql.SQL("SELECT ") + _select_list(layer) + sql.SQL(" FROM {} t WHERE t.id = %s").format(
         sql.Identifier(layer.table)
     )
-    row = conn.execute(q, [fid]).fetchone()
+    params: list[Any] = [fid]
+    if layer.org_scope and orgs is not None:
+        cond_sql, cond_params = _scope_condition(layer, orgs)
+        q = q + sql.SQL(" AND ") + cond_sql
+        params.extend(cond_params)
+    row = conn.execute(q, params).fetchone()
     if row is None:
         raise NotFound(f"no {layer.name} feature with id {fid}", "id")
     return _feature(layer, row)

@@ -157,6 +157,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unit.on_scene": ("到场", "On scene"),
     "unit.off_duty": ("下班", "Off duty"),
     "unit.out_of_service": ("停用", "Out of service"),
+    "role.gateway": ("终端网关", "Terminal gateway"),
     "incident.open": ("待派", "Open"),
     "incident.dispatched": ("已派", "Dispatched"),
     "incident.closed": ("已结", "Closed"),

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gisapp.core import devices, scope
 from gisapp.core.errors import Conflict, Forbidden, NotFound, ValidationError
 
 from .events import emit
@@ -211,21 +212,39 @@ def _lock_leg(conn, leg_id: int) -> tuple[dict, dict]:
     return inc, leg
 
 
-def _may_act_on_leg(user: dict, leg: dict) -> None:
+def _may_act_on_leg(conn, user: dict, leg: dict) -> None:
+    """Dispatchers act on every leg; a chief on their organisation's legs (another's is not
+    found); a device or gateway on the legs of its own units."""
     role = user["role"]
     if role in ("admin", "dispatcher"):
         return
-    if role == "chief" and user.get("station_id") == leg["organisation_id"]:
-        return
-    if role == "device" and user.get("unit_id") and user["unit_id"] == leg["unit_id"]:
-        return
+    if role in devices.DEVICE_ROLES:
+        if leg["unit_id"] is not None and leg["unit_id"] in devices.units_of(conn, user):
+            return
+        raise Forbidden(f"this {role} acts for its own units only", "unit_id")
+    if role == "chief":
+        if scope.may_see(user, leg["organisation_id"]):
+            return
+        raise NotFound(f"no leg {leg['id']}", "id")
     raise Forbidden(f"role {role!r} may not act on this leg", "role")
+
+
+def _check_unit_for_leg(conn, user: dict, leg: dict, unit_id: int) -> None:
+    """Only a dispatcher (or admin) assigns a unit of another organisation than the leg's (the
+    organisation the rules chose, the joint-zone fallback member included)."""
+    if user["role"] in ("admin", "dispatcher"):
+        return
+    row = conn.execute("SELECT organisation_id FROM unit WHERE id = %s", [unit_id]).fetchone()
+    if row is None or row["organisation_id"] != leg["organisation_id"]:
+        # the same answer for a unit of another organisation and for no unit: nothing is revealed
+        raise Forbidden(f"unit {unit_id} is not a unit of the leg's organisation", "unit_id")
 
 
 def assign_unit(conn: psycopg.Connection, settings, leg_id: int, unit_id: int, user: dict, client: str | None) -> dict:
     """Assign a unit to a leg atomically: of two concurrent requests for one unit, one gets 409."""
     inc, leg = _lock_leg(conn, leg_id)
-    _may_act_on_leg(user, leg)
+    _may_act_on_leg(conn, user, leg)
+    _check_unit_for_leg(conn, user, leg, unit_id)
     if leg["status"] not in ("dispatched", "signed_off"):
         raise Conflict(f"leg {leg_id} is {leg['status']}; units are assigned before it is en route", "status")
     if leg["unit_id"] is not None:
@@ -246,7 +265,7 @@ def transition_leg(conn: psycopg.Connection, settings, leg_id: int, to: Any, use
     if not isinstance(to, str) or to not in LEG_STATUSES or to == "dispatched":
         raise ValidationError(f"must be one of {', '.join(s for s in LEG_STATUSES if s != 'dispatched')}", "to")
     inc, leg = _lock_leg(conn, leg_id)
-    _may_act_on_leg(user, leg)
+    _may_act_on_leg(conn, user, leg)
     allowed = rules.transitions.get(leg["status"], ())
     if to not in allowed:
         raise Conflict(f"leg {leg_id} is {leg['status']}; it may go to {', '.join(allowed) or 'nothing'}, not {to}",

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gisapp.core import scope
 from gisapp.core.errors import NotFound, ValidationError
 
 from .events import emit
@@ -167,16 +168,22 @@ def incident_detail(conn: psycopg.Connection, settings, incident_id: int, with_e
     return out
 
 
-def board(conn: psycopg.Connection, settings, organisation_id: int | None = None) -> dict:
-    """The dispatcher's queue: open incidents with their legs and clocks, most urgent first; unit counts."""
+def board(conn: psycopg.Connection, settings, organisation_id: int | None = None,
+          orgs: frozenset[int] | None = None) -> dict:
+    """The dispatcher's queue: open incidents with their legs and clocks, most urgent first; unit counts.
+
+    ``organisation_id`` keeps one organisation's incidents (a leg of it, or it owns the place);
+    ``orgs`` (gisapp.core.scope.visible_organisations) keeps those of the caller's organisations.
+    """
     rules = load_rules(settings)
     now = db_now(conn)
+    in_scope, scope_params = scope.incident_condition(orgs)
     incs = conn.execute(sql.SQL(
         "SELECT {} FROM incident i WHERE i.status = ANY(%s) "
         "AND (%s::bigint IS NULL OR EXISTS (SELECT 1 FROM dispatch_leg l WHERE l.incident_id = i.id "
-        "AND l.organisation_id = %s::bigint) OR i.station_org_id = %s::bigint) "
-        "ORDER BY i.reported_at LIMIT 2000").format(INCIDENT_COLS),
-        [list(ACTIVE_INCIDENT), organisation_id, organisation_id, organisation_id]).fetchall()
+        "AND l.organisation_id = %s::bigint) OR i.station_org_id = %s::bigint) AND {} "
+        "ORDER BY i.reported_at LIMIT 2000").format(INCIDENT_COLS, in_scope),
+        [list(ACTIVE_INCIDENT), organisation_id, organisation_id, organisation_id, *scope_params]).fetchall()
     legs: dict[int, list[dict]] = {}
     for leg in legs_of(conn, [i["id"] for i in incs]):
         legs.setdefault(leg["incident_id"], []).append(leg)
@@ -187,9 +194,10 @@ def board(conn: psycopg.Connection, settings, organisation_id: int | None = None
                if c["remaining_s"] is not None]
         return min(rem) if rem else -1e12  # not yet dispatched: first
     items.sort(key=urgency)
-    counts = {r["status"]: r["n"] for r in conn.execute(
+    unit_scope, unit_params = scope.column_condition(orgs, "unit", "organisation_id")
+    counts = {r["status"]: r["n"] for r in conn.execute(sql.SQL(
         "SELECT status, count(*) AS n FROM unit WHERE (%s::bigint IS NULL OR organisation_id = %s::bigint) "
-        "GROUP BY status", [organisation_id, organisation_id])}
+        "AND {} GROUP BY status").format(unit_scope), [organisation_id, organisation_id, *unit_params])}
     last = conn.execute("SELECT last_id FROM live_event_counter").fetchone()["last_id"]
     return {"now": now.isoformat(), "last_event_id": last, "rules_version": rules.version,
             "incidents": items, "unit_status_counts": counts}

@@ -174,7 +174,8 @@ class Simulator:
                 lat = min(max(u["lat"] + self.rnd.uniform(-0.0006, 0.0006), y0), y1)
                 reports.append({"unit_id": u["id"], "lon": lon, "lat": lat, "at": at})
             if reports:
-                out = ingest_positions(conn, self.settings, {"positions": reports}, ACTOR)
+                out = ingest_positions(conn, self.settings, {"positions": reports}, ACTOR,
+                                       units=frozenset(r["unit_id"] for r in reports))
                 conn.commit()
                 self.counts["positions"] += out["stored"]
 

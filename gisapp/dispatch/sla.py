@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from gisapp.core.errors import NotFound, ValidationError
+from gisapp.core.errors import Forbidden, NotFound, ValidationError
 from gisapp.core.features import parse_time
 
 from .events import emit
@@ -96,7 +96,8 @@ def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | N
 
 
 def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: datetime,
-                organisation: int | str | None = None, as_of: datetime | None = None) -> dict[str, Any]:
+                organisation: int | str | None = None, as_of: datetime | None = None,
+                orgs: frozenset[int] | None = None) -> dict[str, Any]:
     """Compute the brief's rates and the mean arrival time over the legs dispatched in [start, end).
 
     Parameters
@@ -105,6 +106,9 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         Organisation id or code: only its legs. Default: every leg.
     as_of : datetime, optional
         The time at which open clocks are judged (default now).
+    orgs : frozenset of int, optional
+        The organisations the caller may see (gisapp.core.scope.visible_organisations; None:
+        all). Another organisation is refused (403); none asked means the caller's own.
 
     Returns
     -------
@@ -113,7 +117,18 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         nothing is decided), the counts behind them, ``mean_arrival_s`` over legs that
         arrived, the same for accident incidents, and the stations' share of accident incidents.
     """
-    org_id = _org_id(conn, organisation)
+    if orgs is None:
+        org_id = _org_id(conn, organisation)
+    else:
+        try:
+            asked = _org_id(conn, organisation)
+        except NotFound:  # do not tell a scoped caller which organisations exist
+            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation") from None
+        if asked is not None and asked not in orgs:
+            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation")
+        if asked is None and len(orgs) != 1:
+            raise Forbidden("your role sees no single organisation: name one", "organisation")
+        org_id = asked if asked is not None else next(iter(orgs))
     rules = load_rules(settings)
     accident_types = rules.types_of_category("accident")
     as_of = as_of or datetime.now(UTC)

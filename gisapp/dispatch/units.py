@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gisapp.core import devices, scope
 from gisapp.core.errors import Conflict, Forbidden, GeometryError, NotFound, ValidationError
 from gisapp.core.features import parse_time
 
@@ -32,14 +33,17 @@ def unit_event(conn, unit_id: int) -> dict:
 
 
 def unit_board(conn: psycopg.Connection, settings, organisation_id: int | None = None,
-               status: str | None = None) -> dict:
-    """The unit status board: every unit with status, position, position age and current incident."""
+               status: str | None = None, orgs: frozenset[int] | None = None) -> dict:
+    """The unit status board: every unit with status, position, position age and current incident
+    (of ``orgs`` only when given: gisapp.core.scope.visible_organisations)."""
     now = db_now(conn)
+    in_scope, scope_params = scope.column_condition(orgs, "u", "organisation_id")
     rows = conn.execute(sql.SQL(
         "SELECT {} FROM unit u JOIN organisation o ON o.id = u.organisation_id "
         "LEFT JOIN dispatch_leg l ON l.id = u.current_leg_id "
         "WHERE (%s::bigint IS NULL OR u.organisation_id = %s::bigint) AND (%s::text IS NULL OR u.status = %s::text) "
-        "ORDER BY o.code, u.code").format(UNIT_COLS), [organisation_id, organisation_id, status, status]).fetchall()
+        "AND {} ORDER BY o.code, u.code").format(UNIT_COLS, in_scope),
+        [organisation_id, organisation_id, status, status, *scope_params]).fetchall()
     units = []
     for r in rows:
         u = jsonable(r)
@@ -72,15 +76,21 @@ def set_unit_status(conn: psycopg.Connection, unit_id: int, status: Any, actor: 
     return ev
 
 
-def parse_positions(body: Any, settings, now: datetime, user: dict) -> list[dict]:
-    """Check a batch of position reports; raise a 4xx naming ``positions[i].<field>``."""
+def parse_positions(body: Any, settings, now: datetime, user: dict, allowed: frozenset[int]) -> list[dict]:
+    """Check a batch of position reports; raise a 4xx naming ``positions[i].<field>``.
+
+    ``allowed`` are the units the caller reports for (gisapp.core.devices.units_of): a device
+    its own unit (the default of a report without ``unit_id``), a gateway its list."""
     reports = body.get("positions") if isinstance(body, dict) else body
     if not isinstance(reports, list) or not reports:
         raise ValidationError("send {\"positions\": [{\"lon\", \"lat\", \"at\"}, ...]}", "positions")
     if len(reports) > settings.position_batch_max:
         raise ValidationError(f"at most {settings.position_batch_max} reports per batch", "positions", status=413)
     x0, y0, x1, y1 = settings.service_extent
-    own_unit = user.get("unit_id")
+    own_unit = user.get("unit_id") if user.get("role") == "device" else None
+    if not allowed:
+        raise Forbidden("this account reports for no unit (a device names its unit, a gateway lists its units)",
+                        "positions")
     out = []
     for i, r in enumerate(reports):
         f = f"positions[{i}]"
@@ -92,8 +102,9 @@ def parse_positions(body: Any, settings, now: datetime, user: dict) -> list[dict
             if unit_id is None:
                 raise ValidationError("is required (this token is not bound to a unit)", f + ".unit_id")
         unit_id = id_value(unit_id, f + ".unit_id")
-        if own_unit is not None and unit_id != own_unit:
-            raise Forbidden(f"this token reports for unit {own_unit} only", f + ".unit_id")
+        if unit_id not in allowed:
+            only = f"unit {own_unit} only" if own_unit is not None else "the units of its list only"
+            raise Forbidden(f"this account reports for {only}", f + ".unit_id")
         lon, lat = r.get("lon"), r.get("lat")
         for name, v in (("lon", lon), ("lat", lat)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -118,14 +129,18 @@ def parse_positions(body: Any, settings, now: datetime, user: dict) -> list[dict
     return out
 
 
-def ingest_positions(conn: psycopg.Connection, settings, body: Any, user: dict) -> dict:
+def ingest_positions(conn: psycopg.Connection, settings, body: Any, user: dict,
+                     units: frozenset[int] | None = None) -> dict:
     """Store a batch of position reports; the newest report of each unit moves it.
+
+    ``units``: the units the caller reports for, by default those of its account
+    (gisapp.core.devices.units_of); the live simulator, which is no account, names them.
 
     Duplicates (same unit and time) are ignored, older reports are kept in the history
     without moving the unit, so out-of-order delivery ends in the same state as in-order.
     """
     now = db_now(conn)
-    reports = parse_positions(body, settings, now, user)
+    reports = parse_positions(body, settings, now, user, devices.units_of(conn, user) if units is None else units)
     ids = sorted({r["unit_id"] for r in reports})
     # Lock the units in id order: two batches for the same units queue up instead of deadlocking.
     known = {r["id"] for r in conn.execute("SELECT id FROM unit WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",

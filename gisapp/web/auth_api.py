@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from psycopg import sql
 
+from gisapp.core import devices
 from gisapp.core.accounts import ROLES, create_token, create_user, get_user, list_users, revoke_token
 from gisapp.core.audit import audit
 from gisapp.core.errors import Forbidden, NotFound, ValidationError
@@ -24,6 +25,7 @@ from .context import (
     require_user,
     start_login_session,
 )
+from .openapi import ID_PARAM, document
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
 
@@ -107,9 +109,44 @@ def add_user():
     station = parse_id(body["station_id"], "station_id") if body.get("station_id") is not None else None
     with db_tx() as conn:
         row = create_user(conn, body["username"], body["password"], body["role"], station,
-                          str(body.get("display_name") or "")[:100], body.get("language", "zh"))
-        audit(conn, admin, "create", "app_user", row["id"], {"role": row["role"]}, client_label())
+                          str(body.get("display_name") or "")[:100], body.get("language", "zh"),
+                          unit_id=body.get("unit_id"), unit_ids=body.get("unit_ids"))
+        audit(conn, admin, "create", "app_user", row["id"],
+              {"role": row["role"], "unit_id": row["unit_id"], "unit_ids": row.get("unit_ids")}, client_label())
     return jsonify(row), 201
+
+
+@bp.get("/users/<uid>/units")
+def user_units(uid: str):
+    """The units a gateway reports for."""
+    require_role("admin")
+    uid_i = parse_id(uid)
+    with db_tx() as conn:
+        if get_user(conn, uid_i) is None:
+            raise NotFound(f"no user {uid_i}", "id")
+        return jsonify(user_id=uid_i, unit_ids=devices.gateway_units(conn, uid_i))
+
+
+@bp.put("/users/<uid>/units")
+def set_user_units(uid: str):
+    """Replace the list of units a gateway reports for: {"unit_ids": [...]}."""
+    admin = require_role("admin")
+    uid_i = parse_id(uid)
+    body = json_object()
+    if "unit_ids" not in body:
+        raise ValidationError("is required (a list of unit ids)", "unit_ids")
+    with db_tx() as conn:
+        ids = devices.set_gateway_units(conn, uid_i, body["unit_ids"])
+        audit(conn, admin, "set_units", "app_user", uid_i, {"unit_ids": ids}, client_label())
+    return jsonify(user_id=uid_i, unit_ids=ids)
+
+
+_units_doc = {"type": "object", "required": ["unit_ids"], "properties": {
+    "unit_ids": {"type": "array", "items": {"type": "integer"}}}}
+document("/api/v1/users/{id}/units", "get", "The units a gateway reports for (admin)", tag="auth",
+         params=[ID_PARAM])
+document("/api/v1/users/{id}/units", "put", "Replace the units a gateway reports for (admin)", tag="auth",
+         params=[ID_PARAM], body=_units_doc)
 
 
 @bp.patch("/users/<uid>")
@@ -117,7 +154,7 @@ def change_user(uid: str):
     admin = require_role("admin")
     uid_i = parse_id(uid)
     body = json_object()
-    allowed = {"active": bool, "role": str, "display_name": str, "language": str}
+    allowed = {"active": bool, "role": str, "display_name": str, "language": str, "unit_id": int}
     with db_tx() as conn:
         if get_user(conn, uid_i, lock=True) is None:
             raise NotFound(f"no user {uid_i}", "id")
@@ -133,6 +170,11 @@ def change_user(uid: str):
         for k, v in body.items():
             conn.execute(sql.SQL("UPDATE app_user SET {} = %s WHERE id = %s").format(sql.Identifier(k)),
                          [v, uid_i])
+        changed = get_user(conn, uid_i)  # a device stays bound to an existing unit
+        if changed["role"] == "device":
+            devices.check_device_unit(conn, "device", changed["unit_id"])
+        elif "unit_id" in body:
+            raise ValidationError("only a device account is bound to one unit", "unit_id", status=422)
         if body.get("active") is False:
             body = {**body, "sessions_ended": end_user_sessions(conn, uid_i, "deactivated")}
         audit(conn, admin, "update", "app_user", uid_i, body, client_label())

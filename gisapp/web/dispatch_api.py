@@ -14,6 +14,7 @@ import sys
 import psycopg
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from gisapp.core import scope
 from gisapp.core.catalog import UNIT_STATUSES
 from gisapp.core.errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
 from gisapp.core.features import parse_id
@@ -141,17 +142,21 @@ def intake():
 
 @bp.get("/dispatch/incidents/<iid>")
 def incident(iid: str):
-    _reader()
+    user = _reader()
+    iid_i = parse_id(iid)
     with db_tx() as conn:
-        return jsonify(incident_detail(conn, settings(), parse_id(iid)))
+        scope.check_incident(conn, user, iid_i)
+        return jsonify(incident_detail(conn, settings(), iid_i))
 
 
 @bp.get("/dispatch/incidents/<iid>/plan")
 def incident_plan(iid: str):
-    _reader()
+    user = _reader()
     s = settings()
+    iid_i = parse_id(iid)
     with db_tx() as conn:
-        inc = get_incident_row(conn, parse_id(iid))
+        scope.check_incident(conn, user, iid_i)
+        inc = get_incident_row(conn, iid_i)
         return jsonify(plan_incident(conn, s, inc, recommend=True))
 
 
@@ -180,9 +185,12 @@ def incident_merge(iid: str):
 
 @bp.get("/dispatch/board")
 def board():
-    _reader()
+    user = _reader()
+    org = arg_id("organisation_id")
+    if org is not None:
+        scope.require_organisation(user, org)
     with db_tx() as conn:
-        return jsonify(records.board(conn, settings(), arg_id("organisation_id")))
+        return jsonify(records.board(conn, settings(), org, scope.visible_organisations(user)))
 
 
 @bp.get("/dispatch/geocode")
@@ -208,7 +216,7 @@ def leg_assign(lid: str):
 
 @bp.post("/dispatch/legs/<lid>/transition")
 def leg_transition(lid: str):
-    user = require_role(*_DISPATCHERS, "chief", "device")
+    user = require_role(*_DISPATCHERS, "chief", "device", "gateway")
     body = json_object()
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
@@ -219,17 +227,21 @@ def leg_transition(lid: str):
 
 @bp.get("/dispatch/legs/<lid>/recommendations")
 def leg_recommendations(lid: str):
-    _reader()
+    user = _reader()
     s = settings()
     k = request.args.get("k")
     if k is not None and not re.fullmatch(r"[0-9]{1,2}", k) or (k is not None and not 1 <= int(k) <= 50):
         raise ValidationError("an integer from 1 to 50", "k")
+    any_org = request.args.get("any_organisation") in ("1", "true")
+    if any_org and not scope.sees_all(user):
+        raise Forbidden("your role sees the units of its own organisation only", "any_organisation")
     with db_tx() as conn:
+        scope.check_leg(conn, user, parse_id(lid))
         leg = conn.execute("SELECT l.*, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat FROM dispatch_leg l "
                            "JOIN incident i ON i.id = l.incident_id WHERE l.id = %s", [parse_id(lid)]).fetchone()
         if leg is None:
             raise NotFound(f"no leg {lid}", "id")
-        orgs = None if request.args.get("any_organisation") in ("1", "true") else [leg["organisation_id"]]
+        orgs = None if any_org else [leg["organisation_id"]]
         out = recommend_units(conn, s, leg["lon"], leg["lat"], k=int(k) if k else None,
                                 capability=leg["capability"], organisation_ids=orgs)
     return jsonify(out)
@@ -239,12 +251,15 @@ def leg_recommendations(lid: str):
 
 @bp.get("/dispatch/units")
 def units():
-    _reader()
+    user = _reader()
     status = request.args.get("status")
     if status is not None and status not in UNIT_STATUSES:
         raise ValidationError(f"must be one of {', '.join(UNIT_STATUSES)}", "status")
+    org = arg_id("organisation_id")
+    if org is not None:
+        scope.require_organisation(user, org)
     with db_tx() as conn:
-        return jsonify(unit_board(conn, settings(), arg_id("organisation_id"), status))
+        return jsonify(unit_board(conn, settings(), org, status, scope.visible_organisations(user)))
 
 
 @bp.post("/dispatch/units/<uid>/status")
@@ -252,16 +267,13 @@ def unit_status(uid: str):
     user = require_role(*_DISPATCHERS, "chief")
     body = json_object()
     with db_tx() as conn:
-        if user["role"] == "chief":
-            row = conn.execute("SELECT organisation_id FROM unit WHERE id = %s", [parse_id(uid)]).fetchone()
-            if row and row["organisation_id"] != user["station_id"]:
-                raise Forbidden("a chief sets the status of their own station's units", "id")
+        scope.check_unit(conn, user, parse_id(uid))  # 404 for another organisation's unit
         return jsonify(set_unit_status(conn, parse_id(uid), body.get("status"), user["username"], _client()))
 
 
 @bp.post("/dispatch/positions")
 def positions():
-    user = require_role("device")
+    user = require_role("device", "gateway")
     body = json_body()
     return jsonify(_write(lambda conn: ingest_positions(conn, settings(), body, user)))
 
@@ -270,13 +282,13 @@ def positions():
 
 @bp.get("/metrics/sla")
 def metrics_sla():
-    _reader()
+    user = _reader()
     org = request.args.get("organisation") or request.args.get("organisation_id")
     if org is not None and re.fullmatch(r"[0-9]{1,18}", org):
         org = int(org)
     start, end = parse_period(request.args)
     with db_tx() as conn:
-        return jsonify(sla_metrics(conn, settings(), start, end, org))
+        return jsonify(sla_metrics(conn, settings(), start, end, org, orgs=scope.visible_organisations(user)))
 
 
 # --- stream -------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from gisapp.core import features
+from gisapp.core import features, scope
 from gisapp.core.catalog import LAYERS, Layer
 from gisapp.core.errors import ValidationError
 from gisapp.web.openapi import build_spec
 
 from .context import (
     arg_int,
+    current_user,
     db_tx,
     geojson,
     json_body,
@@ -42,6 +43,11 @@ def list_layer(layer_name: str):
                                              and x.type not in ("json", "text[]", "int[]")})
             raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key)
         filters[key] = features.coerce(f, raw, from_query=True)
+    if layer.org_scope == "organisation_id" and "organisation_id" in filters:
+        scope.require_organisation(current_user(), filters["organisation_id"])
+    for key in ("station_org_id", "traffic_org_id"):
+        if layer.org_scope == "incident" and key in filters:
+            scope.require_organisation(current_user(), filters[key], key)
     bbox = features.parse_bbox(request.args["bbox"]) if "bbox" in request.args else None
     at = features.parse_time(request.args["at"], "at") if "at" in request.args else None
     history = request.args.get("history", "false").lower() in ("1", "true")
@@ -50,6 +56,7 @@ def list_layer(layer_name: str):
             conn, layer, bbox=bbox, filters=filters,
             limit=arg_int("limit", s.default_page_limit, 1, s.max_page_limit),
             offset=arg_int("offset", 0, 0, 10**9), at=at, history=history,
+            orgs=scope.visible_organisations(current_user()),
         )
     return geojson(fc)
 
@@ -58,7 +65,8 @@ def get_one(layer_name: str, fid: str):
     require_read(layer_name)
     fid_i = features.parse_id(fid)
     with db_tx() as conn:
-        return geojson(features.get_feature(conn, LAYERS[layer_name], fid_i))
+        return geojson(features.get_feature(conn, LAYERS[layer_name], fid_i,
+                                            scope.visible_organisations(current_user())))
 
 
 def _writer(layer: Layer) -> dict:

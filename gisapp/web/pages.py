@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup, escape
 
+from gisapp.core import scope
 from gisapp.core.errors import Unauthorized
 from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
 from gisapp.core.sessions import TooManyAttempts
@@ -215,8 +216,8 @@ def map_data(key: str):
     if key not in LAZY_KEYS:
         abort(404)
     station = request.args.get("station", type=int)
-    if user["role"] == "chief" and key in ("units", "heatmap"):
-        station = user.get("station_id")
+    if key in ("units", "heatmap"):  # organisation-scoped: a chief's are their station's
+        station = scope.only_organisation(user, station, "station")
     with db_tx() as conn:
         data = lazy_data(conn, settings(), g.lang, key, station_id=station)
     resp = jsonify(data)

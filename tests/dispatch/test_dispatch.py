@@ -386,14 +386,14 @@ def test_gateway_device_reports_for_many_units(dlive, dispatch_db, world, dconn)
     import requests
 
     units = [make_unit(dconn, world.squadron, *world.pt_b(), position_at="2024-01-01") for _ in range(3)]
-    token, _ = device_token(dispatch_db, None)
+    token, _ = device_token(dispatch_db, gateway_units=units)
     now = datetime.now(UTC)
     batch = [{"unit_id": u, "lon": 117.85 + i * 0.001, "lat": 36.93, "at": now.isoformat()} for i, u in enumerate(units)]
     r = requests.post(dlive.url + "/api/v1/dispatch/positions", headers={"Authorization": f"Bearer {token}"},
                       json={"positions": batch})
     assert r.status_code == 200 and sorted(r.json()["moved_units"]) == sorted(units)
     _err(requests.post(dlive.url + "/api/v1/dispatch/positions", headers={"Authorization": f"Bearer {token}"},
-                       json={"positions": [dict(batch[0], unit_id=999999)]}), 422, "positions[0].unit_id")
+                       json={"positions": [dict(batch[0], unit_id=999999)]}), 403, "positions[0].unit_id")
 
 
 @pytest.mark.parametrize("body, status, field", [

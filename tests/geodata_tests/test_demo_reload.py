@@ -31,8 +31,7 @@ def test_same_seed_same_data_and_clean_replace(reload_url):
                                ).fetchone()
         unit = conn.execute("SELECT id, code FROM unit ORDER BY code LIMIT 1").fetchone()
         chief = create_user(conn, "reload_chief", "pw-reload-1", "chief", station["id"])
-        dev = create_user(conn, "reload_device", "pw-reload-1", "device", None)
-        conn.execute("UPDATE app_user SET unit_id = %s WHERE id = %s", [unit["id"], dev["id"]])
+        dev = create_user(conn, "reload_device", "pw-reload-1", "device", None, unit_id=unit["id"])
         conn.commit()
 
         fks = conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "

@@ -57,12 +57,18 @@ def make_users(url: str) -> dict[str, dict]:
             st = conn.execute(
                 "INSERT INTO organisation (code, name, kind, hq) VALUES ('T-CHIEF-ST', '测试派出所', 'station', "
                 "ST_SetSRID(ST_MakePoint(117.7, 36.9), 4326)) RETURNING id").fetchone()
+        # the device's unit: the first unit when there are some (the demo), else one of its own, off
+        # duty and never reported, so that no test's dispatch or coverage sees it
+        unit = conn.execute("SELECT id FROM unit ORDER BY code LIMIT 1").fetchone() or conn.execute(
+            "INSERT INTO unit (code, name, organisation_id, kind, status, synthetic) VALUES ('T-DEVICE-UNIT', "
+            "'测试终端车', %s, 'patrol_car', 'off_duty', false) RETURNING id", [st["id"]]).fetchone()
         for role in ("admin", "dispatcher", "planner", "chief", "viewer", "device"):
             name = f"t_{role}"
-            row = conn.execute("SELECT id, username, role, station_id FROM app_user WHERE username = %s",
+            row = conn.execute("SELECT id, username, role, station_id, unit_id FROM app_user WHERE username = %s",
                                [name]).fetchone()
             if row is None:
-                row = create_user(conn, name, PASSWORD, role, st["id"] if role == "chief" else None)
+                row = create_user(conn, name, PASSWORD, role, st["id"] if role == "chief" else None,
+                                  unit_id=unit["id"] if role == "device" else None)
             out[role] = dict(row)
         conn.commit()
     return out

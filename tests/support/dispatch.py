@@ -102,10 +102,13 @@ def make_world(conn, lon0: float, lat0: float) -> World:
     return w
 
 
-def device_token(url: str, unit_id: int | None) -> tuple[str, int]:
-    """Create a device user (bound to ``unit_id``, or a gateway when None) and return (token, token id)."""
+def device_token(url: str, unit_id: int | None = None, gateway_units: list[int] | None = None) -> tuple[str, int]:
+    """Create a device user bound to ``unit_id`` (or a gateway for ``gateway_units``) and return (token, token id)."""
     with db.connect(url) as conn:
-        u = create_user(conn, f"t5dev{next(_codes)}", PASSWORD, "device", unit_id=unit_id)
+        if gateway_units is not None:
+            u = create_user(conn, f"t5gw{next(_codes)}", PASSWORD, "gateway", unit_ids=gateway_units)
+        else:
+            u = create_user(conn, f"t5dev{next(_codes)}", PASSWORD, "device", unit_id=unit_id)
         tok = create_token(conn, u["id"], "test")
         conn.commit()
     return tok["token"], tok["id"]
