@@ -112,7 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _is_api() -> bool:
-    return request.path.startswith(("/api/", "/healthz", "/tiles/"))
+    return request.path.startswith(("/api/", "/healthz", "/tiles/", "/map/data/"))
 
 
 def _register_errors(app: Flask) -> None:
@@ -127,7 +127,8 @@ def _register_errors(app: Flask) -> None:
 
             from gisapp.core.i18n import t
             lang = getattr(g, "lang", "zh")
-            title = t("error.too_many_logins" if e.status == 429 else "error.cross_site", lang)
+            title = t("error.too_many_logins" if e.status == 429 else
+                      "error.cross_site" if e.field == "Origin" else "error.forbidden", lang)
             html = render_template("error.html", title=title, detail=e.reason)
             return html, e.status, {k: v for k, v in resp.headers.items() if k == "Retry-After"}
         return resp

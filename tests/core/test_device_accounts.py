@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from support.server import Client
 
 from gisapp.core import db
 
@@ -44,7 +45,7 @@ def units(database_url, users) -> list[dict]:
 
 
 def _token(live, username: str) -> dict:
-    c = requests.Session()
+    c = Client(live.url)
     assert c.post(live.url + "/api/v1/auth/login", json={"username": username, "password": PW}).status_code == 200
     tok = c.post(live.url + "/api/v1/auth/tokens", json={"name": "t"}).json()["token"]
     c.close()
