@@ -22,7 +22,7 @@ from gisapp.core.config import ROOT, Settings
 from gisapp.core.errors import GisappError, Unauthorized
 from gisapp.maintenance import Maintenance
 
-from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, tiles
+from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, security, tiles
 from .context import db_tx, settings, start_on_first_request
 
 log = logging.getLogger("gisapp")
@@ -93,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 session.clear()
 
     _register_errors(app)
+    security.init_app(app)
     for module in (health, auth_api, layers_api, routing_api, dispatch_api, planning_api, pages, tiles):
         module.init_app(app)
     if max(settings.maintenance_interval_s, settings.sla_sweep_interval_s) > 0:

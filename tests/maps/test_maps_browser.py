@@ -5,7 +5,7 @@ screenshot of each page goes to var/screenshots/."""
 from __future__ import annotations
 
 import pytest
-from support.browser import launch, login, wait_map_idle, watch
+from support.browser import launch, login, new_context, wait_map_idle, watch
 from support.database import PASSWORD
 
 from gisapp.core.config import ROOT
@@ -49,15 +49,17 @@ def session_for(browser):
     def get(base: str, role: str, lang: str = "zh-CN"):
         key = (base, role, lang)
         if key not in made:
-            ctx = browser.new_context(viewport=VIEWPORT, locale=lang)
+            ctx = new_context(browser, viewport=VIEWPORT, locale=lang)
             page = ctx.new_page()
             login(page, base, f"t_{role}", PASSWORD)
             made[key] = page
         return made[key]
 
     yield get
+    violations = [v for page in made.values() for v in page.context.csp_violations]
     for page in made.values():
         page.context.close()
+    assert violations == [], violations
 
 
 def _goto(page, base: str, path: str):
