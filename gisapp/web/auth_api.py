@@ -1,8 +1,8 @@
-"""Serve accounts under /api/v1: log-in and log-out, API tokens, users and the audit log."""
+"""Serve accounts under /api/v1: log-in and log-out, API tokens and users (the audit log: ``audit_page``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session
+from flask import Blueprint, jsonify, session
 from psycopg import sql
 
 from gisapp.core.accounts import ROLES, create_token, create_user, get_user, list_users, revoke_token, verify_password
@@ -10,7 +10,7 @@ from gisapp.core.audit import audit
 from gisapp.core.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from gisapp.core.features import parse_id, parse_time
 
-from .context import arg_int, client_label, db_tx, json_body, json_object, require_role, require_user
+from .context import client_label, db_tx, json_body, json_object, require_role, require_user
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
 
@@ -131,17 +131,3 @@ def change_user(uid: str):
         audit(conn, admin, "update", "app_user", uid_i, body, client_label())
         row = get_user(conn, uid_i)
     return jsonify(row)
-
-
-@bp.get("/audit")
-def audit_log():
-    require_role("admin")
-    limit = arg_int("limit", 100, 1, 10000)
-    entity = request.args.get("entity")
-    with db_tx() as conn:
-        if entity:
-            rows = conn.execute("SELECT * FROM audit_log WHERE entity = %s ORDER BY id DESC LIMIT %s",
-                                [entity, limit]).fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM audit_log ORDER BY id DESC LIMIT %s", [limit]).fetchall()
-    return jsonify(rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import launch, login, new_context, wait_map_idle, watch
+from support.browser import launch, login, new_context, wait_for_js, wait_map_idle, watch
 from support.database import PASSWORD
 from support.server import Client
 
@@ -171,7 +171,7 @@ def test_plan_and_organisation_names_show_as_text_on_the_plan_map(admin_page, ma
     texts = hostile["texts"]
     rec = _open(admin_page, maps_live.url, "/map/plan")
     try:
-        admin_page.wait_for_function("document.querySelectorAll('#plan-select option').length > 1", timeout=20000)
+        wait_for_js(admin_page, "document.querySelectorAll('#plan-select option').length > 1", timeout=20000)
         options = admin_page.evaluate("Array.from(document.querySelectorAll('#plan-select option')).map(o => o.textContent)")
         assert any(texts["plan"] in o for o in options), options
         _assert_inert(admin_page, rec, texts["plan"], texts["org"])

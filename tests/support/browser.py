@@ -163,13 +163,23 @@ def login(page, base_url: str, username: str, password: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def wait_for_js(page, expression: str, timeout: int = 30000) -> None:
+    """Wait until the JavaScript ``expression`` is truthy, polling from Python: Playwright's own
+    ``wait_for_function`` polls with ``eval`` in the page, which the Content-Security-Policy refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"() => !!({expression})"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} ms: {expression}")
+        page.wait_for_timeout(50)
+
+
 def wait_map_idle(page, timeout_ms: int = 30000, rec: PageLoad | None = None, quiet_ms: int = 500) -> None:
     """Wait until the map's layers are registered and the network is quiet.
 
     With ``rec`` (from ``watch``), quiet means no request in flight for ``quiet_ms``;
     otherwise Playwright's "networkidle" load state.
     """
-    page.wait_for_function("window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
+    wait_for_js(page, "window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
     if rec is None:
         page.wait_for_load_state("networkidle", timeout=timeout_ms)
         return
