@@ -83,6 +83,30 @@ class GeoLayer(folium.map.Layer):
 PointLayer = GeoLayer
 
 
+def _escaped_detail() -> str:
+    """folium's GeoJsonTooltip/GeoJsonPopup script with every value and alias HTML-escaped
+    (folium puts feature properties into ``innerHTML`` as they are)."""
+    src = folium.features.GeoJsonDetail.base_template
+    esc_fn = ("let esc = s => String(s).replace(/[&<>\"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', "
+              "'\"': '&quot;', \"'\": '&#39;'})[c]);\n    let handleObject = feature => {")
+    out = src.replace("let handleObject = feature => {", esc_fn, 1)
+    out = out.replace("return JSON.stringify(feature);", "return esc(JSON.stringify(feature));", 1)
+    out = out.replace("            return feature;\n", "            return esc(feature);\n", 1)
+    out = out.replace("<th>${aliases[i]", "<th>${esc(aliases[i])", 1)
+    assert out.count("esc(") == 3, "folium's GeoJsonDetail template changed: check the escaping"
+    return out
+
+
+class EscapedGeoJsonTooltip(folium.GeoJsonTooltip):
+    """``folium.GeoJsonTooltip`` that escapes the feature's values (road names are user-written)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}\n{{ this._parent.get_name() }}.bindTooltip("
+        + _escaped_detail()
+        + ",{{ this.tooltip_options | tojavascript }});\n{% endmacro %}\n"
+    )
+
+
 class LabelLayer(folium.map.Layer):
     """Permanent text labels at points (town names), drawn as Leaflet tooltips."""
 
@@ -93,7 +117,7 @@ class LabelLayer(folium.map.Layer):
             pointToLayer: function (f, latlng) {
                 return L.marker(latlng, {icon: L.divIcon({className: 'town-seat', iconSize: [6, 6]}),
                                          interactive: false, keyboard: false})
-                    .bindTooltip(f.properties.label, {permanent: true, direction: 'right',
+                    .bindTooltip(gisapp.esc(f.properties.label), {permanent: true, direction: 'right',
                                                       className: 'town-label', offset: [4, 0]});
             }
         });
@@ -260,7 +284,7 @@ def coverage_geojson(gdf, lang: str, show: bool = True) -> MapLayer:
     layer = folium.GeoJson(
         gdf, name=title, show=show, style_function=st,
         highlight_function=lambda f: {"weight": 6, "color": "#0f172a"},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "road_class", "station_time_s", "target_s"],
+        tooltip=EscapedGeoJsonTooltip(fields=["name", "road_class", "station_time_s", "target_s"],
                                       aliases=[t("prop.name", lang), t("prop.road_class", lang),
                                                t("prop.time_min", lang) + " (s)", t("prop.target_min", lang) + " (s)"]),
     )

@@ -24,7 +24,7 @@ from gisapp.core.errors import GisappError, Unauthorized
 from gisapp.core.sessions import TooManyAttempts, session_user
 from gisapp.maintenance import Maintenance
 
-from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, tiles
+from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, security, tiles
 from .context import check_cross_site, db_tx, settings, start_on_first_request
 
 log = logging.getLogger("gisapp")
@@ -103,6 +103,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(check_cross_site)
 
     _register_errors(app)
+    security.init_app(app)
     for module in (health, auth_api, layers_api, routing_api, dispatch_api, planning_api, pages, tiles):
         module.init_app(app)
     if max(settings.maintenance_interval_s, settings.sla_sweep_interval_s) > 0:

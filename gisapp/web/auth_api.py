@@ -1,4 +1,4 @@
-"""Serve accounts under /api/v1: log-in and log-out, API tokens, users and the audit log."""
+"""Serve accounts under /api/v1: log-in and log-out, API tokens and users (the audit log: ``audit_page``)."""
 
 from __future__ import annotations
 
@@ -180,20 +180,6 @@ def change_user(uid: str):
         audit(conn, admin, "update", "app_user", uid_i, body, client_label())
         row = get_user(conn, uid_i)
     return jsonify(row)
-
-
-@bp.get("/audit")
-def audit_log():
-    require_role("admin")
-    limit = arg_int("limit", 100, 1, 10000)
-    entity = request.args.get("entity")
-    with db_tx() as conn:
-        if entity:
-            rows = conn.execute("SELECT * FROM audit_log WHERE entity = %s ORDER BY id DESC LIMIT %s",
-                                [entity, limit]).fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM audit_log ORDER BY id DESC LIMIT %s", [limit]).fetchall()
-    return jsonify(rows)
 
 
 @bp.get("/users/<uid>/sessions")

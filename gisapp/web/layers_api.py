@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from gisapp.core import features, scope
+from gisapp.core.audit import audit
 from gisapp.core.catalog import LAYERS, Layer
 from gisapp.core.errors import ValidationError
 from gisapp.web.openapi import build_spec
@@ -58,15 +59,29 @@ def list_layer(layer_name: str):
             offset=arg_int("offset", 0, 0, 10**9), at=at, history=history,
             orgs=scope.visible_organisations(current_user()),
         )
+        _audit_personal(conn, layer, fc["features"])
     return geojson(fc)
+
+
+def _audit_personal(conn, layer: Layer, feats: list[dict]) -> None:
+    """Log a read that shows personal data (grid staff names and phones) in the audit log."""
+    if layer.name != "grids":
+        return
+    shown = [f for f in feats if (f.get("properties") or {}).get("staff")]
+    if shown:
+        audit(conn, current_user() or {"username": "anonymous"}, "view_personal", "grid_staff",
+              shown[0]["id"] if len(shown) == 1 else None,
+              {"grid_ids": [f["id"] for f in shown], "people": sum(len(f["properties"]["staff"]) for f in shown),
+               "request": request.full_path.rstrip("?")[:300]})
 
 
 def get_one(layer_name: str, fid: str):
     require_read(layer_name)
     fid_i = features.parse_id(fid)
     with db_tx() as conn:
-        return geojson(features.get_feature(conn, LAYERS[layer_name], fid_i,
-                                            scope.visible_organisations(current_user())))
+        feat = features.get_feature(conn, LAYERS[layer_name], fid_i, scope.visible_organisations(current_user()))
+        _audit_personal(conn, LAYERS[layer_name], [feat])
+        return geojson(feat)
 
 
 def _writer(layer: Layer) -> dict:

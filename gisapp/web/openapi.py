@@ -138,8 +138,19 @@ document("/api/v1/users", "get", "List users (admin)", tag="auth")
 document("/api/v1/users", "post", "Create a user (admin)", tag="auth", body=_obj)
 document("/api/v1/users/{id}", "patch", "Change a user's role, name, language or active flag (admin)",
          tag="auth", params=[ID_PARAM], body=_obj)
-document("/api/v1/audit", "get", "The audit log (admin)", tag="auth",
-         params=[param("entity", {"type": "string"}), param("limit", {"type": "integer"})])
+document("/api/v1/audit", "get", "The audit log (admin), newest first; X-Total-Count: rows matching", tag="auth",
+         params=[param("since", {"type": "string", "format": "date-time"}, "from this time (ISO; local time "
+                       "in local_timezone when it has no zone)"),
+                 param("until", {"type": "string", "format": "date-time"}, "before this time (ISO)"),
+                 param("actor", {"type": "string"}, "user name, exactly"),
+                 param("action", {"type": "string"}, "e.g. login, login_failed, create, update, view_personal"),
+                 param("entity", {"type": "string"}, "e.g. app_user, plan, grids, grid_staff"),
+                 param("entity_id", {"type": "string"}),
+                 param("q", {"type": "string"}, "text anywhere in the row (client, detail, ...)"),
+                 param("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
+                 param("offset", {"type": "integer", "minimum": 0, "default": 0}),
+                 param("format", {"type": "string", "enum": ["json", "csv"], "default": "json"},
+                       "csv: UTF-8 with BOM, local times")])
 _SESSION = {"type": "object", "properties": {
     "id": {"type": "string", "description": "sha256 of the session's cookie token"},
     "user_id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},

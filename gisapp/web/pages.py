@@ -24,6 +24,7 @@ from gisapp.core import scope
 from gisapp.core.errors import Unauthorized
 from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
 from gisapp.core.sessions import TooManyAttempts
+from gisapp.web import audit_page
 from gisapp.web.context import db_tx, end_login_session, page_csrf_token, settings, start_login_session
 from layers import data as mapdata
 
@@ -34,6 +35,7 @@ bp = Blueprint("pages", __name__)
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    audit_page.init_app(app)  # the admins' audit page (and its API)
 
 # Which roles may open which page (admin may open all).
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
@@ -93,8 +95,11 @@ def _nav_items() -> list[dict]:
     user = getattr(g, "user", None)
     if not user:
         return []
-    return [{"page": p, "label": key, "icon": icon, "href": f"/map/{p}"}
-            for p, key, icon in NAV if _allowed(user, p)]
+    items = [{"page": p, "label": key, "icon": icon, "href": f"/map/{p}"}
+             for p, key, icon in NAV if _allowed(user, p)]
+    if user["role"] == "admin":
+        items.append({"page": "audit", "label": "nav.audit", "icon": "fa-list", "href": "/audit"})
+    return items
 
 
 # --- access --------------------------------------------------------------------------------------

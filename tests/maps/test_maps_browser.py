@@ -5,7 +5,7 @@ screenshot of each page goes to var/screenshots/."""
 from __future__ import annotations
 
 import pytest
-from support.browser import launch, login, wait_map_idle, watch
+from support.browser import launch, login, new_context, wait_for_js, wait_map_idle, watch
 from support.database import PASSWORD
 
 from gisapp.core.config import ROOT
@@ -49,15 +49,17 @@ def session_for(browser):
     def get(base: str, role: str, lang: str = "zh-CN"):
         key = (base, role, lang)
         if key not in made:
-            ctx = browser.new_context(viewport=VIEWPORT, locale=lang)
+            ctx = new_context(browser, viewport=VIEWPORT, locale=lang)
             page = ctx.new_page()
             login(page, base, f"t_{role}", PASSWORD)
             made[key] = page
         return made[key]
 
     yield get
+    violations = [v for page in made.values() for v in page.context.csp_violations]
     for page in made.values():
         page.context.close()
+    assert violations == [], violations
 
 
 def _goto(page, base: str, path: str):
@@ -146,16 +148,16 @@ def test_popups_tiles_panel_focus_and_gcj02(session_for, maps_live, maps_users):
         row = page.locator("[data-gap]").first
         row_text = row.inner_text()
         page.evaluate("() => { gisapp.map.closePopup(); }")  # the station's popup must not be taken for the gap's
-        page.wait_for_function("document.querySelector('.leaflet-popup-content') === null")
+        wait_for_js(page, "document.querySelector('.leaflet-popup-content') === null")
         row.click()
-        page.wait_for_function("document.querySelector('.leaflet-popup-content .gp-table') !== null")
+        wait_for_js(page, "document.querySelector('.leaflet-popup-content .gp-table') !== null")
         title = page.inner_text(".leaflet-popup-content .gp-title").strip()
         assert title and title in row_text
         assert any("/tiles/coverage/" in u for u in rec.requests)
         assert rec.console_errors == [] and rec.foreign == []
         # a station's response radius, on demand from the routing service
         page.click("[data-testid=sa-show]")
-        page.wait_for_function("gisapp.layers.service_areas.getLayers().length > 0", timeout=30000)
+        wait_for_js(page, "gisapp.layers.service_areas.getLayers().length > 0", timeout=30000)
         budgets = page.evaluate("gisapp.layers.service_areas.getLayers().map(l => l.feature.properties.budget_min)")
         assert sorted(budgets) == [5, 10, 15, 20, 30]
         assert page.inner_text("[data-testid=sa-status]").strip() == ""

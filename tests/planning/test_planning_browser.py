@@ -5,7 +5,7 @@ with zero console errors and no request to another address; screenshots in var/s
 from __future__ import annotations
 
 import pytest
-from support.browser import logged_in_page, wait_map_idle, watch
+from support.browser import logged_in_page, wait_for_js, wait_map_idle, watch
 from support.database import PASSWORD
 
 from gisapp.core.config import ROOT
@@ -20,7 +20,7 @@ def page(demo_live, demo_users):
 
 
 def _wait_msg(page, timeout=90000):
-    page.wait_for_function("document.getElementById('plan-msg').textContent.length > 0 && "
+    wait_for_js(page, "document.getElementById('plan-msg').textContent.length > 0 && "
                            "!document.getElementById('plan-msg').textContent.endsWith('…')", timeout=timeout)
 
 
@@ -29,14 +29,14 @@ def test_plan_tools_in_the_browser(page, demo_live, demo_conn):
     rec = watch(page, base)
     page.goto(base + "/map/plan")
     wait_map_idle(page)
-    page.wait_for_function("window.gisapp.planDraw && document.querySelectorAll('#plan-zone option').length > 0")
+    wait_for_js(page, "window.gisapp.planDraw && document.querySelectorAll('#plan-zone option').length > 0")
     assert page.locator(".leaflet-draw-draw-polygon").count() == 1       # Leaflet.draw, served locally
     # A proposal (network Voronoi: the quickest to make) becomes the selected draft, drawn as
     # editable areas with its stated objective.
     page.click("[data-propose=voronoi]")
     _wait_msg(page)
     assert "路网泰森多边形方案" in page.inner_text("#plan-msg"), page.inner_text("#plan-msg")
-    page.wait_for_function("!document.getElementById('plan-current').hidden")
+    wait_for_js(page, "!document.getElementById('plan-current').hidden")
     n_areas = page.evaluate("window.gisapp.planDraw.items.getLayers().length")
     stations = demo_conn.execute("SELECT count(*) AS n FROM jurisdiction WHERE kind = 'station' "
                                  "AND valid_to IS NULL").fetchone()["n"]
@@ -65,7 +65,7 @@ def test_plan_tools_in_the_browser(page, demo_live, demo_conn):
     # the map flies to the issue: wait for the move to end and its tiles to load before the screenshot
     page.evaluate("() => { window.__moved = false; window.gisapp.map.once('moveend', function () { window.__moved = true; }); }")
     page.locator("#plan-issues .plan-issue").first.click()
-    page.wait_for_function("window.__moved === true", timeout=30000)
+    wait_for_js(page, "window.__moved === true", timeout=30000)
     wait_map_idle(page, rec=rec)
     page.screenshot(path=str(SHOTS / "plan_validation.png"))
     # Comparison table, one row per jurisdiction, and the incidents that change owner on the map.

@@ -29,6 +29,41 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
 
 
+# Reports every Content-Security-Policy violation as a console error (which ``watch`` records and
+# ``guard_csp`` collects): a page that needs something the policy refuses fails its test.
+_CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', function (e) {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
+                ' at ' + (e.sourceFile || '') + ':' + (e.lineNumber || 0) + ' ' + (e.sample || ''));
+});
+"""
+
+
+def is_csp_violation(text: str) -> bool:
+    return text.startswith(("Refused to", "CSP violation")) or "Content Security Policy" in text
+
+
+def guard_csp(ctx) -> list[str]:
+    """Record every CSP violation of the pages of browser context ``ctx`` (console 'Refused to …'
+    and the securitypolicyviolation event) into the returned list."""
+    found: list[str] = []
+    ctx.add_init_script(_CSP_LISTENER)
+
+    def on_console(msg):
+        if msg.type == "error" and is_csp_violation(msg.text):
+            found.append(msg.text)
+
+    ctx.on("console", on_console)
+    return found
+
+
+def new_context(browser, **kw):
+    """A browser context whose CSP violations are recorded in ``ctx.csp_violations``."""
+    ctx = browser.new_context(**kw)
+    ctx.csp_violations = guard_csp(ctx)
+    return ctx
+
+
 @contextmanager
 def logged_in_page(base_url: str, username: str, password: str, viewport: dict, locale: str = "zh-CN"):
     """A page of a fresh headless chromium, logged in as ``username`` (closed afterwards)."""
@@ -36,11 +71,12 @@ def logged_in_page(base_url: str, username: str, password: str, viewport: dict, 
 
     with sync_playwright() as p:
         browser = launch(p)
-        ctx = browser.new_context(viewport=viewport, locale=locale)
+        ctx = new_context(browser, viewport=viewport, locale=locale)
         page = ctx.new_page()
         login(page, base_url, username, password)
         try:
             yield page
+            assert ctx.csp_violations == [], ctx.csp_violations
         finally:
             ctx.close()
             browser.close()
@@ -51,6 +87,7 @@ class PageLoad:
     """What a page load did: console errors, requests by host, bytes received."""
 
     console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -70,10 +107,13 @@ def watch(page, base_url: str) -> PageLoad:
     """Record console errors, page errors, requests to other hosts and failed requests of ``page``."""
     rec = PageLoad()
     origin = urlsplit(base_url).netloc
+    page.add_init_script(_CSP_LISTENER)
 
     def on_console(msg):
         if msg.type == "error":
             rec.console_errors.append(msg.text)
+            if is_csp_violation(msg.text):
+                rec.csp_violations.append(msg.text)
 
     def on_request(req):
         rec.requests.append(req.url)
@@ -123,13 +163,23 @@ def login(page, base_url: str, username: str, password: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def wait_for_js(page, expression: str, timeout: int = 30000) -> None:
+    """Wait until the JavaScript ``expression`` is truthy, polling from Python: Playwright's own
+    ``wait_for_function`` polls with ``eval`` in the page, which the Content-Security-Policy refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"() => !!({expression})"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} ms: {expression}")
+        page.wait_for_timeout(50)
+
+
 def wait_map_idle(page, timeout_ms: int = 30000, rec: PageLoad | None = None, quiet_ms: int = 500) -> None:
     """Wait until the map's layers are registered and the network is quiet.
 
     With ``rec`` (from ``watch``), quiet means no request in flight for ``quiet_ms``;
     otherwise Playwright's "networkidle" load state.
     """
-    page.wait_for_function("window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
+    wait_for_js(page, "window.gisapp && window.gisapp.isReady === true", timeout=timeout_ms)
     if rec is None:
         page.wait_for_load_state("networkidle", timeout=timeout_ms)
         return

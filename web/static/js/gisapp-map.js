@@ -280,6 +280,17 @@
     return true;
   };
 
+  // Side-panel rows focus their feature (data-focus="<layer key>" data-focus-id="<id>") and pickers
+  // with data-autosubmit submit their form: delegated listeners, no inline handlers (CSP).
+  document.addEventListener('click', function (ev) {
+    var row = ev.target && ev.target.closest ? ev.target.closest('[data-focus][data-focus-id]') : null;
+    if (row && G.map) { G.focus(row.getAttribute('data-focus'), Number(row.getAttribute('data-focus-id'))); }
+  });
+  document.addEventListener('change', function (ev) {
+    var el = ev.target;
+    if (el && el.hasAttribute && el.hasAttribute('data-autosubmit') && el.form) { el.form.submit(); }
+  });
+
   // --- response radius on demand (routing service) -----------------------------------------------
   G.loadServiceAreas = function (params, onDone) {
     var layer = G.layers.service_areas;
