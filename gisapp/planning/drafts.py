@@ -32,7 +32,7 @@ from gisapp.core.geometry import build_shape, check_extent, check_rings, walk_po
 KINDS = ("station", "traffic", "joint_zone")
 STATUSES = ("draft", "published", "archived")
 # Issue codes of validation, and whether each one blocks a publish.
-ISSUE_CODES = ("invalid", "empty", "overlap", "gap", "sliver", "outside", "grid_cut")
+ISSUE_CODES = ("invalid", "empty", "overlap", "gap", "sliver", "outside", "grid_cut", "no_county")
 # Reshaping snaps to this grid (degrees, about 0.01 mm) so that a vertex computed on a shared
 # edge (a split point, say) never leaves a zero-width spike behind.
 GRID_DEG = 1e-10
