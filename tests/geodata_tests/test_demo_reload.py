@@ -73,7 +73,6 @@ def test_reload_while_a_chief_and_plans_exist(reload_url):
     """`load-demo` over a demo in use (a chief user, a draft, a published plan and its grid
     changes) succeeds, with another seed too (issue 12, item 10)."""
     from geodata import demo
-
     from gisapp.planning.drafts import create_plan
     from gisapp.planning.publish import publish_plan
 
