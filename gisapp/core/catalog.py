@@ -48,6 +48,8 @@ class Layer:
     # organisation, or "incident" (the incident's owners and legs).
     org_scope: str | None = None
     synthetic_default: bool = True
+    # Reference data that is replaced (PUT/PATCH), never deleted: the reason DELETE answers 409.
+    not_deletable: str | None = None
 
     def field(self, name: str) -> Field | None:
         for f in self.fields:
@@ -92,6 +94,8 @@ LAYERS: dict[str, Layer] = {
                 Field("name_en", max_len=100),
             ),
             order_by="adcode",
+            not_deletable="the county outline is reference data that every boundary is checked against: "
+                          "replace it (PUT or PATCH with the new outline), it cannot be deleted",
         ),
         Layer(
             "towns", "town", "geom", "Point", "镇街", "Towns and sub-districts",

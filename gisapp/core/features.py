@@ -568,6 +568,8 @@ def _refuse_scheduled(conn: psycopg.Connection, existing: dict) -> None:
 def delete_feature(conn: psycopg.Connection, layer: Layer, fid: int, user: dict, reason: str | None) -> dict:
     """Delete one feature; a versioned layer's version is retired (valid_to set) instead."""
     existing = _lock_row(conn, layer, fid)
+    if layer.not_deletable:
+        raise Conflict(layer.not_deletable, "id")
     _check_chief(layer, user, {}, existing)
     if layer.versioned:
         if existing["valid_to"] is not None:

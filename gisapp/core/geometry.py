@@ -28,7 +28,11 @@ _CRS84 = {
 MAX_VERTICES = 200_000
 
 
-def walk_positions(coords: Any, field: str, out: list) -> None:
+def walk_positions(coords: Any, field: str, out: list, depth: int = 0) -> None:
+    """Collect the positions of GeoJSON ``coordinates`` into ``out``, checking each is 2 or 3
+    finite numbers; arrays nested deeper than any geometry type's (4 levels) are refused."""
+    if depth > 4:
+        raise ValidationError("coordinates are nested deeper than any GeoJSON geometry's", field)
     if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)) \
             and not isinstance(coords[0], bool):
         if len(coords) < 2 or len(coords) > 3:
@@ -43,7 +47,7 @@ def walk_positions(coords: Any, field: str, out: list) -> None:
     if not isinstance(coords, (list, tuple)):
         raise ValidationError(f"coordinates must be nested arrays of numbers, got {coords!r:.60}", field)
     for c in coords:
-        walk_positions(c, field, out)
+        walk_positions(c, field, out, depth + 1)
 
 
 def parse_geometry(
@@ -99,6 +103,7 @@ def parse_geometry(
             raise ValidationError(f"longitude {lon} out of range [-180, 180]", field)
         if not -90 <= lat <= 90:
             raise ValidationError(f"latitude {lat} out of range [-90, 90]", field)
+    check_rings(gtype, coords, field)
     geom = build_shape(gtype, coords, field)
     if not geom.is_valid:
         raise GeometryError(f"invalid geometry: {explain_validity(geom)}", field)
@@ -111,6 +116,24 @@ def parse_geometry(
     if extent is not None and not allow_outside:
         check_extent(geom, extent, field)
     return geom
+
+
+def check_rings(gtype: str, coords: Any, field: str) -> None:
+    """Refuse a Polygon or MultiPolygon whose rings are not closed linear rings of at least four
+    positions (RFC 7946, 3.1.6): shapely would close them silently."""
+    if gtype not in ("Polygon", "MultiPolygon"):
+        return
+    polys = [coords] if gtype == "Polygon" else coords
+    if not isinstance(polys, list):
+        raise GeometryError(f"malformed {gtype}", field)
+    for poly in polys:
+        if not isinstance(poly, list) or not poly:
+            raise GeometryError("a polygon needs at least one ring", field)
+        for ring in poly:
+            if not isinstance(ring, list) or len(ring) < 4 or not all(isinstance(p, list) for p in ring):
+                raise GeometryError("a polygon ring needs at least 4 positions", field)
+            if list(ring[0][:2]) != list(ring[-1][:2]):
+                raise GeometryError("a polygon ring must end where it starts (closed ring, RFC 7946)", field)
 
 
 def build_shape(gtype: str, coords: Any, field: str):

@@ -27,12 +27,12 @@ from shapely import wkb
 
 from gisapp.core.audit import audit
 from gisapp.core.errors import Conflict, GeometryError, NotFound, ValidationError
-from gisapp.core.geometry import build_shape, check_extent, walk_positions
+from gisapp.core.geometry import build_shape, check_extent, check_rings, walk_positions
 
 KINDS = ("station", "traffic", "joint_zone")
 STATUSES = ("draft", "published", "archived")
 # Issue codes of validation, and whether each one blocks a publish.
-ISSUE_CODES = ("invalid", "empty", "overlap", "gap", "sliver", "outside", "grid_cut")
+ISSUE_CODES = ("invalid", "empty", "overlap", "gap", "sliver", "outside", "grid_cut", "no_county")
 # Reshaping snaps to this grid (degrees, about 0.01 mm) so that a vertex computed on a shared
 # edge (a split point, say) never leaves a zero-width spike behind.
 GRID_DEG = 1e-10
@@ -148,15 +148,7 @@ def parse_draft_geometry(obj: Any, extent: tuple[float, float, float, float] | N
             raise ValidationError(f"position {pos!r:.60} out of range (RFC 7946 order is [longitude, latitude])",
                                   field)
     if gtype != "LineString":
-        polys = [coords] if gtype == "Polygon" else coords
-        for poly in polys:
-            if not isinstance(poly, list) or not poly:
-                raise GeometryError("a polygon needs at least one ring", field)
-            for ring in poly:
-                if not isinstance(ring, list) or len(ring) < 4:
-                    raise GeometryError("a polygon ring needs at least 4 positions", field)
-                if list(ring[0][:2]) != list(ring[-1][:2]):
-                    raise GeometryError("a polygon ring must end where it starts (closed ring)", field)
+        check_rings(gtype, coords, field)
     elif not isinstance(coords, list) or len(coords) < 2:
         raise GeometryError("a line needs at least 2 positions", field)
     geom = build_shape(gtype, coords, field)

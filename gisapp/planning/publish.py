@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from gisapp.core.audit import audit
-from gisapp.core.errors import Conflict, ValidationError
+from gisapp.core.errors import Conflict, NotFound, ValidationError
 
 from .drafts import KINDS, copy_plan, draft_row, get_plan_row
 from .validation import validate_plan
@@ -22,10 +22,9 @@ def publish_plan(conn: psycopg.Connection, user: dict, plan_id: int, effective_f
     never rewritten); a time more than ``plan_backdate_tolerance_s`` in the past is refused.
     """
     _check_reason(reason)
+    lock_kind(conn, plan_id)
     plan = draft_row(conn, plan_id)
     kind = plan["kind"]
-    # One publish of a kind at a time.
-    conn.execute("SELECT pg_advisory_xact_lock(7161700, %s)", [KINDS.index(kind)])
     table = "joint_zone" if kind == "joint_zone" else "jurisdiction"
     now, at = _effective_time(conn, kind, table, effective_from, settings)
     _check_validates(conn, plan_id, settings)
@@ -41,6 +40,26 @@ def publish_plan(conn: psycopg.Connection, user: dict, plan_id: int, effective_f
               "table": table}
     audit(conn, user, "publish", "plan", plan_id, detail)
     return {"plan_id": plan_id, "status": "published", **detail, "grid_changes_applied": applied}
+
+
+def lock_kind(conn: psycopg.Connection, plan_id: int) -> str:
+    """Take the publish lock of plan ``plan_id``'s kind (one publish or rollback of a kind at a
+    time) and return the kind.
+
+    It is taken before any row lock (publish, rollback and boundary edits through the layer API
+    all start here), so that two of them never wait for each other's rows: the second waits here,
+    then sees the first one's versions. Taken again in the same transaction it returns at once.
+    """
+    row = conn.execute("SELECT kind FROM plan WHERE id = %s", [plan_id]).fetchone()
+    if row is None:
+        raise NotFound(f"no plan with id {plan_id}", "id")
+    lock_layout(conn, row["kind"])
+    return row["kind"]
+
+
+def lock_layout(conn: psycopg.Connection, kind: str) -> None:
+    """Take the transaction's lock on the published layout of ``kind`` (see :func:`lock_kind`)."""
+    conn.execute("SELECT pg_advisory_xact_lock(7161700, %s)", [KINDS.index(kind)])
 
 
 def _check_reason(reason) -> None:
@@ -203,6 +222,7 @@ def apply_due(conn: psycopg.Connection, user: dict | None = None) -> int:
 def rollback(conn: psycopg.Connection, user: dict, plan_id: int, effective_from: datetime | None, reason: str,
              settings) -> dict:
     """Publish an earlier published plan's layout again (as a new plan that copies it)."""
+    lock_kind(conn, plan_id)
     src = get_plan_row(conn, plan_id)
     if src["status"] != "published":
         raise Conflict("only a published plan can be published again", "id")

@@ -24,6 +24,9 @@ def _msg(code: str, **kw) -> tuple[str, str]:
         "sliver_overlap": (f"「{a}」与「{b}」有 {size_zh} 的细小重叠", f"{a} and {b} overlap in a sliver of {size_en}"),
         "outside": (f"「{a}」有 {size_zh} 超出县界", f"{a} has {size_en} outside the county"),
         "grid_cut": (f"警格「{a}」被辖区边界分割（{b}）", f"grid {a} is cut by a boundary ({b})"),
+        "no_county": ("没有县界（county 图层为空或行政区划代码不符），无法判断辖区是否覆盖全县；请先恢复县界",
+                      f"there is no county outline (adcode {kw.get('adcode')}): nothing can be checked against "
+                      "the county; restore the outline first"),
     }[code]
 
 
@@ -63,6 +66,9 @@ def validate_plan(conn: psycopg.Connection, plan_id: int, settings) -> dict:
         issues.append(_issue("invalid", None, r["loc"], a=labels[r["id"]], reason=r["reason"], area_ids=[r["id"]]))
     for r in conn.execute("SELECT id FROM plan_area WHERE plan_id = %(p)s AND (geom IS NULL OR ST_IsEmpty(geom))", p):
         issues.append(_issue("empty", None, None, a=labels[r["id"]], area_ids=[r["id"]]))
+    # Without the county outline no layout can be shown to cover the county: nothing validates.
+    if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM county WHERE adcode = %(adcode)s) AS x", p).fetchone()["x"]:
+        issues.append(_issue("no_county", None, None, adcode=settings.county_adcode, area_ids=[]))
     # The rest works on valid copies in the metric CRS.
     base = """WITH a AS MATERIALIZED (
                   SELECT id, plan_clean_area(plan_metric(geom, %(srid)s), %(srid)s, %(tol)s) AS g
@@ -81,7 +87,7 @@ def validate_plan(conn: psycopg.Connection, plan_id: int, settings) -> dict:
                              detail="overlap" if sliver else None))
     for r in conn.execute(base + f"""
             SELECT ST_Area(d.geom) AS m2, {out_geo.format('d.geom')} AS loc
-            FROM (SELECT ST_Difference(c.g, coalesce((SELECT ST_Union(g) FROM a), 'POLYGON EMPTY'::geometry)) AS g
+            FROM (SELECT ST_Difference(c.g, coalesce((SELECT ST_Union(g) FROM a), ST_GeomFromText('POLYGON EMPTY', %(srid)s))) AS g
                   FROM c) u, LATERAL ST_Dump(ST_CollectionExtract(u.g, 3)) d
             WHERE ST_Area(d.geom) > %(tol)s ORDER BY 1 DESC""", p):
         sliver = r["m2"] < settings.plan_sliver_area_m2

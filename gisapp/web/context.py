@@ -199,9 +199,65 @@ def json_body() -> Any:
         raise ValidationError("send Content-Type: application/json", "Content-Type", status=415)
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
-        return json.loads(raw or b"null")
+        body = json.loads(raw or b"null")
+    except RecursionError:
+        raise ValidationError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels", "body") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise ValidationError(f"not valid JSON: {e}", "body") from None
+    check_json(body, check_text=_SURROGATE_ESCAPE.search(raw) is not None)
+    return body
+
+
+# Deeper JSON than this is refused (GeoJSON needs 6 levels, the deepest body here about 10):
+# code that walks a body recursively never meets a RecursionError.
+MAX_JSON_DEPTH = 64
+# A JSON escape of a UTF-16 surrogate: only then can a decoded string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _bad_text(s: str) -> bool:
+    """True when ``s`` cannot be stored as UTF-8 text (a lone surrogate)."""
+    if s.isascii():
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_json(body: Any, check_text: bool = True) -> None:
+    """Refuse a decoded JSON value nested deeper than ``MAX_JSON_DEPTH`` or (``check_text``)
+    holding a string that is not valid Unicode, naming the nearest property (else ``body``)."""
+    stack: list[tuple[Any, int, str]] = [(body, 0, "body")]
+    while stack:
+        obj, depth, field = stack.pop()
+        if type(obj) is dict:
+            items = obj.items()
+        elif type(obj) is list:
+            items = ((field, v) for v in obj)
+        else:
+            if check_text and type(obj) is str and _bad_text(obj):
+                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", field)
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise ValidationError(f"not valid JSON here: nested deeper than {MAX_JSON_DEPTH} levels", "body")
+        for k, v in items:
+            if check_text and type(obj) is dict and _bad_text(k):
+                raise ValidationError("a property name holds a lone UTF-16 surrogate (not valid Unicode)",
+                                      k.encode("utf-8", "backslashreplace").decode("ascii"))
+            t = type(v)
+            if t is float or t is int:
+                continue
+            if t is list:
+                # A list of numbers (a GeoJSON position) needs no visit: most of a big body.
+                if all(type(x) is float or type(x) is int for x in v):
+                    continue
+                stack.append((v, depth + 1, k))
+            elif t is dict:
+                stack.append((v, depth + 1, k))
+            elif check_text and t is str and _bad_text(v):
+                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", k)
 
 
 def json_object() -> dict:
@@ -221,6 +277,9 @@ def only_params(*allowed: str) -> None:
             raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key)
 
 
+_NUMBER = re.compile(r" *[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)? *")
+
+
 def arg_float(name: str, raw: str | None = None, required: bool = True) -> float | None:
     """A finite number from the query (or ``raw``)."""
     raw = request.args.get(name) if raw is None else raw
@@ -229,6 +288,8 @@ def arg_float(name: str, raw: str | None = None, required: bool = True) -> float
             raise ValidationError("is required", name)
         return None
     try:
+        if not _NUMBER.fullmatch(raw):
+            raise ValueError(raw)
         v = float(raw)
     except ValueError:
         raise ValidationError(f"must be a number, got {raw!r:.40}", name) from None
@@ -242,9 +303,10 @@ def arg_int(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(r"-?[0-9]{1,9}", raw.strip()):
+    m = re.fullmatch(r" *(-?[0-9]{1,9}) *", raw)  # not str.strip(): it takes control characters too
+    if m is None:
         raise ValidationError(f"must be an integer, got {raw!r:.40}", name)
-    v = int(raw)
+    v = int(m.group(1))
     if not lo <= v <= hi:
         raise ValidationError(f"must be between {lo} and {hi}", name)
     return v

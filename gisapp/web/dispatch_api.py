@@ -284,6 +284,9 @@ def positions():
 def metrics_sla():
     user = _reader()
     org = request.args.get("organisation") or request.args.get("organisation_id")
+    if org is not None and (len(org) > 100 or re.search(r"[\x00-\x1f\x7f]", org)):
+        raise ValidationError(f"must be an organisation id or code, got {org!r:.40}",
+                              "organisation" if request.args.get("organisation") else "organisation_id")
     if org is not None and re.fullmatch(r"[0-9]{1,18}", org):
         org = int(org)
     start, end = parse_period(request.args)
@@ -311,9 +314,10 @@ def _last_event_id() -> int | None:
         raw, field = request.args.get("last_event_id"), "last_event_id"
     if raw is None or raw == "":
         return None
-    if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
+    m = re.fullmatch(r" *([0-9]{1,18}) *", raw)  # not str.strip(): it takes control characters too
+    if m is None:
         raise ValidationError("must be a non-negative integer event id", field)
-    return int(raw)
+    return int(m.group(1))
 
 
 @bp.get("/stream")

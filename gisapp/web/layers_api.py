@@ -8,6 +8,7 @@ from gisapp.core import features, scope
 from gisapp.core.audit import audit
 from gisapp.core.catalog import LAYERS, Layer
 from gisapp.core.errors import ValidationError
+from gisapp.planning.boundaries import BOUNDARY_LAYERS, write_boundary
 from gisapp.web.openapi import build_spec
 
 from .context import (
@@ -94,7 +95,10 @@ def create(layer_name: str):
     user = _writer(layer)
     body = json_body()
     with db_tx() as conn:
-        feat = features.create_feature(conn, layer, body, user, settings())
+        if layer_name in BOUNDARY_LAYERS:  # checked as a plan is (gisapp.planning.boundaries)
+            feat = write_boundary(conn, layer, "create", user, settings(), body=body)
+        else:
+            feat = features.create_feature(conn, layer, body, user, settings())
     resp = geojson(feat, 201)
     resp.headers["Location"] = f"{request.path}/{feat['id']}"
     return resp
@@ -106,6 +110,8 @@ def update(layer_name: str, fid: str):
     user = _writer(layer)
     body = json_body()
     with db_tx() as conn:
+        if layer_name in BOUNDARY_LAYERS:
+            return geojson(write_boundary(conn, layer, "update", user, settings(), fid=fid_i, body=body))
         return geojson(features.update_feature(conn, layer, fid_i, body, user, settings()))
 
 
@@ -115,6 +121,8 @@ def delete(layer_name: str, fid: str):
     user = _writer(layer)
     reason = request.args.get("reason")
     with db_tx() as conn:
+        if layer_name in BOUNDARY_LAYERS:
+            return jsonify(write_boundary(conn, layer, "delete", user, settings(), fid=fid_i, reason=reason))
         return jsonify(features.delete_feature(conn, layer, fid_i, user, reason))
 
 

@@ -17,7 +17,7 @@ from gisapp.planning import publish as publishing
 from gisapp.planning import validation as validating
 from gisapp.planning.compare import compare_plan
 from gisapp.planning.proposals import propose
-from gisapp.web.context import db_tx, geojson, json_object, require_role, settings
+from gisapp.web.context import arg_float, db_tx, geojson, json_object, require_role, settings
 from gisapp.web.openapi import ID_PARAM, document, param
 
 bp = Blueprint("planning_api", __name__, url_prefix="/api/v1/plans")
@@ -284,12 +284,7 @@ document("/api/v1/plans/{id}/rollback", "post", "Publish an earlier published pl
 @bp.get("/ownership")
 def ownership():
     require_role(*_READERS)
-    try:
-        lon, lat = float(request.args["lon"]), float(request.args["lat"])
-    except KeyError as e:
-        raise ValidationError("is required", e.args[0]) from None
-    except ValueError:
-        raise ValidationError("must be numbers", "lon") from None
+    lon, lat = arg_float("lon"), arg_float("lat")
     at = _opt_time(request.args.get("at"), "at")
     with db_tx() as conn:
         return jsonify(publishing.owner_at(conn, lon, lat, at))

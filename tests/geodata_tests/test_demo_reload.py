@@ -66,3 +66,34 @@ def test_another_seed_gives_another_world():
     b = build_world(load_params(seed=12), np.random.default_rng(12), srid)
     assert not np.array_equal(a.village_xy, b.village_xy)
     assert a.village_xy.shape == b.village_xy.shape
+
+
+def test_reload_while_a_chief_and_plans_exist(reload_url):
+    """`load-demo` over a demo in use (a chief user, a draft, a published plan and its grid
+    changes) succeeds, with another seed too (issue 12, item 10)."""
+    from geodata import demo
+    from gisapp.planning.drafts import create_plan
+    from gisapp.planning.publish import publish_plan
+
+    s = Settings()
+    with db.connect(reload_url) as conn:
+        demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        conn.commit()
+        station = conn.execute("SELECT id, code FROM organisation WHERE kind = 'station' ORDER BY code DESC LIMIT 1"
+                               ).fetchone()
+        create_user(conn, "reload_chief2", "pw-reload-1", "chief", station["id"])
+        admin = create_user(conn, "reload_admin2", "pw-reload-1", "admin")
+        create_plan(conn, admin, name="draft over the demo", kind="station")
+        published = create_plan(conn, admin, name="published over the demo", kind="traffic")
+        publish_plan(conn, admin, published["id"], None, "test", s)
+        grid = conn.execute("SELECT id FROM grid LIMIT 1").fetchone()["id"]
+        conn.execute("INSERT INTO plan_grid_change (plan_id, grid_id, from_org_id, to_org_id) "
+                     "VALUES (%s, %s, %s, %s)", [published["id"], grid, station["id"], station["id"]])
+        conn.commit()
+        for seed in (11, 12):
+            out = demo.load_demo(conn, seed=seed, end=END, log=lambda m: None)
+            conn.commit()
+            assert out["incidents"] > 0
+        # the users and plans are still there
+        assert conn.execute("SELECT count(*) AS n FROM app_user WHERE username = 'reload_chief2'").fetchone()["n"] == 1
+        assert conn.execute("SELECT count(*) AS n FROM plan").fetchone()["n"] >= 2
