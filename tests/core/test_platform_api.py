@@ -77,7 +77,7 @@ def test_round_trip(layer, login, reader, conn, station_id):
         # the county outline is replaced, never deleted; retiring a boundary would leave a gap
         assert d.status_code == 409, d.text
         assert d.json()["field"] in ("id", "geometry") and d.json()["reason"]
-        assert http.get(f"/api/v1/{layer}/{new_id}").json()["properties"].get("valid_to") is None
+        assert reader.get(f"/api/v1/{layer}/{new_id}").json()["properties"].get("valid_to") is None
         return
     assert d.status_code == 200, d.text
     if LAYERS[layer].versioned:
