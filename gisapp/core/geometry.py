@@ -124,13 +124,13 @@ def check_rings(gtype: str, coords: Any, field: str) -> None:
     if gtype not in ("Polygon", "MultiPolygon"):
         return
     polys = [coords] if gtype == "Polygon" else coords
-    if not isinstance(polys, list):
+    if not isinstance(polys, list | tuple):
         raise GeometryError(f"malformed {gtype}", field)
     for poly in polys:
-        if not isinstance(poly, list) or not poly:
+        if not isinstance(poly, list | tuple) or not poly:
             raise GeometryError("a polygon needs at least one ring", field)
         for ring in poly:
-            if not isinstance(ring, list) or len(ring) < 4 or not all(isinstance(p, list) for p in ring):
+            if not isinstance(ring, list | tuple) or len(ring) < 4 or not all(isinstance(p, list | tuple) for p in ring):
                 raise GeometryError("a polygon ring needs at least 4 positions", field)
             if list(ring[0][:2]) != list(ring[-1][:2]):
                 raise GeometryError("a polygon ring must end where it starts (closed ring, RFC 7946)", field)

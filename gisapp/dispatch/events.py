@@ -40,17 +40,53 @@ def emit(conn: psycopg.Connection, type_: str, data: dict[str, Any], incident_id
     return row["id"] if isinstance(row, dict) else row[0]
 
 
+ORG_KEYS = ("organisation_id", "station_org_id", "traffic_org_id", "fallback_from_org_id")
+
+
+def event_organisations(data: Any) -> frozenset[int] | None:
+    """The organisations an event's data concerns (None: it concerns none, e.g. stream.reset)."""
+    found: set[int] = set()
+    todo = [data]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in ORG_KEYS and isinstance(v, int):
+                    found.add(v)
+                elif isinstance(v, dict | list):
+                    todo.append(v)
+        elif isinstance(x, list):
+            todo.extend(x)
+    return frozenset(found) if found else None
+
+
 @dataclass(frozen=True)
 class Event:
-    """One event ready to send: its id, type and the SSE frame."""
+    """One event ready to send: its id, type, the SSE frame, and its data for scoped streams."""
 
     id: int
     type: str
     frame: bytes
+    data: Any = None
+    at: float = 0.0
 
     @property
     def kind(self) -> str:
         return self.type.split(".", 1)[0]
+
+    def frame_for(self, orgs: frozenset[int] | None) -> bytes | None:
+        """The frame as a stream limited to ``orgs`` sees it (None: not at all); orgs None: all."""
+        if orgs is None:
+            return self.frame
+        if self.type == "unit.moved" and isinstance(self.data, dict):  # a batch: keep the own units
+            units = [u for u in self.data.get("units", []) if u.get("organisation_id") in orgs]
+            if not units:
+                return None
+            payload = json.dumps({"id": self.id, "type": self.type, "at": self.at, "data": {**self.data, "units": units}},
+                                 ensure_ascii=False, default=str)
+            return frame(self.id, payload)
+        concerned = event_organisations(self.data)
+        return self.frame if concerned is None or concerned & orgs else None
 
 
 def frame(eid: int, payload_json: str) -> bytes:
@@ -59,9 +95,22 @@ def frame(eid: int, payload_json: str) -> bytes:
 
 
 def _event_from_row(r: dict) -> Event:
-    payload = json.dumps({"id": r["id"], "type": r["type"], "at": r["at"].timestamp(), "data": r["data"]},
+    at = r["at"].timestamp()
+    payload = json.dumps({"id": r["id"], "type": r["type"], "at": at, "data": r["data"]},
                          ensure_ascii=False, default=str)
-    return Event(r["id"], r["type"], frame(r["id"], payload))
+    return Event(r["id"], r["type"], frame(r["id"], payload), r["data"], at)
+
+
+def scoped_events_json(conn: psycopg.Connection, after: int, limit: int, kinds: Iterable[str] | None,
+                       orgs: frozenset[int]) -> str:
+    """``events_json`` for a reader limited to ``orgs`` (a chief): other organisations' events left out."""
+    out = []
+    for r in fetch_events(conn, after, limit, kinds):
+        ev = _event_from_row(r)
+        f = ev.frame_for(orgs)
+        if f is not None:
+            out.append(f.decode().split("data: ", 1)[1].rstrip("\n"))
+    return "[" + ",".join(out) + "]"
 
 
 def fetch_events(conn: psycopg.Connection, after: int, limit: int = 1000,
@@ -97,13 +146,15 @@ def stream_bounds(conn: psycopg.Connection) -> tuple[int, int]:
 class Subscriber:
     """The queue of one open stream."""
 
-    def __init__(self, kinds: frozenset[str] | None, maxsize: int):
-        self.kinds = kinds
+    def __init__(self, kinds: frozenset[str] | None, maxsize: int, orgs: frozenset[int] | None = None):
+        self.kinds, self.orgs = kinds, orgs
         self.queue: queue.Queue[Event] = queue.Queue(maxsize)
         self.dropped = False
 
     def offer(self, ev: Event) -> bool:
         if self.kinds is not None and ev.kind not in self.kinds and ev.kind != "stream":
+            return True
+        if self.orgs is not None and ev.frame_for(self.orgs) is None:
             return True
         try:
             self.queue.put_nowait(ev)
@@ -128,11 +179,13 @@ class Hub:
         self._thread.start()
 
     # -- subscribers ---------------------------------------------------------------------
-    def subscribe(self, kinds: frozenset[str] | None = None, wait_s: float = 10.0) -> tuple[Subscriber, int]:
-        """Register a stream; return it and the id of the last event already delivered."""
+    def subscribe(self, kinds: frozenset[str] | None = None, wait_s: float = 10.0,
+                  orgs: frozenset[int] | None = None) -> tuple[Subscriber, int]:
+        """Register a stream (limited to ``orgs`` when given); return it and the id of the last event
+        already delivered."""
         if not self._ready.wait(wait_s):
             raise RuntimeError("the live event listener is not connected to the database")
-        sub = Subscriber(kinds, self.settings.stream_queue_max_events)
+        sub = Subscriber(kinds, self.settings.stream_queue_max_events, orgs)
         with self._lock:
             self._subs.add(sub)
             return sub, self.last_id
@@ -177,7 +230,7 @@ class Hub:
         if eid <= self.last_id:
             return
         if eid == self.last_id + 1 and "data" in msg:
-            self._deliver(Event(eid, str(msg["type"]), frame(eid, payload)))
+            self._deliver(Event(eid, str(msg["type"]), frame(eid, payload), msg["data"], msg.get("at", 0.0)))
         else:  # a gap (reconnect) or a payload too large for NOTIFY: read the table
             self._catch_up(conn)
 
@@ -248,10 +301,11 @@ class StreamBody:
     (called by the WSGI server when the client goes) unsubscribes.
     """
 
-    def __init__(self, hub: Hub, pool, settings, last_event_id: int | None, kinds: frozenset[str] | None):
+    def __init__(self, hub: Hub, pool, settings, last_event_id: int | None, kinds: frozenset[str] | None,
+                 orgs: frozenset[int] | None = None):
         self.hub, self.pool, self.settings = hub, pool, settings
-        self.last_event_id, self.kinds = last_event_id, kinds
-        self.sub, self.start_id = hub.subscribe(kinds)
+        self.last_event_id, self.kinds, self.orgs = last_event_id, kinds, orgs
+        self.sub, self.start_id = hub.subscribe(kinds, orgs=orgs)
 
     def close(self) -> None:
         self.hub.unsubscribe(self.sub)
@@ -284,7 +338,9 @@ class StreamBody:
                 for r in rows:
                     ev = _event_from_row(r)
                     if kinds is None or ev.kind in kinds:
-                        yield ev.frame
+                        f = ev.frame_for(self.orgs)
+                        if f is not None:
+                            yield f
                     sent = ev.id
         elif lei is not None:
             sent = lei  # the client is ahead of this worker's hub: skip what it has
@@ -302,7 +358,9 @@ class StreamBody:
             while True:
                 if ev.id > sent:
                     sent = ev.id
-                    batch.append(ev.frame)
+                    f = ev.frame_for(sub.orgs)
+                    if f is not None:
+                        batch.append(f)
                 if len(batch) >= 200:
                     break
                 try:

@@ -19,7 +19,15 @@ from gisapp.core.catalog import UNIT_STATUSES
 from gisapp.core.errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
 from gisapp.core.features import parse_id
 from gisapp.dispatch import records
-from gisapp.dispatch.events import KINDS, StreamBody, events_json, get_hub, stop_hubs, stream_bounds
+from gisapp.dispatch.events import (
+    KINDS,
+    StreamBody,
+    events_json,
+    get_hub,
+    scoped_events_json,
+    stop_hubs,
+    stream_bounds,
+)
 from gisapp.dispatch.gazetteer import resolve_address
 from gisapp.dispatch.intake import create_incident
 from gisapp.dispatch.legs import assign_unit, dispatch_incident, merge_incident, plan_incident, transition_leg
@@ -322,11 +330,12 @@ def _last_event_id() -> int | None:
 
 @bp.get("/stream")
 def stream():
-    _reader()
+    user = _reader()
     s = settings()
     lei, kinds = _last_event_id(), _kinds()
     try:
-        body = StreamBody(get_hub(s.database_url, s), pool(), s, lei, kinds)
+        body = StreamBody(get_hub(s.database_url, s), pool(), s, lei, kinds,
+                          scope.visible_organisations(user))
     except RuntimeError as e:
         raise ServiceUnavailable(str(e), "stream") from None
     resp = Response(body, mimetype="text/event-stream")
@@ -338,7 +347,7 @@ def stream():
 @bp.get("/stream/events")
 def stream_events():
     """Polling alternative to the stream: the stored events after an id."""
-    _reader()
+    user = _reader()
     after = request.args.get("after", "0")
     if not re.fullmatch(r"[0-9]{1,18}", after):
         raise ValidationError("must be a non-negative integer event id", "after")
@@ -347,7 +356,9 @@ def stream_events():
         raise ValidationError("an integer from 1 to 10000", "limit")
     with db_tx() as conn:
         oldest, last = stream_bounds(conn)
-        events = events_json(conn, int(after), int(limit), _kinds())
+        orgs = scope.visible_organisations(user)
+        events = (events_json(conn, int(after), int(limit), _kinds()) if orgs is None
+                  else scoped_events_json(conn, int(after), int(limit), _kinds(), orgs))
     # The events array comes as JSON text from the database: no decoding and re-encoding here.
     body = (f'{{"after": {int(after)}, "last_id": {last}, "complete": {"true" if int(after) >= oldest else "false"}, '
             f'"events": {events}}}')

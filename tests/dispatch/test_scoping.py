@@ -8,6 +8,7 @@ organisation's list or metrics by id answer 403. Dispatchers and viewers still s
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from support.database import PASSWORD
@@ -143,3 +144,25 @@ def test_map_data_units_of_another_station_is_refused(chief_a, scene, world):
     _err(chief_a.get(f"/map/data/units?station={world.station_b}"), 403, "station")
     feats = chief_a.get("/map/data/units").json()["features"]
     assert feats and scene["units"]["b"] not in {f.get("id", f["properties"].get("id")) for f in feats}
+
+
+def test_chief_stream_carries_their_own_station_only(chief_a, incidents, scene, world, dconn):
+    """The live stream and its polling form: a chief gets the events of their station, not B's."""
+    after = dconn.execute("SELECT min(id) - 1 AS n FROM live_event WHERE incident_id = ANY(%s)",
+                          [[incidents["a"]["id"], incidents["b"]["id"]]]).fetchone()["n"]
+    got = chief_a.get(f"/api/v1/stream/events?after={after}").json()["events"]
+    ids = {e["data"].get("incident", {}).get("id") for e in got}
+    assert incidents["a"]["id"] in ids
+    assert incidents["b"]["id"] not in ids
+    # the same on the server-sent-event stream, resumed from the same point
+    want = f'"code": "{incidents["a"]["code"]}"'
+    text, deadline = "", time.monotonic() + 20
+    with chief_a.get("/api/v1/stream?types=incident", headers={"Last-Event-ID": str(after)}, stream=True,
+                     timeout=10) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines(decode_unicode=True):
+            text += (line or "") + "\n"
+            if want in text or time.monotonic() > deadline:
+                break
+    assert want in text, text[-2000:]
+    assert incidents["b"]["code"] not in text
