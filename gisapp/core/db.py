@@ -26,9 +26,10 @@ def get_pool(url: str, min_size: int = 1, max_size: int = 20, timeout_s: float =
     Every connection is checked before it is handed out (a connection left broken by a database
     restart is replaced, not given to a request); a request waits at most ``timeout_s`` for one
     and then gets :class:`psycopg_pool.PoolTimeout` (the web layer answers 503). A failed
-    reconnection is retried about every second and given up after ``reconnect_timeout_s``; the
-    next request that finds the pool empty starts a new one. So while the server is away the
-    pool keeps trying about once a second, and serves again within about a second of its return.
+    reconnection is given up after ``reconnect_timeout_s`` (before psycopg_pool's backoff grows:
+    its default waited 22-25 s after a 35 s outage); the next request that finds the pool empty
+    starts a new one. So while the server is away the pool tries every ``reconnect_timeout_s`` or
+    so, and serves again within about that long of its return.
     """
     with _pools_lock:
         pool = _pools.get(url)
