@@ -22,13 +22,14 @@ else
 DB_TARGET := db-external
 endif
 
-.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps demo clean
+.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults demo clean
 
 help:
 	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
 	@echo "make test           set everything up, then run the whole test suite"
 	@echo "make stop           stop the private PostgreSQL cluster"
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
+	@echo "make bench-faults   database restarts and a worker kill under load (bench/bench_faults.py)"
 	@echo "make lint           ruff and the import contracts (lint-imports)"
 	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
 
@@ -92,6 +93,10 @@ bench-live: setup
 
 bench-maps: setup $(BENCH_STAMP)
 	@$(PY) bench/bench_maps.py
+
+# Its own throwaway PostgreSQL (var/bench_faults), stopped twice, and its own gunicorn.
+bench-faults: setup
+	@$(PY) bench/bench_faults.py
 
 clean: stop
 	rm -rf var .venv

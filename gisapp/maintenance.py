@@ -51,7 +51,8 @@ class Maintenance(Periodic):
 
     def _run(self, upkeep: bool) -> dict:
         out: dict[str, int] = {}
-        with psycopg.connect(self.url, row_factory=dict_row, application_name="gisapp-maintenance") as conn:
+        with psycopg.connect(self.url, row_factory=dict_row, application_name="gisapp-maintenance",
+                             connect_timeout=max(2, int(getattr(self.settings, "db_connect_timeout_s", 5) or 5))) as conn:
             if self.sweep_s > 0:
                 out["overdue_events"] = len(sweep_overdue(conn, self.settings))
                 conn.commit()

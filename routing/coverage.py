@@ -240,7 +240,8 @@ class LiveRefresher(Periodic):
         self.refreshes = 0
 
     def task(self) -> dict | None:
-        with psycopg.connect(self.url) as conn:
+        timeout = max(2, int(getattr(self.settings, "db_connect_timeout_s", 5) or 5))
+        with psycopg.connect(self.url, connect_timeout=timeout, application_name="gisapp-live-coverage") as conn:
             out = refresh_live_if_stale(conn, self.settings)
             conn.commit()
         self.refreshes += out is not None

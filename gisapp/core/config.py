@@ -73,6 +73,14 @@ class Settings:
     database_url: str = field(default_factory=private_cluster_url)
     secret_key: str = ""
     pool_min_size: int = 1
+    # Database outages (issue 12): a request waits at most pool_timeout_s for a pooled connection
+    # (each checked before use), then gets 503 with Retry-After: db_retry_after_s; a connection
+    # attempt gives up after db_connect_timeout_s; the pool retries a lost server about every
+    # half second: a reconnection gives up after pool_reconnect_timeout_s and the next request retries.
+    pool_timeout_s: float = 3.0
+    pool_reconnect_timeout_s: float = 0.5
+    db_connect_timeout_s: int = 2
+    db_retry_after_s: int = 2
     pool_max_size: int = 20
     # Deployment geography: geometry is stored in EPSG:4326; metric work happens here.
     metric_srid: int = 4548

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_ID = 7_161_681  # pg advisory lock key for `db upgrade`
@@ -19,21 +19,54 @@ _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
 
-def get_pool(url: str, min_size: int = 1, max_size: int = 20) -> ConnectionPool:
-    """Return the process-wide pool for ``url``, creating it lazily."""
+def get_pool(url: str, min_size: int = 1, max_size: int = 20, timeout_s: float = 30.0,
+             reconnect_timeout_s: float = 300.0, connect_timeout_s: int | None = None) -> ConnectionPool:
+    """Return the process-wide pool for ``url``, creating it lazily.
+
+    Every connection is checked before it is handed out (a connection left broken by a database
+    restart is replaced, not given to a request); a request waits at most ``timeout_s`` for one
+    and then gets :class:`psycopg_pool.PoolTimeout` (the web layer answers 503). A failed
+    reconnection is given up after ``reconnect_timeout_s`` (before psycopg_pool's backoff grows:
+    its default waited 22-25 s after a 35 s outage); the next request that finds the pool empty
+    starts a new one. So while the server is away the pool tries every ``reconnect_timeout_s`` or
+    so, and serves again within about that long of its return.
+    """
     with _pools_lock:
         pool = _pools.get(url)
         if pool is None:
+            kwargs: dict = {"row_factory": dict_row, "autocommit": False}
+            if connect_timeout_s:
+                kwargs["connect_timeout"] = max(2, int(connect_timeout_s))  # libpq's minimum is 2 s
             pool = ConnectionPool(
                 url,
                 min_size=min_size,
                 max_size=max_size,
-                kwargs={"row_factory": dict_row, "autocommit": False},
+                kwargs=kwargs,
+                check=ConnectionPool.check_connection,
+                timeout=timeout_s,
+                reconnect_timeout=reconnect_timeout_s,
                 open=True,
                 name="gisapp",
             )
             _pools[url] = pool
         return pool
+
+
+# SQLSTATEs of a server that is going away or not there yet: admin_shutdown, crash_shutdown,
+# cannot_connect_now ("the database system is starting up / shutting down").
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached (an outage worth a 503 and a retry),
+    as opposed to an error of the statement itself."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    # No SQLSTATE: the client library failed (connection refused, closed, lost mid-query).
+    return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 def close_pools() -> None:

@@ -28,6 +28,10 @@ CHANNEL = "gisapp_live"
 KINDS = ("incident", "leg", "unit", "sla", "stream")
 # How often the listener re-reads the table for anything a lost notification left behind.
 CATCH_UP_CHECK_S = 5.0
+# The listener retries a lost database after 0.25 s, then every second (not a growing backoff:
+# streams must go on within about a second of the database's return).
+RECONNECT_FIRST_S = 0.25
+RECONNECT_EVERY_S = 1.0
 
 
 def emit(conn: psycopg.Connection, type_: str, data: dict[str, Any], incident_id: int | None = None) -> int:
@@ -235,11 +239,12 @@ class Hub:
             self._catch_up(conn)
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff = RECONNECT_FIRST_S
         first = True
+        connect_timeout = max(2, int(getattr(self.settings, "db_connect_timeout_s", 5) or 5))
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                with psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=connect_timeout,
                                      application_name="gisapp-stream-hub") as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if first:
@@ -248,7 +253,7 @@ class Hub:
                     else:
                         self._catch_up(conn)
                     self._ready.set()
-                    backoff = 0.5
+                    backoff = RECONNECT_FIRST_S
                     next_check = time.monotonic()
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=1.0):
@@ -257,10 +262,10 @@ class Hub:
                         if now >= next_check:
                             next_check = now + CATCH_UP_CHECK_S
                             self._catch_up(conn)  # belt and braces: nothing stays undelivered
-            except psycopg.Error as e:
+            except Exception as e:  # noqa: BLE001 - the listener must outlive any failure: reconnect
                 log.warning("live event listener lost its connection (%s); reconnecting", e)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = RECONNECT_EVERY_S
 
 
 def prune_events(conn: psycopg.Connection, settings) -> int:

@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg
 from flask import Flask, g, jsonify, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import ServiceUnavailable as ServiceUnavailablePage
 
+from gisapp.core import db
 from gisapp.core.accounts import user_for_token
 from gisapp.core.catalog import PUBLIC_LAYER_CHOICES
 from gisapp.core.config import ROOT, Settings
@@ -152,6 +154,29 @@ def _register_errors(app: Flask) -> None:
     def _data_error(e: psycopg.errors.DataError):
         return jsonify(error="ValidationError", field=e.diag.column_name,
                        reason=e.diag.message_primary or str(e)), 400
+
+    @app.errorhandler(psycopg.OperationalError)  # PoolTimeout is one too
+    def _database_away(e: psycopg.OperationalError):
+        if not db.is_unavailable(e):
+            app.logger.error("database error on %s %s", request.method, request.path, exc_info=e)
+            return _http(InternalServerError(original_exception=e))
+        retry = max(1, int(settings().db_retry_after_s))
+        app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
+                           str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if not _is_api():
+            return ServiceUnavailablePage(retry_after=retry)
+        resp = jsonify(error="ServiceUnavailable", field="database",
+                       reason=f"the database is not reachable at the moment; retry in {retry} s")
+        resp.status_code = 503
+        resp.headers["Retry-After"] = str(retry)
+        return resp
+
+    @app.after_request
+    def _retry_after(resp):
+        # Every 503 (the health check, a stream whose listener is not connected) says when to retry.
+        if resp.status_code == 503 and "Retry-After" not in resp.headers:
+            resp.headers["Retry-After"] = str(max(1, int(settings().db_retry_after_s)))
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):

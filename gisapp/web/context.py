@@ -28,7 +28,8 @@ def settings() -> Settings:
 def pool():
     """Return the process-wide connection pool, opened on first use."""
     s = settings()
-    return db.get_pool(s.database_url, s.pool_min_size, s.pool_max_size)
+    return db.get_pool(s.database_url, s.pool_min_size, s.pool_max_size, timeout_s=s.pool_timeout_s,
+                       reconnect_timeout_s=s.pool_reconnect_timeout_s, connect_timeout_s=s.db_connect_timeout_s)
 
 
 def db_tx():

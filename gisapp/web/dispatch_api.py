@@ -333,6 +333,9 @@ def stream():
     user = _reader()
     s = settings()
     lei, kinds = _last_event_id(), _kinds()
+    if lei is not None:  # a resume reads the table: while the database is away, 503 now, not a broken stream
+        with db_tx() as conn:
+            conn.execute("SELECT 1")
     try:
         body = StreamBody(get_hub(s.database_url, s), pool(), s, lei, kinds,
                           scope.visible_organisations(user))

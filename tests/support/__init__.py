@@ -10,4 +10,5 @@
 - ``browser``: Debian's headless chromium through Playwright
 - ``mvt``: a Mapbox Vector Tile decoder
 - ``sseclient``: a server-sent-event reader
+- ``pgtemp``: a throwaway PostgreSQL server that a test or benchmark may stop and start
 """
