@@ -58,10 +58,12 @@ def _where(filters: dict[str, Any]) -> tuple[sql.Composable, list[Any]]:
 
 
 def query_audit(conn: psycopg.Connection, filters: dict[str, Any], limit: int, offset: int = 0) -> dict:
-    """Rows of the audit log matching ``filters`` (see ``_where``), newest first, and their total."""
+    """Rows of the audit trail (view ``audit_entry``: the audit log and the dispatch writes of the
+    incidents' event logs, as ``dispatch_<kind>`` on entity ``incident``) matching ``filters``
+    (see ``_where``), newest first, and their total."""
     where, args = _where(filters)
-    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM audit_log") + where, args).fetchone()["n"]
-    rows = conn.execute(sql.SQL("SELECT id, at, actor, action, entity, entity_id, client, detail FROM audit_log")
+    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM audit_entry") + where, args).fetchone()["n"]
+    rows = conn.execute(sql.SQL("SELECT id, at, actor, action, entity, entity_id, client, detail FROM audit_entry")
                         + where + sql.SQL(" ORDER BY at DESC, id DESC LIMIT %s OFFSET %s"),
                         [*args, limit, offset]).fetchall()
     return {"total": total, "limit": limit, "offset": offset, "rows": rows}
@@ -70,7 +72,7 @@ def query_audit(conn: psycopg.Connection, filters: dict[str, Any], limit: int, o
 def audit_choices(conn: psycopg.Connection) -> dict[str, list[str]]:
     """The actors, actions and entities that occur in the log (for the filter pickers)."""
     return {k: [r["v"] for r in conn.execute(
-        sql.SQL("SELECT DISTINCT {} AS v FROM audit_log ORDER BY 1 LIMIT 500").format(sql.Identifier(k)))]
+        sql.SQL("SELECT DISTINCT {} AS v FROM audit_entry ORDER BY 1 LIMIT 500").format(sql.Identifier(k)))]
         for k in ("actor", "action", "entity")}
 
 

@@ -163,3 +163,21 @@ def test_audit_page_in_the_browser_in_both_languages(demo_live, demo_users, trai
         finally:
             ctx.close()
             browser.close()
+
+
+def test_dispatch_writes_are_on_the_audit_trail(demo_live, demo_users, trail):
+    """Intake and dispatch are writes too: they are on the trail with who, when and the client."""
+    disp, ok = _client(demo_live.url, "dispatcher")
+    assert ok == 302
+    r = disp.post("/api/v1/dispatch/incidents", json={
+        "channel": "110", "type": "theft", "location": {"type": "Point", "coordinates": [117.74, 36.88]},
+        "description": "审计：派警也要留痕", "dispatch": True})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+    admin, _ = _client(demo_live.url, "admin")
+    rows = admin.get("/api/v1/audit", params={"entity": "incident", "entity_id": str(iid)}).json()
+    actions = {x["action"] for x in rows}
+    assert {"dispatch_created", "dispatch_dispatched"} <= actions, rows
+    assert all(x["actor"] == "t_dispatcher" and AGENT in (x["client"] or "") for x in rows)
+    disp.close()
+    admin.close()
