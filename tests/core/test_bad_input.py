@@ -7,21 +7,13 @@ import json
 import pytest
 from support.database import count
 from support.samples import make, point, square
+from support.server import expect_error
 
 
 @pytest.fixture(scope="module")
 def station_id(users) -> int:
     return users["chief"]["station_id"]
 
-
-def _err(r, status: int, field: str | None):
-    assert r.status_code == status, (r.status_code, r.text)
-    body = r.json()
-    assert set(body) >= {"error", "field", "reason"}
-    assert body["reason"]
-    if field is not None:
-        assert body["field"] == field, body
-    return body
 
 
 def test_self_intersecting_polygon(login, conn, station_id):
@@ -31,7 +23,7 @@ def test_self_intersecting_polygon(login, conn, station_id):
                                                    [117.6, 36.9]]]}
     f = make("jurisdictions", station_id)
     f["geometry"] = bowtie
-    body = _err(planner.post("/api/v1/jurisdictions", json=f), 422, "geometry")
+    body = expect_error(planner.post("/api/v1/jurisdictions", json=f), 422, "geometry")
     assert "Self-intersection" in body["reason"]
     assert count(conn, "jurisdiction") == before
 
@@ -40,7 +32,7 @@ def test_latitude_out_of_range(login, conn, station_id):
     before = count(conn, "village")
     f = make("villages", station_id)
     f["geometry"] = point(117.7, 95)
-    body = _err(login("planner").post("/api/v1/villages", json=f), 400, "geometry")
+    body = expect_error(login("planner").post("/api/v1/villages", json=f), 400, "geometry")
     assert "latitude 95" in body["reason"]
     assert count(conn, "village") == before
 
@@ -49,11 +41,11 @@ def test_swapped_coordinates(login, conn, station_id):
     before = count(conn, "village")
     f = make("villages", station_id)
     f["geometry"] = point(36.88, 117.73)
-    body = _err(login("planner").post("/api/v1/villages", json=f), 422, "geometry")
+    body = expect_error(login("planner").post("/api/v1/villages", json=f), 422, "geometry")
     assert "swapped" in body["reason"]
     # within the valid range but outside the county: refused too
     f["geometry"] = point(120.3, 36.1)
-    body = _err(login("planner").post("/api/v1/villages", json=f), 422, "geometry")
+    body = expect_error(login("planner").post("/api/v1/villages", json=f), 422, "geometry")
     assert "outside" in body["reason"]
     assert count(conn, "village") == before
 
@@ -63,38 +55,38 @@ def test_body_over_the_limit(login, conn, station_id):
     f = make("villages", station_id)
     f["properties"]["name"] = "x" * (21 * 1024 * 1024)
     r = login("planner").post("/api/v1/villages", data=json.dumps(f), headers={"Content-Type": "application/json"})
-    body = _err(r, 413, "body")
+    body = expect_error(r, 413, "body")
     assert "20 MB" in body["reason"]
     assert count(conn, "village") == before
 
 
 def test_string_where_integer_id_expected(login, reader, conn, station_id):
-    _err(reader.get("/api/v1/villages/abc"), 400, "id")
+    expect_error(reader.get("/api/v1/villages/abc"), 400, "id")
     before = count(conn, "unit")
     f = make("units", station_id)
     f["properties"]["organisation_id"] = "abc"
-    _err(login("dispatcher").post("/api/v1/units", json=f), 400, "organisation_id")
+    expect_error(login("dispatcher").post("/api/v1/units", json=f), 400, "organisation_id")
     f["properties"]["organisation_id"] = 99999999
-    _err(login("dispatcher").post("/api/v1/units", json=f), 422, "organisation_id")
+    expect_error(login("dispatcher").post("/api/v1/units", json=f), 422, "organisation_id")
     assert count(conn, "unit") == before
-    _err(reader.get("/api/v1/units/99999999"), 404, "id")
+    expect_error(reader.get("/api/v1/units/99999999"), 404, "id")
 
 
 def test_wrong_geometry_type(login, conn, station_id):
     before = count(conn, "jurisdiction")
     f = make("jurisdictions", station_id)
     f["geometry"] = point()
-    body = _err(login("planner").post("/api/v1/jurisdictions", json=f), 422, "geometry")
+    body = expect_error(login("planner").post("/api/v1/jurisdictions", json=f), 422, "geometry")
     assert "MultiPolygon" in body["reason"]
     assert count(conn, "jurisdiction") == before
 
 
 def test_write_without_login_and_as_viewer(http, login, conn, station_id):
     before = count(conn, "village")
-    _err(http.post("/api/v1/villages", json=make("villages", station_id)), 401, "Authorization")
-    _err(login("viewer").post("/api/v1/villages", json=make("villages", station_id)), 403, "role")
+    expect_error(http.post("/api/v1/villages", json=make("villages", station_id)), 401, "Authorization")
+    expect_error(login("viewer").post("/api/v1/villages", json=make("villages", station_id)), 403, "role")
     # a dispatcher may not redraw jurisdictions either
-    _err(login("dispatcher").post("/api/v1/jurisdictions", json=make("jurisdictions", station_id)), 403, "role")
+    expect_error(login("dispatcher").post("/api/v1/jurisdictions", json=make("jurisdictions", station_id)), 403, "role")
     assert count(conn, "village") == before
 
 
@@ -104,7 +96,7 @@ def test_write_without_login_and_as_viewer(http, login, conn, station_id):
 ])
 def test_malformed_bodies(login, body, field):
     raw = body if isinstance(body, str) else json.dumps(body)
-    _err(login("planner").post("/api/v1/villages", data=raw, headers={"Content-Type": "application/json"}),
+    expect_error(login("planner").post("/api/v1/villages", data=raw, headers={"Content-Type": "application/json"}),
          400, field)
 
 
@@ -113,17 +105,17 @@ def test_wrong_types_and_unknown_properties(login, conn, station_id):
     before = count(conn, "village")
     f = make("villages", station_id)
     f["properties"]["population"] = "many"
-    _err(planner.post("/api/v1/villages", json=f), 400, "population")
+    expect_error(planner.post("/api/v1/villages", json=f), 400, "population")
     f = make("villages", station_id)
     f["properties"]["colour"] = "red"
-    _err(planner.post("/api/v1/villages", json=f), 400, "colour")
+    expect_error(planner.post("/api/v1/villages", json=f), 400, "colour")
     f = make("villages", station_id)
     del f["properties"]["name"]
-    _err(planner.post("/api/v1/villages", json=f), 400, "name")
+    expect_error(planner.post("/api/v1/villages", json=f), 400, "name")
     f = make("villages", station_id)
     f["geometry"] = {"type": "Point", "coordinates": ["117.7", 36.9]}
-    _err(planner.post("/api/v1/villages", json=f), 400, "geometry")
-    _err(planner.post("/api/v1/villages", data="x", headers={"Content-Type": "text/plain"}), 415, "Content-Type")
+    expect_error(planner.post("/api/v1/villages", json=f), 400, "geometry")
+    expect_error(planner.post("/api/v1/villages", data="x", headers={"Content-Type": "text/plain"}), 415, "Content-Type")
     assert count(conn, "village") == before
 
 

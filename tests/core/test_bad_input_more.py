@@ -8,6 +8,7 @@ import json
 import pytest
 from support.database import count
 from support.samples import make, square
+from support.server import expect_error
 
 
 @pytest.fixture(scope="module")
@@ -15,40 +16,30 @@ def station_id(users) -> int:
     return users["chief"]["station_id"]
 
 
-def _err(r, status: int | tuple[int, ...], field: str | None):
-    statuses = status if isinstance(status, tuple) else (status,)
-    assert r.status_code in statuses, (r.status_code, r.text[:300])
-    body = r.json()
-    assert set(body) >= {"error", "field", "reason"}
-    assert body["reason"]
-    if field is not None:
-        assert body["field"] == field, body
-    return body
-
 
 _JSON = {"Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("depth", [100_000, 5_000, 900])
 def test_deeply_nested_json_on_login_without_logging_in(http, depth):
-    body = _err(http.post("/api/v1/auth/login", data="[" * depth, headers=_JSON), 400, "body")
+    body = expect_error(http.post("/api/v1/auth/login", data="[" * depth, headers=_JSON), 400, "body")
     assert "nested" in body["reason"] or "JSON" in body["reason"]
     raw = '{"username": "x", "password": ' + "[" * depth + "]" * depth + "}"
-    _err(http.post("/api/v1/auth/login", data=raw, headers=_JSON), 400, "body")
+    expect_error(http.post("/api/v1/auth/login", data=raw, headers=_JSON), 400, "body")
 
 
 @pytest.mark.parametrize("depth", [100_000, 900, 200])
 def test_deeply_nested_json_on_writes(login, conn, station_id, depth):
     planner = login("planner")
     before = count(conn, "village")
-    _err(planner.post("/api/v1/villages", data="[" * depth, headers=_JSON), 400, "body")
+    expect_error(planner.post("/api/v1/villages", data="[" * depth, headers=_JSON), 400, "body")
     # nested inside the geometry, closed properly: still refused, not a 500
     f = make("villages", station_id)
     raw = json.dumps(f).replace('"coordinates": [', '"coordinates": ' + "[" * depth, 1)
     raw = raw.replace("]}", "]" * depth + "}", 1)
     json.loads(raw) if depth < 500 else None  # the body is well-formed JSON
     r = planner.post("/api/v1/villages", data=raw, headers=_JSON)
-    _err(r, (400, 422), None)
+    expect_error(r, (400, 422), None)
     assert r.json()["field"] in ("body", "geometry")
     assert count(conn, "village") == before
 
@@ -63,19 +54,19 @@ def test_lone_surrogate_in_layer_text_fields(login, conn, station_id):
     before = count(conn, "village")
     f = make("villages", station_id)
     f["properties"]["name"] = "@S@"
-    body = _err(planner.post("/api/v1/villages", data=_surrogate(json.dumps(f)), headers=_JSON), (400, 422), "name")
+    body = expect_error(planner.post("/api/v1/villages", data=_surrogate(json.dumps(f)), headers=_JSON), (400, 422), "name")
     assert "surrogate" in body["reason"] or "UTF-8" in body["reason"]
     assert count(conn, "village") == before
     # in an update, and in an array of strings
     vid = planner.post("/api/v1/villages", json=make("villages", station_id)).json()["id"]
     raw = _surrogate(json.dumps({"properties": {"name_en": "a@S@b"}}))
-    _err(planner.patch(f"/api/v1/villages/{vid}", data=raw, headers=_JSON), (400, 422), "name_en")
+    expect_error(planner.patch(f"/api/v1/villages/{vid}", data=raw, headers=_JSON), (400, 422), "name_en")
     sp = make("service_points", station_id)
     sp["properties"]["services"] = ["ok", "@S@"]
-    _err(login("admin").post("/api/v1/service_points", data=_surrogate(json.dumps(sp)), headers=_JSON),
+    expect_error(login("admin").post("/api/v1/service_points", data=_surrogate(json.dumps(sp)), headers=_JSON),
          (400, 422), "services")
     # a surrogate in a key is named too
-    _err(planner.post("/api/v1/villages", data=_surrogate('{"properties": {"@S@": 1}}'), headers=_JSON),
+    expect_error(planner.post("/api/v1/villages", data=_surrogate('{"properties": {"@S@": 1}}'), headers=_JSON),
          (400, 422), None)
 
 
@@ -84,20 +75,20 @@ def test_lone_surrogate_in_users_plans_intake_and_login(http, login, conn, stati
     n_users = count(conn, "app_user")
     raw = _surrogate(json.dumps({"username": "sur_user", "password": "long-enough-pw", "role": "viewer",
                                  "display_name": "x@S@"}))
-    _err(admin.post("/api/v1/users", data=raw, headers=_JSON), (400, 422), "display_name")
+    expect_error(admin.post("/api/v1/users", data=raw, headers=_JSON), (400, 422), "display_name")
     assert count(conn, "app_user") == n_users
     raw = _surrogate(json.dumps({"username": "t_admin", "password": "@S@"}))
-    _err(http.post("/api/v1/auth/login", data=raw, headers=_JSON), (400, 422), "password")
+    expect_error(http.post("/api/v1/auth/login", data=raw, headers=_JSON), (400, 422), "password")
     raw = _surrogate(json.dumps({"username": "@S@", "password": "whatever"}))
-    _err(http.post("/api/v1/auth/login", data=raw, headers=_JSON), (400, 422), "username")
+    expect_error(http.post("/api/v1/auth/login", data=raw, headers=_JSON), (400, 422), "username")
     n_plans = count(conn, "plan")
     raw = _surrogate(json.dumps({"name": "plan @S@", "kind": "station"}))
-    _err(admin.post("/api/v1/plans", data=raw, headers=_JSON), (400, 422), "name")
+    expect_error(admin.post("/api/v1/plans", data=raw, headers=_JSON), (400, 422), "name")
     assert count(conn, "plan") == n_plans
     n_inc = count(conn, "incident")
     raw = _surrogate(json.dumps({"channel": "110", "type": "dispute", "lon": 117.73, "lat": 36.88,
                                  "description": "help @S@"}))
-    _err(login("dispatcher").post("/api/v1/dispatch/incidents", data=raw, headers=_JSON), (400, 422),
+    expect_error(login("dispatcher").post("/api/v1/dispatch/incidents", data=raw, headers=_JSON), (400, 422),
          "description")
     assert count(conn, "incident") == n_inc
 
@@ -120,7 +111,7 @@ def test_lone_surrogate_in_users_plans_intake_and_login(http, login, conn, stati
     ("/api/v1/dispatch/board?organisation_id=5%1F", "organisation_id"),
 ])
 def test_numeric_query_parameters_with_control_characters(login, url, name):
-    _err(login("admin").get(url), 400, name)
+    expect_error(login("admin").get(url), 400, name)
 
 
 def test_layer_api_refuses_an_unclosed_ring(login, conn, station_id):
@@ -129,11 +120,11 @@ def test_layer_api_refuses_an_unclosed_ring(login, conn, station_id):
     f = make("grids", station_id)
     ring = square(117.6, 36.9)["coordinates"][0][:-1] + [[117.6, 36.905]]
     f["geometry"] = {"type": "Polygon", "coordinates": [ring]}
-    body = _err(planner.post("/api/v1/grids", json=f), 422, "geometry")
+    body = expect_error(planner.post("/api/v1/grids", json=f), 422, "geometry")
     assert "closed" in body["reason"]
     f["geometry"] = {"type": "MultiPolygon", "coordinates": [[ring]]}
-    _err(planner.post("/api/v1/grids", json=f), 422, "geometry")
+    expect_error(planner.post("/api/v1/grids", json=f), 422, "geometry")
     # a ring of three positions is refused as well
     f["geometry"] = {"type": "Polygon", "coordinates": [[[117.6, 36.9], [117.61, 36.9], [117.6, 36.9]]]}
-    _err(planner.post("/api/v1/grids", json=f), 422, "geometry")
+    expect_error(planner.post("/api/v1/grids", json=f), 422, "geometry")
     assert (count(conn, "jurisdiction"), count(conn, "grid")) == before

@@ -52,3 +52,15 @@ def login_factory(srv: LiveServer):
         return c
 
     return _login, made
+
+
+def expect_error(r, status: int | tuple[int, ...], field: str | None = None) -> dict:
+    """Assert an error answer: the status (or one of them), the {error, field, reason} body, the field."""
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert r.status_code in statuses, (r.status_code, r.text[:300])
+    body = r.json()
+    assert set(body) >= {"error", "field", "reason"}
+    assert body["reason"]
+    if field is not None:
+        assert body["field"] == field, body
+    return body
