@@ -81,7 +81,7 @@ test: setup lint
 # ruff, and the import contracts of pyproject's [tool.importlinter] (dependencies point one way)
 lint: venv
 	@.venv/bin/ruff check .
-	@.venv/bin/lint-imports --config pyproject.toml
+	@.venv/bin/lint-imports pyproject.toml
 
 bench: bench-routing bench-live bench-maps
 

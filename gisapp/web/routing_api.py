@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify, request
 from shapely.geometry import mapping
 
 import routing
+from gisapp.core import scope
 from gisapp.core.catalog import UNIT_STATUSES
 from gisapp.core.errors import GeometryError, NotFound, ValidationError
 from gisapp.core.features import parse_id
@@ -24,6 +25,7 @@ from gisapp.web.context import (
     arg_float,
     arg_ids,
     arg_int,
+    current_user,
     db_tx,
     geojson,
     json_body,
@@ -145,7 +147,7 @@ def nearest_units():
     statuses = tuple(x.strip() for x in request.args.get("status", "available").split(",") if x.strip())
     if not statuses or any(x not in UNIT_STATUSES for x in statuses):
         raise ValidationError(f"must be a comma-separated list of {', '.join(UNIT_STATUSES)}", "status")
-    orgs = arg_ids("organisation_id")
+    orgs = _scoped_organisations(arg_ids("organisation_id"))
     jz = arg_ids("joint_zone_id")
     if jz is not None and len(jz) != 1:
         raise ValidationError("one joint zone id", "joint_zone_id")
@@ -170,6 +172,17 @@ def nearest_units():
         feats.append(_feature(u["route"], props, u["unit_id"]))
     return geojson({"type": "FeatureCollection", "features": feats, "incident": ans["incident"],
                      "incident_id": inc[0] if inc else None, "reason": ans["reason"]})
+
+
+def _scoped_organisations(asked: list[int] | None) -> list[int] | None:
+    """The organisations whose units a caller may look for: what was asked (each checked), or all
+    of their own when they are organisation-bound (a chief: their station)."""
+    visible = scope.visible_organisations(current_user())
+    if asked is not None:
+        for o in asked:
+            scope.require_organisation(current_user(), o)
+        return asked
+    return None if visible is None else sorted(visible)
 
 
 # ------------------------------------------------------------------------------- travel time
@@ -214,6 +227,8 @@ def service_areas_route():
     budgets = _budgets()
     segments = arg_bool("segments", True)
     orgs, units = arg_ids("organisation_id"), arg_ids("unit_id")
+    for o in orgs or ():
+        scope.require_organisation(current_user(), o)
     points: list[tuple[float, float]] = []
     labels: list[dict] = []
     with db_tx() as conn:
@@ -231,6 +246,8 @@ def service_areas_route():
             labels += [{"kind": "organisation", "id": r[0], "code": r[1], "name": r[2]} for r in rows]
         if units:
             _must_exist(conn, "unit", units, "unit_id")
+            for uid in units:  # another organisation's unit is not revealed
+                scope.check_unit(conn, current_user(), uid)
             rows = routing.queries.units_by_id(conn, units)
             no_pos = sorted(set(units) - {r[0] for r in rows})
             if no_pos:

@@ -19,7 +19,7 @@ def _sources() -> list[Path]:
 
 def test_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
-    r = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([str(lint), str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "0 broken" in r.stdout
 

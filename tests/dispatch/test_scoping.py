@@ -166,3 +166,26 @@ def test_chief_stream_carries_their_own_station_only(chief_a, incidents, scene, 
                 break
     assert want in text, text[-2000:]
     assert incidents["b"]["code"] not in text
+
+
+def test_chief_routing_reads_reveal_no_other_station_units(demo_login, demo_users, demo_database_url):
+    """Nearest units and service areas on the demo's roads: a chief finds their station's units only."""
+    own = demo_users["chief"]["station_id"]
+    with db.connect(demo_database_url, autocommit=True) as conn:
+        other = conn.execute(
+            "SELECT u.id, u.organisation_id, ST_X(u.last_position) AS lon, ST_Y(u.last_position) AS lat FROM unit u "
+            "JOIN organisation o ON o.id = u.organisation_id WHERE o.kind = 'station' AND u.organisation_id <> %s "
+            "AND u.status = 'available' AND u.last_position IS NOT NULL ORDER BY u.id LIMIT 1", [own]).fetchone()
+    chief = demo_login("chief")
+    near = {"lon": other["lon"], "lat": other["lat"], "k": 50}  # right at another station's unit
+    r = chief.get("/api/v1/routing/nearest-units", params=near)
+    assert r.status_code == 200, r.text
+    feats = r.json()["features"]
+    assert feats and {f["properties"]["organisation_id"] for f in feats} == {own}
+    everyone = demo_login("dispatcher").get("/api/v1/routing/nearest-units", params=near).json()["features"]
+    assert other["id"] in {f["id"] for f in everyone}  # the unit is there for a dispatcher
+    _err(chief.get("/api/v1/routing/nearest-units", params={**near, "organisation_id": other["organisation_id"]}),
+         403, "organisation_id")
+    _err(chief.get("/api/v1/routing/service-areas", params={"unit_id": other["id"]}), 404)
+    _err(chief.get("/api/v1/routing/service-areas", params={"organisation_id": other["organisation_id"]}), 403,
+         "organisation_id")
