@@ -161,7 +161,7 @@ def login():
     return render_template("login.html", error=error, next=nxt), status
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+@bp.post("/logout")
 def logout():
     """End the session and go back to the log-in form."""
     end_login_session()

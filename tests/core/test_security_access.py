@@ -133,6 +133,10 @@ def test_no_cross_site_writes(login, live, users, http):
     assert r.status_code == 403
     # same origin is fine
     assert planner.post("/api/v1/auth/tokens", json={"name": "x"}).status_code == 201
+    # a link or an image on another site cannot log a user out: log-out is a POST (with the checks)
+    assert planner.get("/logout", allow_redirects=False).status_code == 405
+    assert planner.get("/api/v1/auth/me").status_code == 200
+    assert planner.post("/logout", headers=evil, allow_redirects=False).status_code == 403
     # without Origin or Referer, a cookie-authenticated write needs the CSRF token
     bare = _bare(live.url)
     me = bare.post("/api/v1/auth/login", json={"username": "t_planner", "password": PASSWORD})
