@@ -44,8 +44,9 @@ def session_id(token: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Made with the same method and cost as real password hashes, so checking it takes as long.
+def dummy_password_hash() -> str:
+    """A hash made with the same method and cost as real password hashes (``method$salt$hash``), checked
+    for an unknown user so that the answer takes as long as for a known one."""
     return generate_password_hash(secrets.token_hex(16))
 
 
@@ -72,7 +73,7 @@ def login(conn: psycopg.Connection, settings: Settings, username: str, password:
     conn.execute("SELECT pg_advisory_xact_lock(7161682, hashtext(%s))", [key])
     row = conn.execute(sql.SQL("SELECT {}, u.password_hash FROM app_user u WHERE u.username = %s").format(
         _USER_COLS_U), [username]).fetchone()
-    ok = check_password_hash(row["password_hash"] if row else _dummy_hash(), password)
+    ok = check_password_hash(row["password_hash"] if row else dummy_password_hash(), password)
     ok = ok and row is not None and row["active"]
     window = settings.login_failure_window_s
     n_user, left_user = _failures(conn, sql.SQL("lower(username)"), key, window)
