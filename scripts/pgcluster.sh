@@ -132,7 +132,9 @@ port_taken() {  # something listens on 127.0.0.1:$1
 # Choose the port the first time (54329, else the next free one) and remember it in var/pg_port;
 # a port given by GISAPP_PG_PORT or remembered is used as it is, and a clash is explained.
 choose_port() {
+  AUTO_PORT=""
   if [ -z "$PORT" ]; then
+    AUTO_PORT=1
     PORT=$DEFAULT_PORT
     while port_taken "$PORT"; do PORT=$((PORT + 1)); done
     [ "$PORT" = "$DEFAULT_PORT" ] || log "port $DEFAULT_PORT is taken (another checkout's cluster?); using $PORT"
@@ -180,9 +182,25 @@ start() {
   prepare_dirs
   choose_port
   rm -f "$PGDATA/postmaster.pid.stale"
-  log "starting on 127.0.0.1:$PORT (socket in $SOCKDIR)"
-  as_owner "$bindir/pg_ctl" -D "$PGDATA" -l "$LOGFILE" -w -t 60 \
-    -o "-p $PORT" start >/dev/null || { log "start failed; see $LOGFILE"; tail -20 "$LOGFILE" >&2; exit 1; }
+  local tries=0
+  while true; do
+    log "starting on 127.0.0.1:$PORT (socket in $SOCKDIR)"
+    local mark
+    mark=$(wc -l <"$LOGFILE" 2>/dev/null || echo 0)
+    if as_owner "$bindir/pg_ctl" -D "$PGDATA" -l "$LOGFILE" -w -t 60 -o "-p $PORT" start >/dev/null; then
+      return 0
+    fi
+    # A port chosen here may still be taken by the time the server binds it (a client's
+    # outgoing connection can hold it too: it is in the ephemeral range): take the next one.
+    if [ -n "$AUTO_PORT" ] && [ "$tries" -lt 20 ] && tail -n +"$((mark + 1))" "$LOGFILE" | grep -q "Address already in use"; then
+      tries=$((tries + 1))
+      PORT=$((PORT + 1))
+      while port_taken "$PORT"; do PORT=$((PORT + 1)); done
+      echo "$PORT" >"$PORTFILE"
+      continue
+    fi
+    log "start failed; see $LOGFILE"; tail -20 "$LOGFILE" >&2; exit 1
+  done
 }
 
 psql_admin() {  # psql as the superuser over the socket (quiet: no NOTICEs)
