@@ -173,7 +173,7 @@ def tipg(settings: Settings, port: int) -> Server:
     return Server(args, env, f"http://127.0.0.1:{port}/collections")
 
 
-def run_pass(urls: list[str]) -> dict:
+def run_pass(urls: list[str], headers: dict | None = None) -> dict:
     """Fetch every URL once with CLIENTS concurrent keep-alive clients; return rps and latencies."""
     local = threading.local()
     lat: list[float] = []
@@ -185,6 +185,7 @@ def run_pass(urls: list[str]) -> dict:
         sess = getattr(local, "s", None)
         if sess is None:
             sess = local.s = requests.Session()
+            sess.headers.update(headers or {})
         t0 = time.perf_counter()
         r = sess.get(url, timeout=120)
         dt = time.perf_counter() - t0
@@ -204,26 +205,38 @@ def run_pass(urls: list[str]) -> dict:
             "mean_kb": statistics.mean(sizes) / 1024, "errors": errors}
 
 
+def bench_token(settings: Settings) -> str:
+    """A bearer token of the benchmark user (made by prepare)."""
+    from gisapp.core.accounts import create_token
+
+    with db.connect(settings.database_url) as conn:
+        uid = conn.execute("SELECT id FROM app_user WHERE username = %s", [BENCH_USER]).fetchone()["id"]
+        token = create_token(conn, uid, "bench-maps")["token"]
+        conn.commit()
+    return token
+
+
 def bench_tiles(settings: Settings, tiles: list[tuple[int, int, int]]) -> float:
     p_ours, p_tipg = free_port(), free_port()
     ours_urls = [f"http://127.0.0.1:{p_ours}/tiles/roads/{z}/{x}/{y}.mvt" for z, x, y in tiles]
     tipg_urls = [f"http://127.0.0.1:{p_tipg}/collections/public.road_edge/tiles/WebMercatorQuad/{z}/{x}/{y}"
                  f"?properties=id,road_class,name,oneway" for z, x, y in tiles]
     a, b = ours(settings, p_ours), tipg(settings, p_tipg)
+    auth = {"Authorization": f"Bearer {bench_token(settings)}"}  # nothing is read without a log-in
     results: dict[str, dict] = {}
     try:
         a.start()
         b.start()
-        for srv_urls in (ours_urls[:20], tipg_urls[:20]):  # warm connections and pools
-            run_pass(srv_urls)
+        run_pass(ours_urls[:20], auth)  # warm connections and pools
+        run_pass(tipg_urls[:20])
         with db.connect(settings.database_url) as conn:
             conn.execute("DELETE FROM tile_cache")
             conn.commit()
         a.stop()
         a.start()  # empty per-process caches: the cold pass makes every tile once
-        results["ours cold"] = run_pass(ours_urls)
+        results["ours cold"] = run_pass(ours_urls, auth)
         results["tipg pass 1"] = run_pass(tipg_urls)
-        results["ours warm"] = run_pass(ours_urls)
+        results["ours warm"] = run_pass(ours_urls, auth)
         results["tipg pass 2"] = run_pass(tipg_urls)
     finally:
         a.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -202,6 +203,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def viewer_token(url: str) -> str:
+    """A bearer token of a viewer account in the benchmark database (made once)."""
+    from gisapp.core.accounts import create_token, create_user
+
+    with db.connect(url) as conn:
+        row = conn.execute("SELECT id FROM app_user WHERE username = 'bench_viewer'").fetchone()
+        uid = row["id"] if row else create_user(conn, "bench_viewer", secrets.token_hex(12), "viewer")["id"]
+        token = create_token(conn, uid, "bench-routing")["token"]
+        conn.commit()
+    return token
+
+
 def http_latencies(url: str, incidents: np.ndarray, threads: int) -> tuple[list[float], int]:
     port = int(os.environ.get("GISAPP_BENCH_PORT", "0")) or free_port()
     env = dict(os.environ, GISAPP_DATABASE_URL=url, GISAPP_SECRET_KEY="bench")
@@ -211,6 +224,7 @@ def http_latencies(url: str, incidents: np.ndarray, threads: int) -> tuple[list[
     base = f"http://127.0.0.1:{port}"
     try:
         s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {viewer_token(url)}"  # nothing is read without a log-in
         for _ in range(300):
             try:
                 if s.get(base + "/healthz", timeout=10).status_code == 200:

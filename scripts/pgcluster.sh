@@ -190,13 +190,20 @@ start() {
     if as_owner "$bindir/pg_ctl" -D "$PGDATA" -l "$LOGFILE" -w -t 60 -o "-p $PORT" start >/dev/null; then
       return 0
     fi
-    # A port chosen here may still be taken by the time the server binds it (a client's
-    # outgoing connection can hold it too: it is in the ephemeral range): take the next one.
-    if [ -n "$AUTO_PORT" ] && [ "$tries" -lt 20 ] && tail -n +"$((mark + 1))" "$LOGFILE" | grep -q "Address already in use"; then
+    # The port can be held for a few seconds after a server on it stopped, or be taken between
+    # the probe and the bind (the ports are in the ephemeral range): wait and retry; a port
+    # chosen here moves on to the next free one after a few tries.
+    if [ "$tries" -lt 25 ] && tail -n +"$((mark + 1))" "$LOGFILE" | grep -q "Address already in use"; then
       tries=$((tries + 1))
-      PORT=$((PORT + 1))
-      while port_taken "$PORT"; do PORT=$((PORT + 1)); done
-      echo "$PORT" >"$PORTFILE"
+      if [ -n "$AUTO_PORT" ] && [ "$tries" -gt 3 ]; then
+        PORT=$((PORT + 1))
+        while port_taken "$PORT"; do PORT=$((PORT + 1)); done
+        echo "$PORT" >"$PORTFILE"
+      elif [ "$tries" -gt 8 ]; then
+        log "port $PORT stays taken: set GISAPP_PG_PORT to a free port"; exit 1
+      else
+        sleep 1
+      fi
       continue
     fi
     log "start failed; see $LOGFILE"; tail -20 "$LOGFILE" >&2; exit 1
