@@ -104,12 +104,14 @@ def create_token(conn: psycopg.Connection, user_id: int, name: str, expires_at=N
     return {**row, "token": token}
 
 
-def user_for_token(conn: psycopg.Connection, token: str) -> tuple[dict | None, str | None]:
-    """Return (user, None) for a valid token, or (None, reason)."""
+def user_for_token(conn: psycopg.Connection, token: str, touch_interval_s: float = 60) -> tuple[dict | None, str | None]:
+    """Return (user, None) for a valid token, or (None, reason). Its last use is written at most every
+    ``touch_interval_s`` (not a write on every request of a busy client)."""
     row = conn.execute(sql.SQL(
-        "SELECT t.id AS token_id, t.revoked_at, t.expires_at, t.expires_at < now() AS expired, {} "
+        "SELECT t.id AS token_id, t.revoked_at, t.expires_at, t.expires_at < now() AS expired, "
+        "t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => %s) AS stale, {} "
         "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = %s").format(_USER_COLS_U),
-        [hash_token(token)],
+        [touch_interval_s, hash_token(token)],
     ).fetchone()
     if row is None:
         return None, "unknown token"
@@ -119,7 +121,8 @@ def user_for_token(conn: psycopg.Connection, token: str) -> tuple[dict | None, s
         return None, "token expired"
     if not row["active"]:
         return None, "user deactivated"
-    conn.execute("UPDATE api_token SET last_used_at = now() WHERE id = %s", [row["token_id"]])
+    if row["stale"]:
+        conn.execute("UPDATE api_token SET last_used_at = now() WHERE id = %s", [row["token_id"]])
     return {k: row[k] for k in USER_FIELDS}, None
 
 

@@ -79,13 +79,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.before_request
     def _load_user() -> None:
         g.user = None
+        if request.path.startswith(app.static_url_path + "/"):
+            return  # scripts, styles and fonts are the same for everyone: no session lookup per asset
         auth = request.headers.get("Authorization", "")
         if auth:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("use 'Authorization: Bearer <token>'", "Authorization")
             with db_tx() as conn:
-                user, why = user_for_token(conn, token.strip())
+                user, why = user_for_token(conn, token.strip(), settings.session_touch_interval_s)
             if user is None:
                 raise Unauthorized(why or "invalid token", "Authorization")
             g.user = user

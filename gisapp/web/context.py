@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -94,8 +95,6 @@ def page_csrf_token() -> str:
     if not binding:
         binding = session.get("nonce")
         if not binding:
-            import secrets
-
             binding = session["nonce"] = secrets.token_urlsafe(16)
     return csrf_token(current_app.secret_key, binding)
 
@@ -196,7 +195,7 @@ def json_body() -> Any:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body larger than the limit of {settings().max_body_mb:g} MB", "body")
     ctype = request.mimetype or ""
-    if ctype not in ("application/json", "application/geo+json"):
+    if ctype not in _JSON_TYPES:
         raise ValidationError("send Content-Type: application/json", "Content-Type", status=415)
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
