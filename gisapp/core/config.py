@@ -153,6 +153,11 @@ class Settings:
     # Python's thread switch interval in server processes (ms; 0 leaves Python's 5 ms): a
     # shorter one lets the threads of many open streams take their turn sooner.
     thread_switch_interval_ms: float = 1.0
+    # --- issue 13 anchors: each helper inserts its settings right after its own line ---
+    # issue 13: legs and outcomes
+    # issue 13: desk
+    # issue 13: dispatcher
+    # issue 13: messages
     # Maps: "none" (the project's own layers are the base map) or a tile URL template.
     basemap_url: str = ""
     basemap_attribution: str = ""

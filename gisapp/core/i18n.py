@@ -65,6 +65,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.forbidden_detail": ("需要以下角色之一：{roles}", "Needs one of these roles: {roles}"),
     "error.back": ("返回首页", "Back to the home page"),
     "error.no_station": ("该账号未关联派出所", "This account is not linked to a station"),
+    # errors the API returns: `message` of every error body, in the user's language
+    # (gisapp.core.errors.GisappError.message). A keyed error uses its own key; the rest fall
+    # back to a generic text per status naming the field (`field.<name>` when it has a label).
+    "err.status.400": ("输入有误（{field}）：{reason}", "Invalid input ({field}): {reason}"),
+    "err.status.401": ("请先登录", "Please log in"),
+    "err.status.403": ("无权执行此操作（{field}）：{reason}", "Not allowed ({field}): {reason}"),
+    "err.status.404": ("未找到（{field}）：{reason}", "Not found ({field}): {reason}"),
+    "err.status.409": ("操作与当前状态冲突（{field}）：{reason}", "Conflicts with the current state ({field}): {reason}"),
+    "err.status.413": ("提交的内容过大：{reason}", "Request too large: {reason}"),
+    "err.status.422": ("无法处理（{field}）：{reason}", "Cannot be processed ({field}): {reason}"),
+    "err.status.429": ("请求过于频繁，请稍后再试", "Too many attempts; try again later"),
+    "err.status.503": ("数据库暂时不可用，请稍后重试", "The database is unavailable; try again shortly"),
+    # --- issue 13 anchors: each helper inserts its keys right after its own line ---
+    # issue 13: legs and outcomes
+    # issue 13: desk
+    # issue 13: dispatcher
+    # issue 13: messages
     # index
     "index.welcome": ("欢迎，{name}", "Welcome, {name}"),
     "index.maps": ("地图", "Maps"),

@@ -23,11 +23,12 @@ from gisapp.core.accounts import user_for_token
 from gisapp.core.catalog import PUBLIC_LAYER_CHOICES
 from gisapp.core.config import ROOT, Settings
 from gisapp.core.errors import GisappError, Unauthorized
+from gisapp.core.i18n import t
 from gisapp.core.sessions import TooManyAttempts, session_user
 from gisapp.maintenance import Maintenance
 
 from . import auth_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, security, tiles
-from .context import check_cross_site, db_tx, settings, start_on_first_request
+from .context import check_cross_site, db_tx, request_language, settings, start_on_first_request
 
 log = logging.getLogger("gisapp")
 
@@ -123,7 +124,7 @@ def _is_api() -> bool:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(GisappError)
     def _gisapp_error(e: GisappError):
-        resp = jsonify(e.to_dict())
+        resp = jsonify(e.to_dict(request_language()))
         resp.status_code = e.status
         if isinstance(e, TooManyAttempts):
             resp.headers["Retry-After"] = str(e.extra.get("retry_after_s", 60))
@@ -168,7 +169,8 @@ def _register_errors(app: Flask) -> None:
         if not _is_api():
             return ServiceUnavailablePage(retry_after=retry)
         resp = jsonify(error="ServiceUnavailable", field="database",
-                       reason=f"the database is not reachable at the moment; retry in {retry} s")
+                       reason=f"the database is not reachable at the moment; retry in {retry} s",
+                       message=t("err.status.503", request_language()))
         resp.status_code = 503
         resp.headers["Retry-After"] = str(retry)
         return resp
@@ -188,6 +190,7 @@ def _register_errors(app: Flask) -> None:
         reason = e.description or e.name
         if e.code == 413:
             reason = f"request body larger than the limit of {settings().max_body_mb:g} MB"
-        return jsonify(error=e.name, field=field, reason=reason), e.code
+        return jsonify(error=e.name, field=field, reason=reason,
+                       message=GisappError(reason, field, status=e.code).message(request_language())), e.code
 
 

@@ -181,6 +181,25 @@ def end_login_session() -> None:
         session["lang"] = lang
 
 
+def request_language() -> str:
+    """The language of this request's user-facing texts (error messages included): ?lang=, the
+    session's choice, the user's preference, the Accept-Language header, else the default."""
+    from gisapp.core.i18n import LANGUAGES, normalise_language
+
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    if session.get("lang") in LANGUAGES:
+        return session["lang"]
+    user = getattr(g, "user", None)
+    if user and user.get("language") in LANGUAGES:
+        return user["language"]
+    header = request.headers.get("Accept-Language", "")
+    if header:
+        return normalise_language(header.split(",")[0], normalise_language(settings().default_language))
+    return normalise_language(settings().default_language)
+
+
 def client_label() -> str:
     """A short description of the calling client for logs (address and user agent)."""
     ua = (request.user_agent.string or "")[:80]

@@ -47,7 +47,8 @@
   };
 
   // One JSON API call for every page script: resolves with the body, rejects with an Error whose
-  // message is 'field: reason' and which carries the server's {error, field, reason} and status.
+  // message is the server's `message` (its text in the user's language; else 'field: reason') and
+  // which carries the server's {error, field, reason, message, key} and status.
   G.api = function (method, path, body, headers) {
     var opts = {method: method, credentials: 'same-origin', headers: {'Accept': 'application/json'}};
     // the page's CSRF token (meta csrf-token): writes with the session cookie need it or a same-site Origin
@@ -58,7 +59,8 @@
     return fetch(path, opts).then(function (r) {
       return r.json().catch(function () { return {reason: r.statusText}; }).then(function (j) {
         if (r.ok) { return j; }
-        var e = new Error((j.field ? j.field + ': ' : '') + (j.reason || r.statusText));
+        // j.message is the server's text in the page language; field: reason is the English detail
+        var e = new Error(j.message || ((j.field ? j.field + ': ' : '') + (j.reason || r.statusText)));
         e.status = r.status; e.body = j; e.error = j.error; e.field = j.field; e.reason = j.reason || r.statusText;
         throw e;
       });
