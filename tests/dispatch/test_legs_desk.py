@@ -7,6 +7,7 @@ default, en on ?lang=en) and for having written nothing (the leg row and the eve
 
 from __future__ import annotations
 
+import csv
 import itertools
 import threading
 
@@ -16,6 +17,7 @@ from support.database import PASSWORD
 from support.dispatch import make_unit
 from support.server import Client
 
+from geodata.io import export_layer
 from gisapp.core import db
 from gisapp.core.accounts import create_user
 from gisapp.core.errors import ValidationError
@@ -346,7 +348,7 @@ def test_hand_back_only_before_the_unit_is_on_its_way(dlogin, world, dconn, fres
 
 # --- closing without dispatch -------------------------------------------------------------------
 
-def test_dispatcher_closes_an_incident_without_dispatch(dlogin, world, dconn, fresh):
+def test_dispatcher_closes_an_incident_without_dispatch(dlogin, world, dconn, fresh, dispatch_db, tmp_path):
     disp = dlogin("dispatcher")
     inc = _intake(disp, world.pt_a(dy=0.015), "dispute")
     n0 = dconn.execute("SELECT count(*) AS n FROM incident_event WHERE incident_id = %s", [inc["id"]]).fetchone()["n"]
@@ -374,6 +376,15 @@ def test_dispatcher_closes_an_incident_without_dispatch(dlogin, world, dconn, fr
     assert live and live[0]["data"]["outcome"] == "phone_advice"
     m = disp.get("/api/v1/metrics/sla", params={"from": start.isoformat(), "organisation": world.station_a}).json()
     assert m["incidents_closed_without_dispatch"].get("phone_advice", 0) >= 1
+    # in the exports: the incidents layer (GeoJSON API) and `gisapp export` (CSV)
+    feat = disp.get(f"/api/v1/incidents/{inc['id']}").json()
+    assert feat["properties"]["outcome"] == "phone_advice" and feat["properties"]["outcome_note"] == "已电话告知报警人"
+    csv_path = tmp_path / "incidents.csv"
+    with db.connect(dispatch_db) as conn:
+        export_layer(conn, "incidents", csv_path)
+    with csv_path.open(encoding="utf-8") as fh:
+        rows = {r["code"]: r for r in csv.DictReader(fh)}
+    assert rows[inc["code"]]["outcome"] == "phone_advice"
     # a closed or dispatched incident is not closed this way
     _err(disp.post(url, json={"outcome": "duplicate"}), 409, "status", "err.incident_not_open")
     unit = make_unit(dconn, world.station_a, *world.pt_a(dx=0.01))
