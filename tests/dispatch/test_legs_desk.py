@@ -543,3 +543,22 @@ def test_live_leg_events_carry_outcome_and_handed_back_at(dlogin, world, dconn, 
     ev = [e for e in _events_after(disp, after) if e["type"] == "incident.dispatched"]
     leg = ev[0]["data"]["legs"][0]
     assert {"outcome", "handed_back_at", "organisation_name"} <= set(leg) and leg["id"] == _leg(inc)["id"]
+
+
+def test_demo_accounts_include_the_two_duty_officers(server_url, demo_template, monkeypatch):
+    from click.testing import CliRunner
+    from support.database import copy_database
+
+    from gisapp.cli import main
+
+    url = copy_database(server_url, demo_template, "gisapp_test_demo_accounts")
+    monkeypatch.setenv("GISAPP_DATABASE_URL", url)
+    r = CliRunner().invoke(main, ["user", "demo-accounts"])
+    assert r.exit_code == 0, r.output
+    with db.connect(url) as conn:
+        rows = {x["username"]: x for x in conn.execute(
+            "SELECT u.username, u.role, o.name, o.kind FROM app_user u JOIN organisation o ON o.id = u.station_id "
+            "WHERE u.username IN ('chief', 'duty', 'duty_accident')")}
+    assert rows["duty"]["role"] == "duty_officer" and rows["duty"]["name"] == rows["chief"]["name"] == "黛溪派出所"
+    assert rows["duty_accident"]["role"] == "duty_officer" and rows["duty_accident"]["kind"] == "accident_section"
+    assert "duty_accident" in r.output
