@@ -54,6 +54,7 @@ def _go(client, leg_id: int, to: str, **body):
 def _snapshot(conn, leg_id: int) -> tuple:
     """The leg row and the number of its incident's events: a refused request changes neither."""
     leg = conn.execute("SELECT * FROM dispatch_leg WHERE id = %s", [leg_id]).fetchone()
+    leg.pop("sla_flagged")  # the SLA sweeper's mark, written in the background
     n = conn.execute("SELECT count(*) AS n FROM incident_event WHERE incident_id = %s",
                      [leg["incident_id"]]).fetchone()["n"]
     inc = conn.execute("SELECT status, outcome, needs_owner FROM incident WHERE id = %s",
@@ -318,6 +319,12 @@ def test_hand_back_returns_the_leg_to_the_dispatcher_and_redispatch_keeps_the_cl
         "dispatched_at <= interval '90 seconds') AS met FROM dispatch_leg WHERE organisation_id = %s AND "
         "status <> 'cancelled' AND dispatched_at >= %s", [world.station_a, q["from"]]).fetchone()
     assert m["counts"]["sign_off_met"] == mine["met"] and m["counts"]["sign_off_decided"] >= mine["hb"] + mine["met"]
+    # the live stream, scoped: station B's duty officer gets the re-dispatch (its new leg), not the
+    # hand-back at station A
+    seen_b = {e["type"] for e in _events_after(duty("b"), after)}
+    assert "incident.dispatched" in seen_b and "leg.handed_back" not in seen_b
+    seen_a = {e["type"] for e in _events_after(da, after)}
+    assert {"leg.handed_back", "incident.dispatched"} <= seen_a
     # station B's duty officer sees the new leg on the desk and may hand it back again
     desk = duty("b").get("/api/v1/desk/legs").json()
     mine_b = next(x for x in desk["legs"] if x["id"] == new["id"])
