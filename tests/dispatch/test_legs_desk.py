@@ -569,3 +569,28 @@ def test_demo_accounts_include_the_two_duty_officers(server_url, demo_template, 
     assert rows["duty"]["role"] == "duty_officer" and rows["duty"]["name"] == rows["chief"]["name"] == "黛溪派出所"
     assert rows["duty_accident"]["role"] == "duty_officer" and rows["duty_accident"]["kind"] == "accident_section"
     assert "duty_accident" in r.output
+
+
+def test_a_redispatched_legs_feedback_clock_runs_from_the_first_dispatch(duty, dlogin, world, dconn, fresh,
+                                                                          dispatch_db, dapp):
+    from gisapp.dispatch.sla import sweep_overdue
+
+    disp = dlogin("dispatcher")
+    inc = _intake(disp, world.pt_a(dy=0.028), "dispute", dispatch=True)
+    old = _leg(inc)["id"]
+    assert duty("a").post(f"/api/v1/dispatch/legs/{old}/hand_back", json={"reason": "乙所辖区"}).status_code == 200
+    r = disp.post(f"/api/v1/dispatch/incidents/{inc['id']}/redispatch",
+                  json={"role": "primary", "organisation_id": world.station_b})
+    new = next(x for x in r.json()["legs"] if x["redispatch_of"] == old)["id"]
+    # the caller has waited six hours since the first dispatch; the new owner got the leg a minute ago
+    dconn.execute("UPDATE dispatch_leg SET first_dispatched_at = now() - interval '6 hours', "
+                  "dispatched_at = now() - interval '60 seconds' WHERE id = %s", [new])
+    with db.connect(dispatch_db) as conn:
+        sweep_overdue(conn, dapp.extensions["gisapp.settings"])
+        conn.commit()
+    flagged = dconn.execute("SELECT sla_flagged FROM dispatch_leg WHERE id = %s", [new]).fetchone()["sla_flagged"]
+    assert "first_feedback" in flagged and "close" not in flagged and "sign_off" not in flagged
+    clocks = next(x for x in disp.get(f"/api/v1/dispatch/incidents/{inc['id']}").json()["legs"]
+                  if x["id"] == new)["sla"]["clocks"]
+    assert clocks["first_feedback"]["state"] == "overdue" and clocks["sign_off"]["state"] == "running"
+    assert clocks["close"]["state"] == "running"
