@@ -406,3 +406,9 @@ def merge_incident(conn: psycopg.Connection, settings, incident_id: int, into_id
     out = incident_detail(conn, settings, incident_id, with_events=False)
     emit(conn, "incident.merged", {"incident": incident_summary(out), "into": into_id}, incident_id)
     return out
+
+
+# The helpers above were private before issue 13 (desk.py uses them now); the old names stay
+# for code written against them on other branches.
+_lock_leg, _may_act_on_leg, _leg_event, _try_assign, _check_unit_for_leg = (
+    lock_leg, may_act_on_leg, leg_event, try_assign, check_unit_for_leg)
