@@ -161,6 +161,8 @@ class Settings:
     # issue 13: desk
     # issue 13: dispatcher
     # issue 13: messages
+    # issue 14: reports backend
+    # issue 14: reports page
     # Maps: "none" (the project's own layers are the base map) or a tile URL template.
     basemap_url: str = ""
     basemap_attribution: str = ""

@@ -127,6 +127,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # issue 13: desk
     # issue 13: dispatcher
     # issue 13: messages
+    # issue 14: reports backend
+    # issue 14: reports page
     # index
     "index.welcome": ("欢迎，{name}", "Welcome, {name}"),
     "index.maps": ("地图", "Maps"),
