@@ -64,9 +64,19 @@ def _take(dispatcher, station, i: int, **kw) -> tuple[dict, dict]:
     r = dispatcher.post("/api/v1/dispatch/incidents", json=body)
     assert r.status_code == 201, r.text
     inc = r.json()
+    dispatcher.created.append(inc)
     legs = [x for x in inc["legs"] if x["organisation_id"] == station["id"]]
     assert legs, inc["legs"]
     return inc, legs[0]
+
+
+def _release(dispatcher, incidents: list[dict]) -> None:
+    """Cancel what a test left open, so that the station's units are free for the next one (else the
+    next leg would go to a joint-zone neighbour)."""
+    for inc in incidents:
+        for leg in dispatcher.get(f"/api/v1/dispatch/incidents/{inc['id']}").json().get("legs", []):
+            if leg["status"] in ("dispatched", "signed_off", "en_route"):
+                dispatcher.post(f"/api/v1/dispatch/legs/{leg['id']}/transition", json={"to": "cancelled"})
 
 
 def _open_desk(page, base: str, lang: str) -> None:
@@ -98,6 +108,7 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
     page = ctx.new_page()
     rec = watch(page, demo_live.url)
     dispatcher = demo_login("dispatcher")
+    dispatcher.created = []
     try:
         login(page, demo_live.url, OFFICER, PASSWORD)
         # a duty officer's home is the desk
@@ -216,6 +227,7 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
         assert any("/api/v1/stream" in u for u in rec.requests)
     finally:
         page.screenshot(path=f"/tmp/desk-debug-{lang}-{page.viewport_size['width']}.png", full_page=True)  # DEBUG
+        _release(dispatcher, dispatcher.created)
         rec.stop(page)
         ctx.close()
 
@@ -228,6 +240,7 @@ def test_desk_at_phone_width(lang, browser, demo_live, demo_login, demo_conn, st
     page = ctx.new_page()
     rec = watch(page, demo_live.url)
     dispatcher = demo_login("dispatcher")
+    dispatcher.created = []
     try:
         login(page, demo_live.url, OFFICER, PASSWORD)
         _open_desk(page, demo_live.url, lang)
@@ -257,5 +270,6 @@ def test_desk_at_phone_width(lang, browser, demo_live, demo_login, demo_conn, st
         assert ctx.csp_violations == [], ctx.csp_violations
     finally:
         page.screenshot(path=f"/tmp/desk-debug-{lang}-{page.viewport_size['width']}.png", full_page=True)  # DEBUG
+        _release(dispatcher, dispatcher.created)
         rec.stop(page)
         ctx.close()
