@@ -28,9 +28,17 @@ from gisapp.dispatch.events import (
     stop_hubs,
     stream_bounds,
 )
+from gisapp.dispatch.fitness import Requirements
 from gisapp.dispatch.gazetteer import resolve_address
 from gisapp.dispatch.intake import create_incident
-from gisapp.dispatch.legs import assign_unit, dispatch_incident, merge_incident, plan_incident, transition_leg
+from gisapp.dispatch.legs import (
+    TRANSITION_TARGETS,
+    assign_unit,
+    dispatch_incident,
+    merge_incident,
+    plan_incident,
+    transition_leg,
+)
 from gisapp.dispatch.recommend import recommend_units
 from gisapp.dispatch.records import (
     MANUAL_UNIT_STATUSES,
@@ -40,7 +48,7 @@ from gisapp.dispatch.records import (
     id_value,
     incident_detail,
 )
-from gisapp.dispatch.rules import LEG_STATUSES, load_rules
+from gisapp.dispatch.rules import load_rules
 from gisapp.dispatch.sla import parse_period, sla_metrics
 from gisapp.dispatch.units import ingest_positions, set_unit_status, unit_board
 from gisapp.web.context import (
@@ -60,7 +68,8 @@ from gisapp.web.routing_api import poke_live_coverage
 bp = Blueprint("dispatch", __name__, url_prefix="/api/v1")
 
 _DISPATCHERS = ("dispatcher",)
-_READERS = ("dispatcher", "chief", "viewer", "planner")
+_READERS = ("dispatcher", "chief", "duty_officer", "viewer", "planner")
+_LEG_WORKERS = ("dispatcher", "chief", "duty_officer")
 
 
 class ServiceUnavailable(GisappError):
@@ -216,21 +225,22 @@ def geocode():
 
 @bp.post("/dispatch/legs/<lid>/assign")
 def leg_assign(lid: str):
-    user = require_role(*_DISPATCHERS, "chief")
+    user = require_role(*_LEG_WORKERS)
     body = json_object()
     unit_id = id_value(body.get("unit_id"), "unit_id")
-    return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client())))
+    override = bool_field(body, "override")
+    if override and user["role"] not in ("dispatcher", "admin"):
+        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override")
+    return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client(),
+                                                     override)))
 
 
 @bp.post("/dispatch/legs/<lid>/transition")
 def leg_transition(lid: str):
-    user = require_role(*_DISPATCHERS, "chief", "device", "gateway")
+    user = require_role(*_LEG_WORKERS, "device", "gateway")
     body = json_object()
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise ValidationError("a string of at most 2000 characters", "note")
     return jsonify(_write(lambda conn: transition_leg(conn, settings(), parse_id(lid), body.get("to"), user,
-                                                        _client(), note)))
+                                                        _client(), body.get("note"), body.get("outcome"))))
 
 
 @bp.get("/dispatch/legs/<lid>/recommendations")
@@ -251,7 +261,7 @@ def leg_recommendations(lid: str):
             raise NotFound(f"no leg {lid}", "id")
         orgs = None if any_org else [leg["organisation_id"]]
         out = recommend_units(conn, s, leg["lon"], leg["lat"], k=int(k) if k else None,
-                                capability=leg["capability"], organisation_ids=orgs)
+                                requirements=Requirements.of(leg), organisation_ids=orgs)
     return jsonify(out)
 
 
@@ -272,7 +282,7 @@ def units():
 
 @bp.post("/dispatch/units/<uid>/status")
 def unit_status(uid: str):
-    user = require_role(*_DISPATCHERS, "chief")
+    user = require_role(*_LEG_WORKERS)
     body = json_object()
     with db_tx() as conn:
         scope.check_unit(conn, user, parse_id(uid))  # 404 for another organisation's unit
@@ -412,13 +422,18 @@ document("/api/v1/dispatch/board", "get", "Open incidents with legs and SLA cloc
          tag="dispatch", params=[param("organisation_id", {"type": "integer"})])
 document("/api/v1/dispatch/geocode", "get", "Resolve address text through the gazetteer", tag="dispatch",
          params=[param("q", {"type": "string"})])
-document("/api/v1/dispatch/legs/{id}/assign", "post", "Assign a unit to a leg (atomic; 409 when taken)",
+document("/api/v1/dispatch/legs/{id}/assign", "post",
+         "Assign a unit to a leg (atomic; 409 when taken, or when it misses the leg's capability, kinds or crew "
+         "unless a dispatcher sends override: true, which is logged)",
          tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["unit_id"],
-                                             "properties": {"unit_id": {"type": "integer"}}})
+                                             "properties": {"unit_id": {"type": "integer"},
+                                                            "override": {"type": "boolean"}}})
 document("/api/v1/dispatch/legs/{id}/transition", "post",
-         "Move a leg along its lifecycle (409 when out of order)", tag="dispatch", params=[ID_PARAM],
+         "Move a leg along its lifecycle (409 when out of order); first_feedback needs a note, closed an outcome "
+         "of the catalogue's list", tag="dispatch", params=[ID_PARAM],
          body={"type": "object", "required": ["to"], "properties": {
-             "to": {"enum": [s for s in LEG_STATUSES if s != "dispatched"]}, "note": {"type": "string"}}})
+             "to": {"enum": list(TRANSITION_TARGETS)}, "note": {"type": "string"},
+             "outcome": {"type": "string", "description": "a code of the catalogue's outcomes (closing)"}}})
 document("/api/v1/dispatch/legs/{id}/recommendations", "get", "Nearest available units for a leg",
          tag="dispatch", params=[ID_PARAM, param("k", {"type": "integer"}), param("any_organisation", {"type": "boolean"})])
 document("/api/v1/dispatch/units", "get", "Unit status board", tag="dispatch",
