@@ -22,7 +22,7 @@
   var lang = cfg.lang === 'en' ? 'en' : 'zh';
   var ORG = cfg.organisation;
   var SOUND_KEY = 'gisapp.desk.sound';
-  var FIELDS_SHOWN = ['status', 'unit_id', 'unit_code', 'signed_off_at', 'en_route_at', 'arrived_at', 'first_feedback_at',
+  var FIELDS_SHOWN = ['first_feedback_note', 'hand_back_reason', 'status', 'unit_id', 'unit_code', 'signed_off_at', 'en_route_at', 'arrived_at', 'first_feedback_at',
     'closed_at', 'handed_back_at', 'outcome', 'outcome_note', 'may_hand_back'];
 
   function t(k, params) {
@@ -40,7 +40,7 @@
 
   var S = {
     catalogue: null, legs: {}, open: [], shown: [], tab: 'open', selected: null, sig: {}, known: null, alerts: {},
-    es: null, poll: null, lastId: null, refreshTimer: null, sound: false, audio: null, beeps: 0, lastBeep: 0,
+    skew: 0, es: null, poll: null, lastId: null, refreshTimer: null, sound: false, audio: null, beeps: 0, lastBeep: 0,
     map: null, marker: null, title: document.title, flash: false, timeline: {}, busy: false, fallback: false
   };
 
@@ -57,7 +57,7 @@
   }
   function fullTime(iso) { var l = local(iso); return l ? l.date + ' ' + l.time : '—'; }
   function shortTime(iso) {
-    var l = local(iso), today = local(new Date().toISOString());
+    var l = local(iso), today = local(new Date(now()).toISOString());
     if (!l) { return '—'; }
     return l.date === today.date ? l.time.slice(0, 5) : l.date.slice(5) + ' ' + l.time.slice(0, 5);
   }
@@ -78,9 +78,9 @@
     return o ? o[lang] : code;
   }
   function outcomesFor(leg) {
-    var ty = typeOf(leg.type), cat = ty ? ty.category : null;
+    var ty = typeOf(leg.type), cat = leg.category || (ty ? ty.category : null);
     return ((S.catalogue && S.catalogue.outcomes) || []).filter(function (o) {
-      return !o.categories || o.categories.indexOf(cat) >= 0;
+      return o.leg !== false && (!o.categories || o.categories.indexOf(cat) >= 0);
     });
   }
   function stepsOf(leg) {
@@ -118,6 +118,7 @@
       });
     }
     return api('GET', '/api/v1/desk/legs' + q('state=' + state + '&limit=200')).then(function (r) {
+      if (r.now) { S.skew = Date.parse(r.now) - Date.now(); }
       return Array.isArray(r) ? r : (r.legs || []);
     }, function (e) {
       if (e.status === 404 && !S.fallback && e.field !== 'id') { S.fallback = true; return fetchLegs(state); }
@@ -129,9 +130,17 @@
     var jobs = [fetchLegs('open')];
     if (S.tab !== 'open') { jobs.push(fetchLegs(S.tab)); }
     return Promise.all(jobs).then(function (r) {
+      var found = {};
+      [r[0], r[1] || []].forEach(function (list) { list.forEach(function (l) { found[l.id] = true; }); });
+      // the selected leg has just left the open list (closed, handed back): read it where it went
+      if (S.selected !== null && !found[S.selected] && S.tab === 'open') {
+        return fetchLegs('all').then(function (all) { r.push(all); return r; });
+      }
+      return r;
+    }).then(function (r) {
       S.open = r[0];
       S.shown = S.tab === 'open' ? r[0] : r[1];
-      [r[0], r[1] || []].forEach(function (list) { list.forEach(function (l) { S.legs[l.id] = l; }); });
+      r.forEach(function (list) { (list || []).forEach(function (l) { S.legs[l.id] = l; }); });
       noticeNew(r[0]);
       renderList();
       renderDetail(false);
@@ -250,8 +259,9 @@
     for (var i = 0; i < CLOCKS.length; i++) { if (!leg[CLOCKS[i][1]]) { return CLOCKS[i]; } }
     return null;
   }
+  function now() { return Date.now() + S.skew; }
   function tick() {
-    var now = Date.now();
+    var now = Date.now() + S.skew;
     var c = $('.desk-clock');
     var l = local(new Date(now).toISOString());
     if (c && l) { c.textContent = l.time; }
@@ -287,7 +297,7 @@
         (nc ? '<span class="clk">' + esc(t('desk.clock.' + nc[0])) + ' ' + clockHtml(l, nc[0], nc[1]) + '</span>' : statusTag(l)) + '</div>' +
         '<div class="l2"><span>' + esc(l.channel) + ' · ' + esc(typeName(l.type)) + ' · ' + esc(t('severity.' + l.severity)) + '</span>' +
         (nc ? statusTag(l) : '') + '</div>' +
-        '<div class="l3">' + esc(l.address || '') + ' <span class="muted">' + esc(shortTime(l.dispatched_at)) + '</span></div></div>';
+        '<div class="l3">' + (l.outcome ? '<b>' + esc(outcomeName(l.outcome)) + '</b> · ' : '') + esc(l.address || '') + ' <span class="muted">' + esc(shortTime(l.dispatched_at)) + '</span></div></div>';
     }).join('');
     tick();
   }
@@ -359,6 +369,9 @@
       (leg.description ? '<dt>' + esc(t('desk.f.description')) + '</dt><dd>' + esc(leg.description) + '</dd>' : '') +
       (leg.caller_masked ? '<dt>' + esc(t('desk.f.caller')) + '</dt><dd>' + esc(leg.caller_masked) + '</dd>' : '') +
       '<dt>' + esc(t('desk.f.unit')) + '</dt><dd>' + esc(leg.unit_code || t('desk.f.no_unit')) + '</dd>' +
+      (leg.first_feedback_note ? '<dt>' + esc(t('desk.f.feedback')) + '</dt><dd>' + esc(leg.first_feedback_note) + '</dd>' : '') +
+      (leg.hand_back_reason ? '<dt>' + esc(t('desk.handback.reason')) + '</dt><dd data-testid="desk-handback-shown">' +
+        esc(leg.hand_back_reason) + '</dd>' : '') +
       (leg.outcome ? '<dt>' + esc(t('desk.f.outcome')) + '</dt><dd data-testid="desk-outcome-shown">' + esc(outcomeName(leg.outcome)) +
         (leg.outcome_note ? ' · ' + esc(leg.outcome_note) : '') + '</dd>' : '') +
       '</dl><div class="desk-clocks">' + CLOCKS.map(function (c) {
@@ -425,10 +438,10 @@
     return G.i18n[key] !== undefined ? t(key) : t('desk.ev.other', {kind: kind});
   }
   function eventDetail(e) {
-    var d = e.data || {}, out = [];
-    if (d.outcome) { out.push(t('desk.f.outcome') + '：' + outcomeName(d.outcome)); }
+    var d = e.data || {}, out = [], sep = t('desk.colon');
+    if (d.outcome) { out.push(t('desk.f.outcome') + sep + outcomeName(d.outcome)); }
     if (d.note) { out.push(d.note); }
-    if (d.reason) { out.push(t('desk.handback.reason') + '：' + d.reason); }
+    if (d.reason && e.kind === 'handed_back') { out.push(t('desk.handback.reason') + sep + d.reason); }
     if (d.unit_code) { out.push(t('desk.f.unit') + ' ' + d.unit_code); }
     if (d.organisation_name) { out.push(d.organisation_name); }
     return out.join(' · ');
