@@ -150,6 +150,9 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
         for k in ("sign_off", "first_feedback", "close"):
             assert page.is_visible(f"[data-testid=desk-leg-detail] [data-testid=clock-{k}]")
 
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"desk-desktop-{lang}.png"))  # the arrival: banner, countdown, detail
+
         # --- one click signs it off; the alert goes ---
         page.click("[data-testid=desk-go-signed_off]")
         _wait_status(page, demo_conn, leg["id"], "signed_off")
@@ -189,8 +192,7 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
         assert "desk-page" in tl and OFFICER in tl
         for word in (T["signed"], T["feedback"]):
             assert word in tl
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"desk-desktop-{lang}.png"))
+        page.screenshot(path=str(SHOTS / f"desk-desktop-{lang}-closed.png"), full_page=True)
 
         # --- another leg: handed back with a reason (wrong owner) ---
         inc2, leg2 = _take(dispatcher, station, 1 if lang == "zh" else 3, channel="110", type="dispute",
@@ -230,7 +232,6 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
         assert ctx.csp_violations == [], ctx.csp_violations
         assert any("/api/v1/stream" in u for u in rec.requests)
     finally:
-        page.screenshot(path=f"/tmp/desk-debug-{lang}-{page.viewport_size['width']}.png", full_page=True)  # DEBUG
         _release(dispatcher, dispatcher.created)
         rec.stop(page)
         ctx.close()
@@ -273,7 +274,34 @@ def test_desk_at_phone_width(lang, browser, demo_live, demo_login, demo_conn, st
         assert rec.foreign == [], rec.foreign
         assert ctx.csp_violations == [], ctx.csp_violations
     finally:
-        page.screenshot(path=f"/tmp/desk-debug-{lang}-{page.viewport_size['width']}.png", full_page=True)  # DEBUG
+        _release(dispatcher, dispatcher.created)
+        rec.stop(page)
+        ctx.close()
+
+
+def test_desk_polls_when_the_stream_is_refused(browser, demo_live, demo_login, demo_conn, station):
+    """A proxy that refuses the event stream: the desk polls /api/v1/stream/events and a new leg still
+    arrives with its alert."""
+    ctx = new_context(browser, viewport=DESKTOP, locale="zh-CN")
+    page = ctx.new_page()
+    rec = watch(page, demo_live.url)
+    page.route("**/api/v1/stream?**", lambda route: route.fulfill(status=503, body="no streams here"))
+    dispatcher = demo_login("dispatcher")
+    dispatcher.created = []
+    try:
+        login(page, demo_live.url, OFFICER, PASSWORD)
+        page.goto(demo_live.url + "/desk")
+        page.wait_for_selector("[data-testid=desk-conn][data-state=polling]", timeout=30000)
+        assert page.inner_text("[data-testid=desk-conn]") == "轮询中"
+        wait_for_js(page, "window.gisappDesk.lastId !== null")
+        inc, leg = _take(dispatcher, station, 6)
+        page.wait_for_selector(f"[data-testid=desk-leg][data-id='{leg['id']}']", timeout=30000)
+        assert inc["code"] in page.inner_text("[data-testid=desk-alert]")
+        assert any("/api/v1/stream/events?after=" in u for u in rec.requests)
+        refused = [e for e in rec.console_errors if "503" in e]
+        assert refused and len(refused) == len(rec.console_errors), rec.console_errors
+        assert rec.foreign == [] and ctx.csp_violations == []
+    finally:
         _release(dispatcher, dispatcher.created)
         rec.stop(page)
         ctx.close()
