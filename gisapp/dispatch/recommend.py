@@ -22,12 +22,32 @@ def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, 
     k = k or settings.recommend_k
     has_roads = conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]
     if not has_roads:
-        return _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
-    out = dict(routing.nearest_units(conn, settings, lon, lat, k=k, capability=capability,
-                                     organisation_ids=organisation_ids, joint_zone_id=joint_zone_id,
-                                     statuses=("available",)))
-    out["method"] = "road"
+        out = _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
+    else:
+        out = dict(routing.nearest_units(conn, settings, lon, lat, k=k, capability=capability,
+                                         organisation_ids=organisation_ids, joint_zone_id=joint_zone_id,
+                                         statuses=("available",)))
+        out["method"] = "road"
+    out["capability"] = capability
+    _explain(conn, out.get("units") or [])
     return out
+
+
+def _explain(conn: psycopg.Connection, units: list[dict]) -> None:
+    """Add why each unit is recommended: its kind, capabilities, crew, status and organisation
+    (``organisation_name`` and ``organisation_name_en``, the names the map's legend uses)."""
+    if not units:
+        return
+    rows = {r["id"]: r for r in conn.execute(
+        "SELECT u.id, u.kind, u.capabilities, u.crew, u.status, o.name AS organisation_name, "
+        "o.name_en AS organisation_name_en FROM unit u JOIN organisation o ON o.id = u.organisation_id "
+        "WHERE u.id = ANY(%s)", [[u["unit_id"] for u in units]])}
+    for u in units:
+        r = rows.get(u["unit_id"])
+        if r is not None:
+            u.update({"kind": r["kind"], "capabilities": list(r["capabilities"] or []), "crew": r["crew"],
+                      "status": r["status"], "organisation_name": r["organisation_name"],
+                      "organisation_name_en": r["organisation_name_en"]})
 
 
 def travel_route(conn: psycopg.Connection, settings, from_lonlat: tuple[float, float],
