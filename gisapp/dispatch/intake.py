@@ -142,8 +142,13 @@ def parse_intake(conn: psycopg.Connection, settings, body: Any) -> dict[str, Any
 
 
 def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, client: str | None,
-                    idempotency_key: str | None = None, pending: list | None = None) -> tuple[dict, bool]:
+                    idempotency_key: str | None = None, pending: list | None = None,
+                    refuse_duplicates: bool = False) -> tuple[dict, bool]:
     """Take an incident: validate, resolve the location and owners, flag duplicates, log, emit.
+
+    ``refuse_duplicates`` (a call to be dispatched at once): when active incidents lie within the
+    duplicate radius and window, raise Conflict naming them by code before anything is written,
+    so that no second unit is tied up before the dispatcher has decided.
 
     Returns
     -------
@@ -164,6 +169,14 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     if outside and not v["allow_outside"]:
         raise GeometryError("outside the county; send allow_outside: true to take it anyway (it is marked)",
                             "location")
+    if refuse_duplicates:
+        before = find_duplicates(conn, settings, v["lon"], v["lat"], v["reported_at"])
+        if before:
+            codes = [d["code"] for d in before]
+            raise Conflict(f"possible duplicate of {', '.join(codes)}; send confirm_duplicates: true to dispatch "
+                           "anyway, or take the call without dispatch and merge it", "confirm_duplicates",
+                           key="err.duplicate_before_dispatch", params={"codes": "、".join(codes)},
+                           duplicates=[jsonable(d) for d in before])
     rules = load_rules(settings)
     row = conn.execute(
         """
