@@ -238,7 +238,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dp.close.submit": ("结案", "Close"),
     "dp.leg.need_note": ("请填写反馈内容", "write the feedback"),
     "dp.leg.note": ("反馈 / 备注", "Feedback / note"),
-    "dp.leg.handed_back": ("已退回", "handed back"),
     "dp.owner.needed": ("待重新指定归属", "needs an owner"),
     "dp.owner.reason": ("退回原因", "Handed back"),
     "dp.owner.role": ("派警类型", "Leg"),
