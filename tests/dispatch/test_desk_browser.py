@@ -59,7 +59,7 @@ def _take(dispatcher, station, i: int, **kw) -> tuple[dict, dict]:
     lon, lat = station["points"][i % len(station["points"])]
     body = {"channel": "122", "type": "traffic_accident", "severity": "injury", "lon": lon, "lat": lat,
             "description": "两车相撞 <b>一人受伤</b>", "caller_number": "13800138000", "dispatch": True,
-            "auto_assign": True, "idempotency_key": f"desk-test-{i}-{kw.get('type', '')}-{datetime.now().timestamp()}"}
+            "auto_assign": True, "confirm_duplicates": True, "idempotency_key": f"desk-test-{i}-{kw.get('type', '')}-{datetime.now().timestamp()}"}
     body.update(kw)
     r = dispatcher.post("/api/v1/dispatch/incidents", json=body)
     assert r.status_code == 201, r.text

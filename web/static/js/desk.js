@@ -44,23 +44,14 @@
     map: null, marker: null, title: document.title, flash: false, timeline: {}, busy: false, fallback: false
   };
 
-  // --- time: everything on screen in the configured zone (Beijing time) ---------------------------------
-  var partsFmt = new Intl.DateTimeFormat('en-GB', {timeZone: cfg.timezone, year: 'numeric', month: '2-digit', day: '2-digit',
-    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'});
-  function local(iso) {
-    if (!iso) { return null; }
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) { return null; }
-    var p = {};
-    partsFmt.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
-    return {date: p.year + '-' + p.month + '-' + p.day, time: p.hour + ':' + p.minute + ':' + p.second};
-  }
-  function fullTime(iso) { var l = local(iso); return l ? l.date + ' ' + l.time : '—'; }
+  // --- time: everything on screen in the configured zone (Beijing time), through gisapp.time ----------
+  G.tz = cfg.timezone;
+  function fullTime(iso) { return iso ? G.time(iso, 'full') : '—'; }
   function shortTime(iso) {
-    var l = local(iso), today = local(new Date(now()).toISOString());
-    if (!l) { return '—'; }
-    return l.date === today.date ? l.time.slice(0, 5) : l.date.slice(5) + ' ' + l.time.slice(0, 5);
+    if (!iso) { return '—'; }
+    return G.time(iso).slice(0, 10) === G.time(now()).slice(0, 10) ? G.time(iso, 'hm') : G.time(iso, 'dhm');
   }
+  function now() { return Date.now() + S.skew; }
   function span(ms) {
     var s = Math.floor(Math.abs(ms) / 1000);
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
@@ -259,12 +250,10 @@
     for (var i = 0; i < CLOCKS.length; i++) { if (!leg[CLOCKS[i][1]]) { return CLOCKS[i]; } }
     return null;
   }
-  function now() { return Date.now() + S.skew; }
   function tick() {
     var now = Date.now() + S.skew;
     var c = $('.desk-clock');
-    var l = local(new Date(now).toISOString());
-    if (c && l) { c.textContent = l.time; }
+    if (c) { c.textContent = G.time(now, 'hms'); }
     var timers = root.querySelectorAll('.timer[data-due]');
     for (var i = 0; i < timers.length; i++) {
       var left = Date.parse(timers[i].getAttribute('data-due')) - now;
