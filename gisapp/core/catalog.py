@@ -242,6 +242,10 @@ LAYERS: dict[str, Layer] = {
                 Field("joint_zone_id", "int", writable=False),
                 Field("outside_county", "bool", writable=False),
                 Field("closed_at", "timestamp", writable=False, filter=False),
+                # how it ended (issue 13): closed without dispatch, or its primary leg's outcome
+                Field("outcome", writable=False, description="outcome code of the dispatch rules' list"),
+                Field("outcome_note", writable=False, filter=False),
+                Field("needs_owner", "bool", writable=False),
                 Field("synthetic", "bool", writable=False),
             ),
             write_roles=_DISPATCH,

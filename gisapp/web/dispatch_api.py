@@ -135,17 +135,20 @@ def intake():
     dispatch_now = bool_field(body, "dispatch")
     auto_assign = bool_field(body, "auto_assign")
     confirmed = bool_field(body, "confirm_duplicates")
+    override = bool_field(body, "override")
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
-    intake_body = {k: v for k, v in body.items() if k not in ("dispatch", "auto_assign", "units", "confirm_duplicates")}
+    intake_body = {k: v for k, v in body.items()
+                   if k not in ("dispatch", "auto_assign", "units", "confirm_duplicates", "override")}
     s = settings()
     def work(conn):
         pending: list = []
         inc, created = create_incident(conn, s, intake_body, user["username"], _client(), key, pending,
                                        refuse_duplicates=dispatch_now and not confirmed)
         if created and dispatch_now:
-            out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending)
+            out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending,
+                                    override)
             for k in ("geocode", "possible_duplicates", "suggested_merge"):
                 out[k] = inc.get(k)
             inc = out
@@ -189,8 +192,9 @@ def incident_dispatch(iid: str):
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
     auto = bool_field(body, "auto_assign")
+    override = bool_field(body, "override")
     return jsonify(_write(lambda conn: dispatch_incident(conn, settings(), parse_id(iid), user["username"],
-                                                           _client(), units, auto)))
+                                                           _client(), units, auto, override=override)))
 
 
 @bp.post("/dispatch/incidents/<iid>/merge")
@@ -421,7 +425,9 @@ _intake = {"type": "object", "required": ["channel", "type"], "properties": {
                  "`duplicates` when active incidents are near in place and time, unless confirm_duplicates)"},
     "confirm_duplicates": {"type": "boolean", "description": "dispatch at once despite possible duplicates"},
     "auto_assign": {"type": "boolean", "description": "assign each leg its best recommended unit"},
-    "units": {"type": "object", "description": "leg role -> unit id to assign"}}}
+    "units": {"type": "object", "description": "leg role -> unit id to assign"},
+    "override": {"type": "boolean", "description": "assign the given units even when they miss a leg's "
+                                                   "capability, kinds or crew (logged)"}}}
 _period = [param("from", {"type": "string", "format": "date-time"}, "default: 30 days before 'to'"),
            param("to", {"type": "string", "format": "date-time"}, "default: now"),
            param("organisation", {"type": "string"}, "organisation id or code")]
@@ -440,7 +446,8 @@ document("/api/v1/dispatch/incidents/{id}/plan", "get",
 document("/api/v1/dispatch/incidents/{id}/dispatch", "post",
          "Dispatch an open incident: one leg per organisation of the matching rule (一警双派)", tag="dispatch",
          params=[ID_PARAM], body={"type": "object", "properties": {"units": {"type": "object"},
-                                                               "auto_assign": {"type": "boolean"}}})
+                                                               "auto_assign": {"type": "boolean"},
+                                                               "override": {"type": "boolean"}}})
 document("/api/v1/dispatch/incidents/{id}/merge", "post", "Merge a duplicate into another incident",
          tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["into"],
                                              "properties": {"into": {"type": "integer"}}})
