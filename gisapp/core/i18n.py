@@ -244,6 +244,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dp.owner.org": ("接收单位", "Organisation"),
     "dp.owner.redispatch": ("重新派警", "Re-dispatch"),
     "dp.unit.org": ("所属", "of"),
+    "unit.kind.patrol_car": ("巡逻车", "patrol car"),
+    "unit.kind.traffic_car": ("交警车", "traffic car"),
+    "unit.kind.motorcycle": ("摩托车", "motorcycle"),
+    "unit.kind.accident_car": ("事故勘查车", "accident car"),
+    "unit.kind.command_car": ("指挥车", "command car"),
     # issue 13: messages
     # index
     "index.welcome": ("欢迎，{name}", "Welcome, {name}"),

@@ -226,3 +226,24 @@ def _idempotent_replay(conn, settings, key: str, req_hash: str | None) -> dict |
     out = incident_detail(conn, settings, row["id"], with_events=False)
     out["idempotent_replay"] = True
     return out
+
+
+def check_intake(conn: psycopg.Connection, settings, lon: float | None, lat: float | None,
+                 address: str | None) -> dict[str, Any]:
+    """What a call at a point (or an address) would meet before it is taken: whether the point is
+    outside the county and the active incidents it may duplicate (nearest first, by code).
+
+    Nothing is written; the intake itself enforces the same checks (allow_outside, confirm_duplicates).
+    """
+    geocode = None
+    if lon is None or lat is None:
+        geocode = resolve_address(conn, address or "")
+        if geocode is None:
+            raise ValidationError("no village, road or town of the gazetteer found in this address; "
+                                  "give a location point", "address", status=422)
+        lon, lat = geocode["lon"], geocode["lat"]
+    own = ownership(conn, lon, lat, db_now(conn))
+    dups = find_duplicates(conn, settings, lon, lat, db_now(conn))
+    return {"lon": lon, "lat": lat, "geocode": geocode,
+            "outside_county": bool(not own["inside_county"] and not own["no_county"]),
+            "duplicates": [jsonable(d) for d in dups]}

@@ -30,7 +30,7 @@ from gisapp.dispatch.events import (
 )
 from gisapp.dispatch.fitness import Requirements
 from gisapp.dispatch.gazetteer import resolve_address, reverse_geocode
-from gisapp.dispatch.intake import create_incident
+from gisapp.dispatch.intake import check_intake, create_incident
 from gisapp.dispatch.legs import (
     TRANSITION_TARGETS,
     assign_unit,
@@ -237,6 +237,21 @@ def _coordinate(name: str, low: float, high: float) -> float:
     if not low <= val <= high:
         raise ValidationError(f"must be a number from {low:g} to {high:g}", name)
     return val
+
+
+@bp.get("/dispatch/intake/check")
+def intake_check():
+    """Before taking a call: is the point outside the county, which active incidents may it duplicate."""
+    require_role(*_DISPATCHERS)
+    address = request.args.get("address")
+    if request.args.get("lon") is None and request.args.get("lat") is None:
+        if not address or not address.strip():
+            raise ValidationError("give lon and lat, or an address", "lon")
+        lon = lat = None
+    else:
+        lon, lat = _coordinate("lon", -180, 180), _coordinate("lat", -90, 90)
+    with db_tx() as conn:
+        return jsonify(check_intake(conn, settings(), lon, lat, (address or "")[:300]))
 
 
 @bp.get("/dispatch/reverse_geocode")
@@ -455,6 +470,10 @@ document("/api/v1/dispatch/board", "get", "Open incidents with legs and SLA cloc
          tag="dispatch", params=[param("organisation_id", {"type": "integer"})])
 document("/api/v1/dispatch/geocode", "get", "Resolve address text through the gazetteer", tag="dispatch",
          params=[param("q", {"type": "string"})])
+document("/api/v1/dispatch/intake/check", "get",
+         "Before taking a call: outside_county and the possible duplicates (by code) of a point or an address; "
+         "nothing is written", tag="dispatch",
+         params=[param("lon", {"type": "number"}), param("lat", {"type": "number"}), param("address", {"type": "string"})])
 document("/api/v1/dispatch/reverse_geocode", "get",
          "Name a point from the gazetteer: nearest village (reverse_geocode_village_m), nearest named road "
          "(reverse_geocode_road_m), town; label for the address field", tag="dispatch",

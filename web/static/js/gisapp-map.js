@@ -33,7 +33,10 @@
   // click, and VectorGrid forwards it only when it hits a feature (and then stops it). With the road
   // tiles on (the default) a map click handler (the dispatcher's "pick on the map") never ran.
   // Here a tile click always reaches the map as well: first the feature hit (its popup), then the map.
-  if (window.L && L.Canvas && L.Canvas.Tile) {
+  // (VectorGrid may load after this file: the patch is applied when the map is configured.)
+  function patchVectorGrid() {
+    if (!(window.L && L.Canvas && L.Canvas.Tile) || L.Canvas.Tile.prototype._gisappClicks) { return; }
+    L.Canvas.Tile.prototype._gisappClicks = true;
     L.Canvas.Tile.prototype._onClick = function (e) {
       var map = this._map;
       if (!map) { return; }
@@ -48,10 +51,12 @@
       map._fireDOMEvent(e, e.type, hit ? [hit] : undefined);
     };
   }
+  patchVectorGrid();
 
   G.configure = function (cfg, map) {
     for (var k in cfg) { if (Object.prototype.hasOwnProperty.call(cfg, k)) { G[k] = cfg[k]; } }
     G.map = map;
+    patchVectorGrid();
     map.attributionControl.setPrefix('Leaflet');
   };
 
@@ -199,6 +204,7 @@
   };
 
   G.bindTiles = function (grid, kind) {
+    patchVectorGrid();
     grid.on('click', function (e) {
       if (!e.layer || !e.layer.properties) { return; }
       if (G.capturing) { return; }
