@@ -182,10 +182,12 @@ def test_desk_walk_as_duty_officer(lang, browser, demo_live, demo_login, demo_co
         page.wait_for_selector("[data-testid=desk-outcome-shown]")
 
         # --- the timeline: every step, who, when (Beijing time), from which client ---
-        wait_for_js(page, "document.querySelectorAll('[data-testid=desk-event][data-kind=transition]').length >= 5")
-        tl = page.inner_text("[data-testid=desk-timeline]")
         events = demo_conn.execute("SELECT at, actor, client, kind, data FROM incident_event WHERE incident_id = %s "
                                    "AND (leg_id = %s OR leg_id IS NULL) ORDER BY id", [inc["id"], leg["id"]]).fetchall()
+        assert [e["data"].get("to") for e in events if e["kind"] == "transition"] == [
+            "signed_off", "en_route", "arrived", "first_feedback", "closed"]
+        wait_for_js(page, f"document.querySelectorAll('[data-testid=desk-event]').length === {len(events)}")
+        tl = page.inner_text("[data-testid=desk-timeline]")
         for ev in events:
             assert _beijing(ev["at"]) in tl, (ev, tl)
         assert note in tl and "双方达成调解协议" in tl

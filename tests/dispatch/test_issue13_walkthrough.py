@@ -20,7 +20,7 @@ from support.browser import launch, login, new_context, wait_for_js, wait_map_id
 from support.database import PASSWORD
 
 from gisapp.core import db
-from gisapp.core.config import ROOT
+from gisapp.core.config import ROOT, Settings
 
 SHOTS = ROOT / "var" / "screenshots"
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -58,14 +58,15 @@ def browser(demo_live):
 
 
 def _place(conn, station: int) -> dict:
-    """A village of the station's jurisdiction with no incident of the last day near it (no duplicate)."""
+    """A village of the station's jurisdiction with no recent incident near it (no possible duplicate)."""
+    s = Settings()
     return conn.execute(
         "SELECT v.name, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat FROM village v JOIN jurisdiction j "
         "ON j.kind = 'station' AND j.organisation_id = %s AND j.valid_from <= now() "
         "AND (j.valid_to IS NULL OR j.valid_to > now()) AND ST_Contains(j.geom, v.geom) "
-        "WHERE NOT EXISTS (SELECT 1 FROM incident i WHERE i.reported_at > now() - interval '1 day' "
-        "AND ST_DWithin(i.geom::geography, v.geom::geography, 2000)) ORDER BY v.code DESC LIMIT 1",
-        [station]).fetchone()
+        "WHERE NOT EXISTS (SELECT 1 FROM incident i WHERE i.reported_at > now() - %s * interval '1 second' "
+        "AND ST_DWithin(i.geom::geography, v.geom::geography, %s)) ORDER BY v.code DESC LIMIT 1",
+        [station, 3 * s.duplicate_window_s, 3 * s.duplicate_radius_m]).fetchone()
 
 
 def _screen(browser, base: str, user: str):
@@ -123,11 +124,11 @@ def _work_leg(desk, dispatcher, conn, leg_id: int, feedback: str, outcome_label:
 
 def _times_are_beijing(page, conn, incident_id: int, leg_id: int) -> None:
     """The desk's timeline shows every event of the leg at its Beijing time; no ISO/UTC time anywhere."""
-    page.wait_for_selector("[data-testid=desk-event][data-kind=transition]")
-    tl = page.inner_text("[data-testid=desk-timeline]")
     events = conn.execute("SELECT at FROM incident_event WHERE incident_id = %s AND (leg_id = %s OR leg_id IS NULL) "
                           "ORDER BY id", [incident_id, leg_id]).fetchall()
     assert len(events) >= 8
+    wait_for_js(page, f"document.querySelectorAll('[data-testid=desk-event]').length === {len(events)}")
+    tl = page.inner_text("[data-testid=desk-timeline]")
     for ev in events:
         assert _beijing(ev["at"]) in tl, (_beijing(ev["at"]), tl)
     reported = conn.execute("SELECT reported_at FROM incident WHERE id = %s", [incident_id]).fetchone()["reported_at"]

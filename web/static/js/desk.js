@@ -135,8 +135,8 @@
       noticeNew(r[0]);
       renderList();
       renderDetail(false);
-      setError(null);
-    }).catch(function (e) { setError(e.message); });
+      setError(null, true);
+    }).catch(function (e) { setError(e.message, true); });
   }
   function soon() {
     if (S.refreshTimer) { return; }
@@ -151,10 +151,11 @@
       if (!S.known[l.id] && !first && l.status === 'dispatched') { S.alerts[l.id] = Date.now(); }
       S.known[l.id] = true;
     });
-    var alerted = false;
+    var alerted = false, stillOpen = {};
+    open.forEach(function (l) { stillOpen[l.id] = l.status === 'dispatched'; });
     Object.keys(S.alerts).forEach(function (id) {
-      var l = S.legs[id];
-      if (!l || l.status !== 'dispatched') { delete S.alerts[id]; } else if (S.alerts[id] > S.lastBeep) { alerted = true; }
+      // signed off, handed back or cancelled elsewhere: the alert ends
+      if (!stillOpen[id]) { delete S.alerts[id]; } else if (S.alerts[id] > S.lastBeep) { alerted = true; }
     });
     renderAlert();
     if (alerted) { beep(); }
@@ -265,7 +266,7 @@
     if (alerting()) {
       S.flash = !S.flash;
       document.title = S.flash ? t('desk.alert.title') + ' ' + S.title : S.title;
-      if (S.sound && now - S.lastBeep > 10000) { beep(); }
+      if (S.sound && Date.now() - S.lastBeep > 10000) { beep(); }
     } else if (document.title !== S.title) { document.title = S.title; }
   }
 
@@ -374,8 +375,9 @@
     showMap(leg);
     if (changed || force || !S.timeline[leg.id]) { loadTimeline(leg); } else { renderTimeline(leg.id); }
   }
-  function setError(text) {
-    var box = root.querySelector('.desk-detail .desk-msg') || root.querySelector('.desk-page-msg');
+  // An action's error shows in the leg's detail; a loading error above the list.
+  function setError(text, page) {
+    var box = (!page && root.querySelector('.desk-detail .desk-msg')) || root.querySelector('.desk-page-msg');
     if (!box) { return; }
     box.hidden = !text;
     box.textContent = text || '';
@@ -615,7 +617,7 @@
   }).then(function () {
     whenQuiet(startStream);
   }).catch(function (e) {
-    setError(e.message);
+    setError(e.message, true);
   });
   window.gisappDesk = S;  // for the browser tests (state only; nothing to call)
 })();
