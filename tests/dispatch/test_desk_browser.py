@@ -96,8 +96,8 @@ def _wait_status(page, conn, leg_id: int, status: str) -> None:
 TEXT = {
     "zh": {"new": "新警情", "title": "【新警情】", "sound_on": "提示音已开启", "mediation": "现场调解", "signed": "签收",
            "feedback": "首次反馈", "closed": "结案", "handback_need": "请填写退回理由", "live": "实时"},
-    "en": {"new": "New leg", "title": "[NEW LEG]", "sound_on": "Alert sound on", "mediation": "mediation", "signed": "Sign off",
-           "feedback": "First feedback", "closed": "Close", "handback_need": "Give a reason", "live": "live"},
+    "en": {"new": "New leg", "title": "[NEW LEG]", "sound_on": "Alert sound on", "mediation": "mediation", "signed": "signed off",
+           "feedback": "first feedback", "closed": "Close", "handback_need": "Give a reason", "live": "live"},
 }
 
 
@@ -266,12 +266,14 @@ def test_desk_at_phone_width(lang, browser, demo_live, demo_login, demo_conn, st
         for sel in ("[data-testid=desk-go-signed_off]", "[data-testid=desk-sound]", "[data-testid=desk-tab-open]"):
             box = page.locator(sel).bounding_box()
             assert box["height"] >= 44 and box["width"] >= 44, (sel, box)
+        page.wait_for_selector("[data-testid=desk-event]", timeout=20000)
+        page.evaluate("window.scrollTo(0, 0)")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"desk-phone-{lang}.png"), full_page=True)  # the arrival
         page.tap("[data-testid=desk-go-signed_off]")
         _wait_status(page, demo_conn, leg["id"], "signed_off")
         page.wait_for_selector("[data-testid=desk-event][data-kind=transition]", timeout=20000)
-        page.evaluate("window.scrollTo(0, 0)")
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"desk-phone-{lang}.png"), full_page=True)
+        assert page.locator("[data-testid=desk-alert]").is_hidden()
         assert rec.console_errors == [], rec.console_errors
         assert rec.foreign == [], rec.foreign
         assert ctx.csp_violations == [], ctx.csp_violations

@@ -424,7 +424,7 @@
   function eventText(e) {
     var d = e.data || {};
     var kind = e.kind;
-    if (kind === 'transition' && d.to) { return t('desk.ev.to', {step: t('desk.go.' + d.to)}); }
+    if (kind === 'transition' && d.to) { kind = d.to === 'closed' ? 'leg_closed' : d.to; }
     var key = 'desk.ev.' + kind;
     return G.i18n[key] !== undefined ? t(key) : t('desk.ev.other', {kind: kind});
   }
