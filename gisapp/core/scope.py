@@ -1,12 +1,12 @@
 """Organisation scoping: which organisations' records a user may see and act on, in one place.
 
 ``visible_organisations(user)`` is the one rule: None means every organisation (dispatcher,
-admin, viewer, planner), a set means only those (a chief: their station). Every read and
+admin, viewer, planner), a set means only those (a chief, a duty officer: their organisation). Every read and
 write of dispatch, the layer API's incident, unit and grid layers, the SLA metrics and the map
 data go through the helpers below, so a new role or a wider chief scope changes one function.
 A single record outside the scope answers 404 when read (its existence is not revealed); acting
-on another organisation's leg answers 403 (``require_leg_owner``); a list is filtered; asking
-for another organisation's list or metrics by id answers 403.
+on another organisation's leg answers 403 (gisapp.dispatch.legs.may_act_on_leg asks ``may_see``);
+a list is filtered; asking for another organisation's list or metrics by id answers 403.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ def _go(client, leg_id: int, to: str, **body):
 def _snapshot(conn, leg_id: int) -> tuple:
     """The leg row and the number of its incident's events: a refused request changes neither."""
     leg = conn.execute("SELECT * FROM dispatch_leg WHERE id = %s", [leg_id]).fetchone()
+    leg.pop("sla_flagged")  # the SLA sweeper's mark, written in the background
     n = conn.execute("SELECT count(*) AS n FROM incident_event WHERE incident_id = %s",
                      [leg["incident_id"]]).fetchone()["n"]
     inc = conn.execute("SELECT status, outcome, needs_owner FROM incident WHERE id = %s",
@@ -318,6 +319,12 @@ def test_hand_back_returns_the_leg_to_the_dispatcher_and_redispatch_keeps_the_cl
         "dispatched_at <= interval '90 seconds') AS met FROM dispatch_leg WHERE organisation_id = %s AND "
         "status <> 'cancelled' AND dispatched_at >= %s", [world.station_a, q["from"]]).fetchone()
     assert m["counts"]["sign_off_met"] == mine["met"] and m["counts"]["sign_off_decided"] >= mine["hb"] + mine["met"]
+    # the live stream, scoped: station B's duty officer gets the re-dispatch (its new leg), not the
+    # hand-back at station A
+    seen_b = {e["type"] for e in _events_after(duty("b"), after)}
+    assert "incident.dispatched" in seen_b and "leg.handed_back" not in seen_b
+    seen_a = {e["type"] for e in _events_after(da, after)}
+    assert {"leg.handed_back", "incident.dispatched"} <= seen_a
     # station B's duty officer sees the new leg on the desk and may hand it back again
     desk = duty("b").get("/api/v1/desk/legs").json()
     mine_b = next(x for x in desk["legs"] if x["id"] == new["id"])
@@ -543,3 +550,47 @@ def test_live_leg_events_carry_outcome_and_handed_back_at(dlogin, world, dconn, 
     ev = [e for e in _events_after(disp, after) if e["type"] == "incident.dispatched"]
     leg = ev[0]["data"]["legs"][0]
     assert {"outcome", "handed_back_at", "organisation_name"} <= set(leg) and leg["id"] == _leg(inc)["id"]
+
+
+def test_demo_accounts_include_the_two_duty_officers(server_url, demo_template, monkeypatch):
+    from click.testing import CliRunner
+    from support.database import copy_database
+
+    from gisapp.cli import main
+
+    url = copy_database(server_url, demo_template, "gisapp_test_demo_accounts")
+    monkeypatch.setenv("GISAPP_DATABASE_URL", url)
+    r = CliRunner().invoke(main, ["user", "demo-accounts"])
+    assert r.exit_code == 0, r.output
+    with db.connect(url) as conn:
+        rows = {x["username"]: x for x in conn.execute(
+            "SELECT u.username, u.role, o.name, o.kind FROM app_user u JOIN organisation o ON o.id = u.station_id "
+            "WHERE u.username IN ('chief', 'duty', 'duty_accident')")}
+    assert rows["duty"]["role"] == "duty_officer" and rows["duty"]["name"] == rows["chief"]["name"] == "黛溪派出所"
+    assert rows["duty_accident"]["role"] == "duty_officer" and rows["duty_accident"]["kind"] == "accident_section"
+    assert "duty_accident" in r.output
+
+
+def test_a_redispatched_legs_feedback_clock_runs_from_the_first_dispatch(duty, dlogin, world, dconn, fresh,
+                                                                          dispatch_db, dapp):
+    from gisapp.dispatch.sla import sweep_overdue
+
+    disp = dlogin("dispatcher")
+    inc = _intake(disp, world.pt_a(dy=0.028), "dispute", dispatch=True)
+    old = _leg(inc)["id"]
+    assert duty("a").post(f"/api/v1/dispatch/legs/{old}/hand_back", json={"reason": "乙所辖区"}).status_code == 200
+    r = disp.post(f"/api/v1/dispatch/incidents/{inc['id']}/redispatch",
+                  json={"role": "primary", "organisation_id": world.station_b})
+    new = next(x for x in r.json()["legs"] if x["redispatch_of"] == old)["id"]
+    # the caller has waited six hours since the first dispatch; the new owner got the leg a minute ago
+    dconn.execute("UPDATE dispatch_leg SET first_dispatched_at = now() - interval '6 hours', "
+                  "dispatched_at = now() - interval '60 seconds' WHERE id = %s", [new])
+    with db.connect(dispatch_db) as conn:
+        sweep_overdue(conn, dapp.extensions["gisapp.settings"])
+        conn.commit()
+    flagged = dconn.execute("SELECT sla_flagged FROM dispatch_leg WHERE id = %s", [new]).fetchone()["sla_flagged"]
+    assert "first_feedback" in flagged and "close" not in flagged and "sign_off" not in flagged
+    clocks = next(x for x in disp.get(f"/api/v1/dispatch/incidents/{inc['id']}").json()["legs"]
+                  if x["id"] == new)["sla"]["clocks"]
+    assert clocks["first_feedback"]["state"] == "overdue" and clocks["sign_off"]["state"] == "running"
+    assert clocks["close"]["state"] == "running"
