@@ -428,7 +428,8 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
     cols = {r["column_name"] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'incident'")}
     # columns added by the live-dispatch migration, filled when they exist
-    extra = [c for c in ("station_jurisdiction_id", "traffic_jurisdiction_id", "rule_version") if c in cols]
+    extra = [c for c in ("station_jurisdiction_id", "traffic_jurisdiction_id", "rule_version", "outcome") if c in cols]
+    leg_extra = ["outcome"] if "outcome" in extra else []  # outcomes (issue 13) when the columns exist
     rep = _ts(inc["reported"])
     closed = _ts(inc["closed"])
     zone_ids = [int(z) + 1 for z in inc["zone"]]
@@ -442,7 +443,7 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
           org_ids[inc["traffic_org"][i]], int(inc["grid"][i]) + 1, zone_ids[i], False, closed[i], True, AUTHOR,
           rep[i], *[{"station_jurisdiction_id": jur_of_org.get(int(inc["station_org"][i])),
                      "traffic_jurisdiction_id": jur_of_org.get(int(inc["traffic_org"][i])),
-                     "rule_version": RULE_VERSION}[c] for c in extra])
+                     "rule_version": RULE_VERSION, "outcome": inc["outcome"][i]}[c] for c in extra])
          for i, g in enumerate(_ewkb(shapely.points(inc["lon"], inc["lat"])))))
     _setval(conn, "incident")
     conn.execute("SELECT setval('incident_code_seq', %s)", [n])
@@ -451,11 +452,13 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
     counts["dispatch_legs"] = _copy(
         conn, "dispatch_leg",
         ["id", "incident_id", "organisation_id", "unit_id", "role", "status", "dispatched_at", "signed_off_at",
-         "en_route_at", "arrived_at", "first_feedback_at", "closed_at", "fallback_from_org_id", "rule_version"],
+         "en_route_at", "arrived_at", "first_feedback_at", "closed_at", "fallback_from_org_id", "rule_version",
+         *leg_extra],
         ((i + 1, int(legs["incident"][i]) + 1, org_ids[legs["org"][i]], unit_ids[legs["unit"][i]], legs["role"][i],
           legs["status"][i], stamps["dispatched"][i], stamps["signed_off"][i], stamps["en_route"][i],
           stamps["arrived"][i], stamps["first_feedback"][i], stamps["closed"][i],
-          org_ids[legs["fallback"][i]] if legs["fallback"][i] >= 0 else None, RULE_VERSION)
+          org_ids[legs["fallback"][i]] if legs["fallback"][i] >= 0 else None, RULE_VERSION,
+          *([legs["outcome"][i]] if leg_extra else []))
          for i in range(len(legs["incident"]))))
     _setval(conn, "dispatch_leg")
     ch = inc["channel"]

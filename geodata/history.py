@@ -240,15 +240,21 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     is_acc = itype == "traffic_accident"
     leg_unit = _leg_units(units, leg_inc, leg_org, is_acc, rng)
     t_disp, status, stamps = _leg_lifecycle(hp, orgs, itype, t_rep, xy, leg_inc, leg_org, leg_role, rng, end)
+    leg_outcome = _leg_outcomes(hp, world.params["seed"], itype, sev, leg_inc, leg_role, status)
     legs = {"incident": leg_inc, "org": leg_org, "unit": leg_unit, "role": leg_role, "status": status,
-            "dispatched": t_disp, "fallback": leg_fb, **stamps}
+            "dispatched": t_disp, "fallback": leg_fb, "outcome": leg_outcome, **stamps}
     inc_status, close_t = _incident_status(len(t_rep), leg_inc, stamps["closed"])
+    # an incident's outcome: its primary leg's, once the incident is closed
+    inc_outcome = np.full(len(t_rep), None, dtype=object)
+    prim = leg_role == "primary"
+    inc_outcome[leg_inc[prim]] = leg_outcome[prim]
+    inc_outcome = np.where(inc_status == "closed", inc_outcome, None)
     address, desc, codes = _incident_texts(world, net, xy, road_edge, itype, sev, t_rep)
     incidents = {
         "code": codes, "channel": channel, "type": itype, "severity": sev, "lon": lon, "lat": lat, "xy": xy,
         "address": address, "caller": masked_phones(rng, len(t_rep)), "description": desc, "reported": t_rep,
         "status": inc_status, "station_org": station_org_of, "traffic_org": traffic_org_of, "grid": grid_of,
-        "zone": zone_of, "closed": close_t, "road_edge": road_edge,
+        "zone": zone_of, "closed": close_t, "road_edge": road_edge, "outcome": inc_outcome,
     }
     return incidents, legs
 
@@ -412,6 +418,31 @@ def _leg_lifecycle(hp: dict, orgs: list[Org], itype: np.ndarray, t_rep: np.ndarr
     for name_ in ("signed_off", "en_route", "arrived", "first_feedback", "closed"):
         status = np.where(stamps[name_] >= 0, name_, status)
     return t_disp, status, stamps
+
+
+def _leg_outcomes(hp: dict, seed: int, itype: np.ndarray, sev: np.ndarray, leg_inc: np.ndarray,
+                  leg_role: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """How each closed leg ended (an outcome code of the rules file; None while the leg is open).
+
+    Drawn from ``outcome_mix``: per incident type (accidents per severity, the accident
+    section's legs as ``specialist``), else ``default``. Its own random stream, so the rest
+    of the generated world does not move when the mix changes.
+    """
+    mix = hp["outcome_mix"]
+    rng = np.random.default_rng([int(seed), 13])
+    u = rng.random(len(leg_inc))
+    out = np.full(len(leg_inc), None, dtype=object)
+    keys = np.array([("specialist" if r == "specialist" else
+                      f"{itype[i]}_{sev[i]}" if itype[i] == "traffic_accident" else str(itype[i]))
+                     for i, r in zip(leg_inc, leg_role, strict=True)], dtype=object)
+    for key in np.unique(keys):
+        sel = np.flatnonzero(keys == key)
+        m = mix.get(key, mix["default"])
+        codes = list(m)
+        cum = np.cumsum(np.array([m[c] for c in codes], float))
+        cum /= cum[-1]
+        out[sel] = np.array(codes, dtype=object)[np.searchsorted(cum, u[sel], side="right").clip(0, len(codes) - 1)]
+    return np.where(status == "closed", out, None)
 
 
 def _incident_status(n: int, leg_inc: np.ndarray, leg_closed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

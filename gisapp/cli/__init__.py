@@ -97,8 +97,9 @@ def user_group() -> None:
 @user_group.command("create")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "dispatcher", "planner", "chief", "viewer", "device", "gateway"]))
-@click.option("--station", default=None, help="station code (required for a chief)")
+    ["admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway"]))
+@click.option("--station", default=None,
+              help="organisation code (required for a chief and a duty officer: the organisation they work for)")
 @click.option("--unit", "units", multiple=True,
               help="unit code or id: a device's one unit (required), a gateway's units (repeat --unit)")
 @click.option("--password", default=None, help="password (prompted when omitted)")
@@ -170,6 +171,11 @@ def demo_accounts() -> None:
                   ("viewer", "viewer", None)]
         if station:
             wanted.append(("chief", "chief", station["id"]))
+            wanted.append(("duty", "duty_officer", station["id"]))  # the chief's station's desk
+        accident = conn.execute(
+            "SELECT id, name FROM organisation WHERE kind = 'accident_section' ORDER BY code LIMIT 1").fetchone()
+        if accident:
+            wanted.append(("duty_accident", "duty_officer", accident["id"]))  # the accident section's desk
         # a unit terminal is bound to one unit: the first unit of the chief's station
         unit = conn.execute(
             "SELECT id, code FROM unit WHERE organisation_id = %s ORDER BY code LIMIT 1",
@@ -185,7 +191,8 @@ def demo_accounts() -> None:
             made.append("device")
         conn.commit()
     click.echo("demo accounts (password for all: {}){}".format(DEMO_PASSWORD, f", created {made}" if made else ""))
-    click.echo("  admin, dispatcher, planner, viewer" + (f", chief (of {station['name']})" if station else "")
+    click.echo("  admin, dispatcher, planner, viewer" + (f", chief and duty (of {station['name']})" if station else "")
+               + (f", duty_accident (of {accident['name']})" if accident else "")
                + (f", device (unit {unit['code']})" if unit else ""))
     click.echo("  log in at /login, or: curl -c c.txt -H 'Content-Type: application/json' "
                f"-d '{{\"username\":\"dispatcher\",\"password\":\"{DEMO_PASSWORD}\"}}' http://127.0.0.1:5000/api/v1/auth/login")

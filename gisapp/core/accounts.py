@@ -11,7 +11,7 @@ from psycopg import sql
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gisapp.core import devices
-from gisapp.core.catalog import ROLES
+from gisapp.core.catalog import ORGANISATION_ROLES, ROLES
 from gisapp.core.errors import Conflict, NotFound, ValidationError
 
 MIN_PASSWORD_LEN = 8
@@ -48,8 +48,9 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
         raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
         raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password")
-    if role == "chief" and station_id is None:
-        raise ValidationError("a chief is scoped to one station: give station_id", "station_id")
+    if role in ORGANISATION_ROLES and station_id is None:
+        raise ValidationError(f"a {role} is bound to one organisation: give station_id", "station_id",
+                              key="err.role_needs_organisation", params={"role": role})
     if station_id is not None:
         row = conn.execute("SELECT kind FROM organisation WHERE id = %s", [station_id]).fetchone()
         if row is None:

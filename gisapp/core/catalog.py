@@ -68,7 +68,9 @@ ROAD_CLASSES = ("expressway", "national", "provincial", "county", "township", "v
 UNIT_KINDS = ("patrol_car", "traffic_car", "motorcycle", "accident_car", "command_car")
 UNIT_STATUSES = ("available", "assigned", "en_route", "on_scene", "off_duty", "out_of_service")
 SEVERITIES = ("none", "minor", "injury", "fatal")
-ROLES = ("admin", "dispatcher", "planner", "chief", "viewer", "device", "gateway")
+ROLES = ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway")
+# Roles bound to one organisation (app_user.station_id): they see and act on its records only.
+ORGANISATION_ROLES = ("chief", "duty_officer")
 
 _PLANNERS = frozenset({"admin", "planner"})
 _DISPATCH = frozenset({"admin", "dispatcher"})
@@ -240,6 +242,10 @@ LAYERS: dict[str, Layer] = {
                 Field("joint_zone_id", "int", writable=False),
                 Field("outside_county", "bool", writable=False),
                 Field("closed_at", "timestamp", writable=False, filter=False),
+                # how it ended (issue 13): closed without dispatch, or its primary leg's outcome
+                Field("outcome", writable=False, description="outcome code of the dispatch rules' list"),
+                Field("outcome_note", writable=False, filter=False),
+                Field("needs_owner", "bool", writable=False),
                 Field("synthetic", "bool", writable=False),
             ),
             write_roles=_DISPATCH,

@@ -155,6 +155,9 @@ class Settings:
     thread_switch_interval_ms: float = 1.0
     # --- issue 13 anchors: each helper inserts its settings right after its own line ---
     # issue 13: legs and outcomes
+    leg_note_max_chars: int = 1000  # first-feedback and closing notes, the reason of a reassignment
+    hand_back_reason_max_chars: int = 500  # the reason a leg is handed back to the dispatcher
+    desk_page_max: int = 200  # legs per page of GET /api/v1/desk/legs
     # issue 13: desk
     # issue 13: dispatcher
     # reverse geocoding of a point picked on the map: the nearest village within this distance,

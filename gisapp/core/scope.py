@@ -1,11 +1,12 @@
 """Organisation scoping: which organisations' records a user may see and act on, in one place.
 
 ``visible_organisations(user)`` is the one rule: None means every organisation (dispatcher,
-admin, viewer, planner), a set means only those (a chief: their station). Every read and
+admin, viewer, planner), a set means only those (a chief, a duty officer: their organisation). Every read and
 write of dispatch, the layer API's incident, unit and grid layers, the SLA metrics and the map
 data go through the helpers below, so a new role or a wider chief scope changes one function.
-A single record outside the scope answers 404 (its existence is not revealed); a list is
-filtered; asking for another organisation's list or metrics by id answers 403.
+A single record outside the scope answers 404 when read (its existence is not revealed); acting
+on another organisation's leg answers 403 (gisapp.dispatch.legs.may_act_on_leg asks ``may_see``);
+a list is filtered; asking for another organisation's list or metrics by id answers 403.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
+from gisapp.core.catalog import ORGANISATION_ROLES
 from gisapp.core.errors import Forbidden, NotFound
 
 # Roles that see every organisation. Any other role (chief; devices and gateways, which read
@@ -30,7 +32,7 @@ def visible_organisations(user: dict | None) -> frozenset[int] | None:
     """
     if user is None or user.get("role") in ALL_ORGANISATION_ROLES:
         return None
-    if user.get("role") == "chief":
+    if user.get("role") in ORGANISATION_ROLES:  # a chief, a duty officer: their one organisation
         return frozenset({user["station_id"]}) if user.get("station_id") is not None else frozenset()
     return frozenset()
 

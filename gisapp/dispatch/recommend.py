@@ -8,28 +8,51 @@ import psycopg
 
 import routing
 
+from .fitness import Requirements, units_by_id, why
+
 # --- recommendations ----------------------------------------------------------------------------
 
 def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, *, k: int | None = None,
                     capability: str | None = None, organisation_ids: list[int] | None = None,
-                    joint_zone_id: int | None = None) -> dict[str, Any]:
+                    joint_zone_id: int | None = None, requirements: Requirements | None = None) -> dict[str, Any]:
     """Return the nearest available units by road travel time (routing), or by straight line without roads.
 
     The answer follows the routing contract (``routing.get_router(...).nearest_units``) with
-    one more key, ``method``: "road" or "straight_line" (no road network loaded).
+    more keys: ``method`` ("road" or "straight_line": no road network loaded), the leg's
+    ``requirements``, and per unit ``why``: its ETA, status, kind, crew and whether it meets
+    each requirement. ``requirements`` (a leg's capability, unit kinds, minimum crew) keeps the
+    units that meet them; ``capability`` alone is the older form of the same.
     """
 
     k = k or settings.recommend_k
+    req = requirements or Requirements(capability)
+    # kinds and crew are not routing filters: ask for more units and keep the k that fit
+    ask = min(max(k * 4, 20), max(settings.nearest_units_max_k, k)) if req.filters_beyond_capability else k
     has_roads = conn.execute("SELECT EXISTS (SELECT 1 FROM road_edge) AS x").fetchone()["x"]
     if not has_roads:
-        out = _straight_line_units(conn, settings, lon, lat, k, capability, organisation_ids, joint_zone_id)
+        out = _straight_line_units(conn, settings, lon, lat, ask, req.capability, organisation_ids, joint_zone_id)
     else:
-        out = dict(routing.nearest_units(conn, settings, lon, lat, k=k, capability=capability,
+        out = dict(routing.nearest_units(conn, settings, lon, lat, k=ask, capability=req.capability,
                                          organisation_ids=organisation_ids, joint_zone_id=joint_zone_id,
                                          statuses=("available",)))
         out["method"] = "road"
-    out["capability"] = capability
-    _explain(conn, out.get("units") or [])
+    rows = units_by_id(conn, [u["unit_id"] for u in out["units"]])
+    kept = []
+    for u in out["units"]:
+        row = rows.get(u["unit_id"])
+        if row is None:
+            continue
+        u = dict(u)
+        u["why"] = why(row, req, u.get("eta_s"))
+        if u["why"]["fit"]:
+            kept.append(u)
+    out["units"] = kept[:k]
+    out["requirements"] = req.to_json()
+    if not out["units"] and req.filters_beyond_capability and not out.get("reason"):
+        out["reason"] = "no available unit meets the leg's requirements (" + ", ".join(
+            f"{k_}={v}" for k_, v in req.to_json().items() if v) + ")"
+    out["capability"] = req.capability
+    _explain(conn, out["units"])
     return out
 
 

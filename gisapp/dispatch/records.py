@@ -26,7 +26,8 @@ from .sla import leg_clocks
 ACTIVE_INCIDENT = ("open", "dispatched")
 OPEN_LEG = ("dispatched", "signed_off", "en_route", "arrived", "first_feedback")
 # What a unit's status becomes when its leg enters a status (None: leave it).
-UNIT_STATUS_FOR_LEG = {"en_route": "en_route", "arrived": "on_scene", "closed": "available", "cancelled": "available"}
+UNIT_STATUS_FOR_LEG = {"en_route": "en_route", "arrived": "on_scene", "closed": "available", "cancelled": "available",
+                       "handed_back": "available"}
 # The unit statuses a person sets; the others follow the legs (core.catalog.UNIT_STATUSES has them all).
 MANUAL_UNIT_STATUSES = ("available", "off_duty", "out_of_service")
 MAX_TEXT = {"description": 4000, "address": 300, "idempotency_key": 200}
@@ -109,13 +110,15 @@ INCIDENT_COLS = sql.SQL(
     "i.location_source, i.caller_masked, i.description, i.reported_at, i.status, i.station_org_id, "
     "i.traffic_org_id, i.grid_id, i.joint_zone_id, i.station_jurisdiction_id, i.traffic_jurisdiction_id, "
     "i.outside_county, i.duplicate_of, i.duplicate_candidates, i.closed_at, i.created_by, i.created_at, "
-    "i.rule_version, i.synthetic")
+    "i.rule_version, i.synthetic, i.outcome, i.outcome_note, i.needs_owner, i.needs_owner_reason")
 LEG_COLS = sql.SQL(
     "l.id, l.incident_id, l.organisation_id, o.code AS organisation_code, o.name AS organisation_name, "
     "o.name_en AS organisation_name_en, "
     "o.kind AS organisation_kind, l.unit_id, u.code AS unit_code, u.name AS unit_name, l.role, l.status, "
     "l.capability, l.dispatched_at, l.signed_off_at, l.en_route_at, l.arrived_at, l.first_feedback_at, "
-    "l.closed_at, l.cancelled_at, l.fallback_from_org_id, l.rule_version, l.sla_flagged")
+    "l.closed_at, l.cancelled_at, l.fallback_from_org_id, l.rule_version, l.sla_flagged, l.outcome, l.outcome_note, "
+    "l.first_feedback_note, l.handed_back_at, l.hand_back_reason, l.first_dispatched_at, l.redispatch_of, "
+    "l.unit_kinds, l.min_crew")
 
 
 def jsonable(row: dict) -> dict:
@@ -210,6 +213,8 @@ def board(conn: psycopg.Connection, settings, organisation_id: int | None = None
     def urgency(item: dict) -> float:
         rem = [c["remaining_s"] for leg in item["legs"] for c in leg["sla"]["clocks"].values()
                if c["remaining_s"] is not None]
+        if item.get("needs_owner"):  # handed back: the dispatcher decides a new owner first
+            return -2e12
         return min(rem) if rem else -1e12  # not yet dispatched: first
     items.sort(key=urgency)
     unit_scope, unit_params = scope.column_condition(orgs, "unit", "organisation_id")
@@ -225,5 +230,5 @@ def incident_summary(inc: dict) -> dict:
     """The fields of an incident the stream carries (no caller number, no description)."""
     keys = ("id", "code", "channel", "type", "severity", "lon", "lat", "address", "status", "reported_at",
             "station_org_id", "traffic_org_id", "grid_id", "joint_zone_id", "outside_county", "duplicate_of",
-            "duplicate_candidates", "closed_at")
+            "duplicate_candidates", "closed_at", "outcome", "outcome_note", "needs_owner", "needs_owner_reason")
     return {k: (inc[k].isoformat() if isinstance(inc.get(k), datetime) else inc.get(k)) for k in keys}

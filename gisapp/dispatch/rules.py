@@ -14,7 +14,11 @@ from gisapp.core.catalog import SEVERITIES
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.toml")
 
 CHANNELS = ("110", "122")
-LEG_STATUSES = ("dispatched", "signed_off", "en_route", "arrived", "first_feedback", "closed", "cancelled")
+LEG_STATUSES = ("dispatched", "signed_off", "en_route", "arrived", "first_feedback", "closed", "cancelled",
+                "handed_back")
+# Statuses a leg never leaves.
+TERMINAL_LEG = ("closed", "cancelled", "handed_back")
+UNIT_KINDS = ("patrol_car", "traffic_car", "motorcycle", "accident_car", "command_car")
 TARGETS = ("station", "squadron", "accident_section", "command_centre")
 CAPABILITIES = ("accident_qualified", "breathalyser", "camera", "cones", "first_aid", "lights")
 # The timestamp column each leg status sets when a leg enters it.
@@ -46,6 +50,29 @@ class LegSpec:
     otherwise: str | None = None
     capability: str | None = None
     fallback: str | None = None
+    unit_kinds: tuple[str, ...] | None = None
+    min_crew: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One way a leg or an incident ends: its code, names, the categories it applies to (None: every
+    category), whether it closes a leg and whether it closes an incident without dispatch."""
+
+    code: str
+    zh: str
+    en: str
+    categories: tuple[str, ...] | None
+    leg: bool
+    incident: bool
+
+    def applies_to(self, category: str | None) -> bool:
+        return self.categories is None or category in self.categories
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "zh": self.zh, "en": self.en,
+                "categories": list(self.categories) if self.categories is not None else None,
+                "leg": self.leg, "incident": self.incident}
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,9 @@ class Rules:
     rules: tuple[Rule, ...]
     path: str = ""
     categories: tuple[str, ...] = field(default=())
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    hand_back_from: tuple[str, ...] = ("dispatched", "signed_off")
+    mediation_outcome: str = "mediation"
 
     def match(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None) -> Rule:
         """Return the first rule that applies (the file must end with a catch-all rule)."""
@@ -106,6 +136,11 @@ class Rules:
                       for t in self.types.values()],
             "lifecycle": {"transitions": {k: list(v) for k, v in self.transitions.items()},
                           "needs_unit": list(self.needs_unit)},
+            "leg_transitions": {"transitions": {k: list(v) for k, v in self.transitions.items()},
+                                "needs_unit": list(self.needs_unit), "hand_back_from": list(self.hand_back_from),
+                                "terminal": list(TERMINAL_LEG),
+                                "needs_note": ["first_feedback"], "needs_outcome": ["closed"]},
+            "outcomes": [o.to_json() for o in self.outcomes.values()],
             "rules": [{"name": r.name,
                        "when": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (
                            ("categories", r.categories), ("severities", r.severities), ("channels", r.channels),
@@ -177,8 +212,12 @@ def parse_rules(doc: dict[str, Any], path: str = "") -> Rules:
                 raise RulesError(f"{lw}.capability: one of {', '.join(CAPABILITIES)}")
             if leg.get("fallback") not in (None, "joint_zone"):
                 raise RulesError(f"{lw}.fallback: only 'joint_zone'")
+            kinds = _tuple(leg["unit_kinds"], f"{lw}.unit_kinds", UNIT_KINDS) if "unit_kinds" in leg else None
+            crew = leg.get("min_crew")
+            if crew is not None and (isinstance(crew, bool) or not isinstance(crew, int) or not 1 <= crew <= 20):
+                raise RulesError(f"{lw}.min_crew: an integer from 1 to 20")
             legs.append(LegSpec(leg["role"], leg["target"], leg.get("otherwise"), leg.get("capability"),
-                                leg.get("fallback")))
+                                leg.get("fallback"), kinds or None, crew))
         if not legs:
             raise RulesError(f"{where}.legs: at least one leg")
         if len({leg.role for leg in legs}) != len(legs):
@@ -199,8 +238,35 @@ def parse_rules(doc: dict[str, Any], path: str = "") -> Rules:
                                                  rules[-1].station_takes_part_in_traffic)):
         raise RulesError("rules: the last rule must match everything (when = {})")
     cats = tuple(sorted({t.category for t in types.values()}))
+    outcomes = _parse_outcomes(doc.get("outcomes") or [], cats)
+    hand_back_from = _tuple(life.get("hand_back_from", ["dispatched", "signed_off"]), "lifecycle.hand_back_from",
+                            LEG_STATUSES)
+    mediation = str(doc.get("mediation_outcome", "mediation"))
+    if outcomes and mediation not in outcomes:
+        raise RulesError(f"mediation_outcome: {mediation!r} is not an outcome")
     return Rules(version, str(doc.get("description", "")), types, transitions, needs_unit, tuple(rules),
-                 path, cats)
+                 path, cats, outcomes, hand_back_from, mediation)
+
+
+def _parse_outcomes(raw: Any, categories: tuple[str, ...]) -> dict[str, Outcome]:
+    if not isinstance(raw, list):
+        raise RulesError("outcomes: a list of tables ([[outcomes]])")
+    out: dict[str, Outcome] = {}
+    for i, o in enumerate(raw):
+        where = f"outcomes[{i}]"
+        if not isinstance(o, dict):
+            raise RulesError(f"{where}: must be a table")
+        for key in ("code", "zh", "en"):
+            if not isinstance(o.get(key), str) or not o[key]:
+                raise RulesError(f"{where}.{key}: a non-empty string is required")
+        if o["code"] in out:
+            raise RulesError(f"{where}.code: {o['code']!r} twice")
+        cats = _tuple(o["categories"], f"{where}.categories", categories) if o.get("categories") is not None else None
+        for key in ("leg", "incident"):
+            if not isinstance(o.get(key, key == "leg"), bool):
+                raise RulesError(f"{where}.{key}: true or false")
+        out[o["code"]] = Outcome(o["code"], o["zh"], o["en"], cats, o.get("leg", True), o.get("incident", False))
+    return out
 
 
 _cache: dict[str, tuple[float, Rules]] = {}

@@ -113,9 +113,23 @@ class Simulator:
         self.log(f"+ {inc['code']} {itype} {inc['severity']} -> {len(inc.get('legs', []))} leg(s)")
 
     def _go(self, conn, run: LegRun, to: str) -> None:
-        transition_leg(conn, self.settings, run.leg_id, to, ACTOR, CLIENT)
+        note = outcome = None
+        if to == "first_feedback":
+            note = "已到达现场，情况已反馈（模拟）"
+        elif to == "closed":
+            itype = conn.execute("SELECT i.type FROM incident i JOIN dispatch_leg l ON l.incident_id = i.id "
+                                 "WHERE l.id = %s", [run.leg_id]).fetchone()["type"]
+            outcome, note = self._outcome(itype), "处置完毕（模拟）"
+        transition_leg(conn, self.settings, run.leg_id, to, ACTOR, CLIENT, note, outcome)
         run.steps.append(to)
         self.counts["transitions"] += 1
+
+    def _outcome(self, itype: str) -> str:
+        """A plausible outcome: mostly the first of the list that applies to the type's category."""
+        rules = load_rules(self.settings)
+        cat = rules.types[itype].category if itype in rules.types else None
+        fits = [o.code for o in rules.outcomes.values() if o.leg and o.applies_to(cat)]
+        return fits[0] if self.rnd.random() < 0.85 or len(fits) == 1 else self.rnd.choice(fits[1:])
 
     def step_leg(self, run: LegRun, now: float) -> None:
         """Advance a leg whose next step is due."""

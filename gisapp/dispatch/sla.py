@@ -29,30 +29,47 @@ CLOCKS = (
 )
 
 
+def clock_start(leg: dict[str, Any], clock: str) -> datetime:
+    """When a leg's clock started: sign-off from its own dispatch; first feedback and closure from
+    the first dispatch of its role (a re-dispatched leg: the caller has been waiting since then)."""
+    if clock == "sign_off":
+        return leg["dispatched_at"]
+    return leg.get("first_dispatched_at") or leg["dispatched_at"]
+
+
 def leg_clocks(leg: dict[str, Any], settings, now: datetime | None = None) -> dict[str, Any]:
-    """Return the state of a leg's three clocks and whether any is overdue."""
+    """Return the state of a leg's three clocks and whether any is overdue.
+
+    A handed-back leg's sign-off clock is *met* when it was signed off within the limit and
+    *late* (a miss) otherwise; its other clocks are *handed_back* (the new leg carries them).
+    """
     now = now or datetime.now(UTC)
     out: dict[str, Any] = {}
     overdue = []
     for name, col, setting in CLOCKS:
         limit = getattr(settings, setting)
-        due = leg["dispatched_at"] + timedelta(seconds=limit)
+        start = clock_start(leg, name)
+        due = start + timedelta(seconds=limit)
         done = leg.get(col)
         if done is not None:
-            state = "met" if (done - leg["dispatched_at"]).total_seconds() <= limit else "late"
+            state = "met" if (done - start).total_seconds() <= limit else "late"
         elif leg.get("status") == "cancelled":
             state = "cancelled"
-        elif (now - leg["dispatched_at"]).total_seconds() > limit:
+        elif leg.get("status") == "handed_back":
+            state = "late" if name == "sign_off" else "handed_back"
+        elif (now - start).total_seconds() > limit:
             state = "overdue"
             overdue.append(name)
         else:
             state = "running"
         out[name] = {
             "limit_s": limit,
+            "started_at": start.isoformat(),
             "due_at": due.isoformat(),
             "done_at": done.isoformat() if done else None,
             "state": state,
-            "remaining_s": round((due - now).total_seconds(), 1) if done is None and state != "cancelled" else None,
+            "remaining_s": round((due - now).total_seconds(), 1) if state == "running" or state == "overdue"
+            else None,
         }
     return {"clocks": out, "overdue": overdue}
 
@@ -68,15 +85,16 @@ def sweep_overdue(conn: psycopg.Connection, settings, limit: int = 500) -> list[
     for name, col, setting in CLOCKS:
         rows = conn.execute(sql.SQL(
             "UPDATE dispatch_leg l SET sla_flagged = l.sla_flagged || %(clock)s::text "
-            "WHERE l.id IN (SELECT id FROM dispatch_leg WHERE status NOT IN ('closed', 'cancelled') "
-            "  AND {col} IS NULL AND dispatched_at < now() - make_interval(secs => %(limit)s) "
+            "WHERE l.id IN (SELECT id FROM dispatch_leg WHERE status NOT IN ('closed', 'cancelled', 'handed_back') "
+            "  AND {col} IS NULL AND {start} < now() - make_interval(secs => %(limit)s) "
             "  AND NOT (%(clock)s = ANY(sla_flagged)) ORDER BY dispatched_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
-            "RETURNING l.id, l.incident_id, l.organisation_id, l.unit_id, l.role, l.status, l.dispatched_at"
-        ).format(col=sql.Identifier(col)), {"clock": name, "limit": getattr(settings, setting), "n": limit}).fetchall()
+            "RETURNING l.id, l.incident_id, l.organisation_id, l.unit_id, l.role, l.status, {start} AS started_at"
+        ).format(col=sql.Identifier(col), start=sql.SQL("dispatched_at" if name == "sign_off"
+                                                         else "coalesce(first_dispatched_at, dispatched_at)")), {"clock": name, "limit": getattr(settings, setting), "n": limit}).fetchall()
         for r in rows:
             flagged.append({"leg_id": r["id"], "incident_id": r["incident_id"], "organisation_id": r["organisation_id"],
                             "unit_id": r["unit_id"], "role": r["role"], "status": r["status"], "clock": name,
-                            "due_at": (r["dispatched_at"] + timedelta(seconds=getattr(settings, setting))).isoformat()})
+                            "due_at": (r["started_at"] + timedelta(seconds=getattr(settings, setting))).isoformat()})
     for f in flagged:
         emit(conn, "sla.overdue", f, f["incident_id"])
     return flagged
@@ -114,7 +132,9 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     -------
     dict
         ``sign_off_rate``, ``first_feedback_rate``, ``close_rate`` (met / decided, None when
-        nothing is decided), the counts behind them, ``mean_arrival_s`` over legs that
+        nothing is decided), the counts behind them, closed legs per ``outcomes``, incidents
+        closed without dispatch per outcome, ``mediation_rate`` (accident primary legs closed
+        with the mediation outcome / those closed with any outcome), ``mean_arrival_s`` over legs that
         arrived, the same for accident incidents, and the stations' share of accident incidents.
     """
     if orgs is None:
@@ -133,16 +153,19 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     accident_types = rules.types_of_category("accident")
     as_of = as_of or datetime.now(UTC)
     params = {"start": start, "end": end, "org": org_id, "as_of": as_of, "acc": accident_types,
+              "med": rules.mediation_outcome,
               "so": settings.sign_off_sla_s, "ff": settings.first_feedback_sla_s, "cl": settings.close_sla_s}
     row = conn.execute(
         """
         WITH l AS (
-            SELECT l.incident_id, i.type,
+            SELECT l.incident_id, i.type, l.status, l.role, l.outcome,
                    extract(epoch FROM l.signed_off_at - l.dispatched_at) AS so_s,
-                   extract(epoch FROM l.first_feedback_at - l.dispatched_at) AS ff_s,
-                   extract(epoch FROM l.closed_at - l.dispatched_at) AS cl_s,
+                   extract(epoch FROM l.first_feedback_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS ff_s,
+                   extract(epoch FROM l.closed_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS cl_s,
                    extract(epoch FROM l.arrived_at - l.dispatched_at) AS arr_s,
-                   extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s
+                   extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s,
+                   extract(epoch FROM %(as_of)s::timestamptz - coalesce(l.first_dispatched_at, l.dispatched_at))
+                       AS wait_s
             FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id
             WHERE l.dispatched_at >= %(start)s AND l.dispatched_at < %(end)s AND l.status <> 'cancelled'
               AND l.dispatched_at <= %(as_of)s
@@ -150,15 +173,37 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         )
         SELECT count(*) AS legs, count(DISTINCT incident_id) AS incidents,
                count(*) FILTER (WHERE so_s <= %(so)s) AS sign_off_met,
-               count(*) FILTER (WHERE so_s IS NOT NULL OR age_s > %(so)s) AS sign_off_decided,
+               count(*) FILTER (WHERE so_s IS NOT NULL OR age_s > %(so)s OR status = 'handed_back')
+                   AS sign_off_decided,
                count(*) FILTER (WHERE ff_s <= %(ff)s) AS first_feedback_met,
-               count(*) FILTER (WHERE ff_s IS NOT NULL OR age_s > %(ff)s) AS first_feedback_decided,
+               count(*) FILTER (WHERE ff_s IS NOT NULL OR (wait_s > %(ff)s AND status <> 'handed_back'))
+                   AS first_feedback_decided,
                count(*) FILTER (WHERE cl_s <= %(cl)s) AS close_met,
-               count(*) FILTER (WHERE cl_s IS NOT NULL OR age_s > %(cl)s) AS close_decided,
+               count(*) FILTER (WHERE cl_s IS NOT NULL OR (wait_s > %(cl)s AND status <> 'handed_back'))
+                   AS close_decided,
+               count(*) FILTER (WHERE status = 'handed_back') AS handed_back,
                count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
                count(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS accident_arrivals,
-               avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents
+               avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents,
+               count(*) FILTER (WHERE type = ANY(%(acc)s) AND role = 'primary' AND status = 'closed'
+                                AND outcome IS NOT NULL) AS accident_closed_with_outcome,
+               count(*) FILTER (WHERE type = ANY(%(acc)s) AND role = 'primary' AND status = 'closed'
+                                AND outcome = %(med)s) AS accident_mediated,
+               coalesce((SELECT jsonb_object_agg(outcome, n) FROM (SELECT outcome, count(*) AS n FROM l
+                         WHERE status = 'closed' AND outcome IS NOT NULL GROUP BY outcome) o), '{}'::jsonb)
+                   AS outcomes
         FROM l
+        """, params).fetchone()
+    closed_direct = conn.execute(
+        """
+        SELECT coalesce(jsonb_object_agg(outcome, n), '{}'::jsonb) AS outcomes, coalesce(sum(n), 0) AS n
+        FROM (SELECT i.outcome, count(*) AS n FROM incident i
+              WHERE i.status = 'closed' AND i.outcome IS NOT NULL AND i.reported_at >= %(start)s
+                AND i.reported_at < %(end)s AND i.reported_at <= %(as_of)s
+                AND NOT EXISTS (SELECT 1 FROM dispatch_leg l WHERE l.incident_id = i.id AND l.status = 'closed')
+                AND (%(org)s::bigint IS NULL OR i.station_org_id = %(org)s::bigint
+                     OR i.traffic_org_id = %(org)s::bigint)
+              GROUP BY i.outcome) o
         """, params).fetchone()
     share = conn.execute(
         """
@@ -189,7 +234,14 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         "close_rate": rate(row["close_met"], row["close_decided"]),
         "counts": {k: row[k] for k in ("sign_off_met", "sign_off_decided", "first_feedback_met",
                                        "first_feedback_decided", "close_met", "close_decided", "arrivals",
-                                       "accident_arrivals")},
+                                       "accident_arrivals", "handed_back", "accident_closed_with_outcome",
+                                       "accident_mediated")},
+        # closed legs per outcome; incidents closed without dispatch per outcome
+        "outcomes": dict(sorted(row["outcomes"].items())),
+        "incidents_closed_without_dispatch": dict(sorted(closed_direct["outcomes"].items())),
+        # the brief's 84%: accident primary legs closed with the mediation outcome among those closed
+        # with an outcome (None when none is)
+        "mediation_rate": rate(row["accident_mediated"], row["accident_closed_with_outcome"]),
         "mean_arrival_s": secs(row["mean_arrival_s"]),
         "mean_arrival_s_accidents": secs(row["mean_arrival_s_accidents"]),
         "accident_incidents": share["accident_incidents"],

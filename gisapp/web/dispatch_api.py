@@ -28,9 +28,17 @@ from gisapp.dispatch.events import (
     stop_hubs,
     stream_bounds,
 )
+from gisapp.dispatch.fitness import Requirements
 from gisapp.dispatch.gazetteer import resolve_address, reverse_geocode
 from gisapp.dispatch.intake import check_intake, create_incident
-from gisapp.dispatch.legs import assign_unit, dispatch_incident, merge_incident, plan_incident, transition_leg
+from gisapp.dispatch.legs import (
+    TRANSITION_TARGETS,
+    assign_unit,
+    dispatch_incident,
+    merge_incident,
+    plan_incident,
+    transition_leg,
+)
 from gisapp.dispatch.recommend import recommend_units
 from gisapp.dispatch.records import (
     MANUAL_UNIT_STATUSES,
@@ -40,7 +48,7 @@ from gisapp.dispatch.records import (
     id_value,
     incident_detail,
 )
-from gisapp.dispatch.rules import LEG_STATUSES, load_rules
+from gisapp.dispatch.rules import load_rules
 from gisapp.dispatch.sla import parse_period, sla_metrics
 from gisapp.dispatch.units import ingest_positions, set_unit_status, unit_board
 from gisapp.web.context import (
@@ -60,7 +68,8 @@ from gisapp.web.routing_api import poke_live_coverage
 bp = Blueprint("dispatch", __name__, url_prefix="/api/v1")
 
 _DISPATCHERS = ("dispatcher",)
-_READERS = ("dispatcher", "chief", "viewer", "planner")
+_READERS = ("dispatcher", "chief", "duty_officer", "viewer", "planner")
+_LEG_WORKERS = ("dispatcher", "chief", "duty_officer")
 
 
 class ServiceUnavailable(GisappError):
@@ -126,17 +135,20 @@ def intake():
     dispatch_now = bool_field(body, "dispatch")
     auto_assign = bool_field(body, "auto_assign")
     confirmed = bool_field(body, "confirm_duplicates")
+    override = bool_field(body, "override")
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
-    intake_body = {k: v for k, v in body.items() if k not in ("dispatch", "auto_assign", "units", "confirm_duplicates")}
+    intake_body = {k: v for k, v in body.items()
+                   if k not in ("dispatch", "auto_assign", "units", "override", "confirm_duplicates")}
     s = settings()
     def work(conn):
         pending: list = []
         inc, created = create_incident(conn, s, intake_body, user["username"], _client(), key, pending,
                                        refuse_duplicates=dispatch_now and not confirmed)
         if created and dispatch_now:
-            out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending)
+            out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending,
+                                    override)
             for k in ("geocode", "possible_duplicates", "suggested_merge"):
                 out[k] = inc.get(k)
             inc = out
@@ -180,8 +192,9 @@ def incident_dispatch(iid: str):
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
     auto = bool_field(body, "auto_assign")
+    override = bool_field(body, "override")
     return jsonify(_write(lambda conn: dispatch_incident(conn, settings(), parse_id(iid), user["username"],
-                                                           _client(), units, auto)))
+                                                           _client(), units, auto, override=override)))
 
 
 @bp.post("/dispatch/incidents/<iid>/merge")
@@ -255,21 +268,22 @@ def reverse_geocode_point():
 
 @bp.post("/dispatch/legs/<lid>/assign")
 def leg_assign(lid: str):
-    user = require_role(*_DISPATCHERS, "chief")
+    user = require_role(*_LEG_WORKERS)
     body = json_object()
     unit_id = id_value(body.get("unit_id"), "unit_id")
-    return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client())))
+    override = bool_field(body, "override")
+    if override and user["role"] not in ("dispatcher", "admin"):
+        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override")
+    return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client(),
+                                                     override)))
 
 
 @bp.post("/dispatch/legs/<lid>/transition")
 def leg_transition(lid: str):
-    user = require_role(*_DISPATCHERS, "chief", "device", "gateway")
+    user = require_role(*_LEG_WORKERS, "device", "gateway")
     body = json_object()
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise ValidationError("a string of at most 2000 characters", "note")
     return jsonify(_write(lambda conn: transition_leg(conn, settings(), parse_id(lid), body.get("to"), user,
-                                                        _client(), note)))
+                                                        _client(), body.get("note"), body.get("outcome"))))
 
 
 @bp.get("/dispatch/legs/<lid>/recommendations")
@@ -290,7 +304,7 @@ def leg_recommendations(lid: str):
             raise NotFound(f"no leg {lid}", "id")
         orgs = None if any_org else [leg["organisation_id"]]
         out = recommend_units(conn, s, leg["lon"], leg["lat"], k=int(k) if k else None,
-                                capability=leg["capability"], organisation_ids=orgs)
+                                requirements=Requirements.of(leg), organisation_ids=orgs)
     return jsonify(out)
 
 
@@ -311,7 +325,7 @@ def units():
 
 @bp.post("/dispatch/units/<uid>/status")
 def unit_status(uid: str):
-    user = require_role(*_DISPATCHERS, "chief")
+    user = require_role(*_LEG_WORKERS)
     body = json_object()
     with db_tx() as conn:
         scope.check_unit(conn, user, parse_id(uid))  # 404 for another organisation's unit
@@ -426,7 +440,9 @@ _intake = {"type": "object", "required": ["channel", "type"], "properties": {
                  "`duplicates` when active incidents are near in place and time, unless confirm_duplicates)"},
     "confirm_duplicates": {"type": "boolean", "description": "dispatch at once despite possible duplicates"},
     "auto_assign": {"type": "boolean", "description": "assign each leg its best recommended unit"},
-    "units": {"type": "object", "description": "leg role -> unit id to assign"}}}
+    "units": {"type": "object", "description": "leg role -> unit id to assign"},
+    "override": {"type": "boolean", "description": "assign the given units even when they miss a leg's "
+                                                   "capability, kinds or crew (logged)"}}}
 _period = [param("from", {"type": "string", "format": "date-time"}, "default: 30 days before 'to'"),
            param("to", {"type": "string", "format": "date-time"}, "default: now"),
            param("organisation", {"type": "string"}, "organisation id or code")]
@@ -445,7 +461,8 @@ document("/api/v1/dispatch/incidents/{id}/plan", "get",
 document("/api/v1/dispatch/incidents/{id}/dispatch", "post",
          "Dispatch an open incident: one leg per organisation of the matching rule (一警双派)", tag="dispatch",
          params=[ID_PARAM], body={"type": "object", "properties": {"units": {"type": "object"},
-                                                               "auto_assign": {"type": "boolean"}}})
+                                                               "auto_assign": {"type": "boolean"},
+                                                               "override": {"type": "boolean"}}})
 document("/api/v1/dispatch/incidents/{id}/merge", "post", "Merge a duplicate into another incident",
          tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["into"],
                                              "properties": {"into": {"type": "integer"}}})
@@ -461,13 +478,18 @@ document("/api/v1/dispatch/reverse_geocode", "get",
          "Name a point from the gazetteer: nearest village (reverse_geocode_village_m), nearest named road "
          "(reverse_geocode_road_m), town; label for the address field", tag="dispatch",
          params=[param("lon", {"type": "number"}), param("lat", {"type": "number"})])
-document("/api/v1/dispatch/legs/{id}/assign", "post", "Assign a unit to a leg (atomic; 409 when taken)",
+document("/api/v1/dispatch/legs/{id}/assign", "post",
+         "Assign a unit to a leg (atomic; 409 when taken, or when it misses the leg's capability, kinds or crew "
+         "unless a dispatcher sends override: true, which is logged)",
          tag="dispatch", params=[ID_PARAM], body={"type": "object", "required": ["unit_id"],
-                                             "properties": {"unit_id": {"type": "integer"}}})
+                                             "properties": {"unit_id": {"type": "integer"},
+                                                            "override": {"type": "boolean"}}})
 document("/api/v1/dispatch/legs/{id}/transition", "post",
-         "Move a leg along its lifecycle (409 when out of order)", tag="dispatch", params=[ID_PARAM],
+         "Move a leg along its lifecycle (409 when out of order); first_feedback needs a note, closed an outcome "
+         "of the catalogue's list", tag="dispatch", params=[ID_PARAM],
          body={"type": "object", "required": ["to"], "properties": {
-             "to": {"enum": [s for s in LEG_STATUSES if s != "dispatched"]}, "note": {"type": "string"}}})
+             "to": {"enum": list(TRANSITION_TARGETS)}, "note": {"type": "string"},
+             "outcome": {"type": "string", "description": "a code of the catalogue's outcomes (closing)"}}})
 document("/api/v1/dispatch/legs/{id}/recommendations", "get", "Nearest available units for a leg",
          tag="dispatch", params=[ID_PARAM, param("k", {"type": "integer"}), param("any_organisation", {"type": "boolean"})])
 document("/api/v1/dispatch/units", "get", "Unit status board", tag="dispatch",

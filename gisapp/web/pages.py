@@ -21,6 +21,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, sessi
 from markupsafe import Markup, escape
 
 from gisapp.core import scope
+from gisapp.core.catalog import ORGANISATION_ROLES
 from gisapp.core.errors import Unauthorized
 from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
 from gisapp.core.sessions import TooManyAttempts
@@ -39,9 +40,9 @@ def init_app(app) -> None:
 
 # Which roles may open which page (admin may open all).
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
-    "index": ("admin", "dispatcher", "planner", "chief", "viewer"),
-    "coverage": ("admin", "dispatcher", "planner", "chief", "viewer"),
-    "grids": ("admin", "planner", "chief", "viewer"),
+    "index": ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer"),
+    "coverage": ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer"),
+    "grids": ("admin", "planner", "chief", "duty_officer", "viewer"),
     "plan": ("admin", "planner"),
     "dispatch": ("admin", "dispatcher"),
 }
@@ -243,7 +244,8 @@ def coverage():
     roads = "geojson" if request.args.get("roads") == "geojson" else "tiles"
     with db_tx() as conn:
         pm = coverage_map(conn, settings(), g.lang, roads=roads, service_areas_endpoint=SERVICE_AREAS_ENDPOINT,
-                          chief_station_id=g.user.get("station_id") if g.user["role"] == "chief" else None)
+                          chief_station_id=g.user.get("station_id") if g.user["role"] in ORGANISATION_ROLES
+                          else None)
         return _render_map("coverage", "coverage.html", pm)
 
 
@@ -255,11 +257,13 @@ def grids():
 
     with db_tx() as conn:
         stations = mapdata.stations_list(conn)
-        if g.user["role"] == "chief":
+        if g.user["role"] in ORGANISATION_ROLES:  # a chief, a duty officer: their own organisation
             station_id = g.user.get("station_id")
             if station_id is None:
                 return render_template("error.html", title=t("error.no_station", g.lang), detail=""), 403
             stations = [s for s in stations if s["id"] == station_id]
+            if not stations:  # e.g. the accident section's duty officer: no station grids of its own
+                return render_template("error.html", title=t("error.no_station", g.lang), detail=""), 403
         else:
             wanted = request.args.get("station")
             match = [s for s in stations if wanted and (str(s["id"]) == wanted or s["code"] == wanted)]

@@ -66,7 +66,7 @@ def dconn(dispatch_db):
         yield c
 
 
-_world_boxes = iter([(117.60, 36.90), (117.45, 36.98), (117.62, 36.98), (117.78, 36.90)])
+_world_boxes = iter([(117.60, 36.90), (117.45, 36.98), (117.62, 36.98), (117.78, 36.90), (117.62, 36.82)])
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Organisation scoping (issue 12, item 5): a chief sees and acts on their own station only.
 
 Each test logs in a chief of the world's station A and asks for station B's records: single
-records answer 404 (their existence is not revealed), lists are filtered, another
+records read answer 404 (their existence is not revealed), acting on B's leg answers 403, lists are filtered, another
 organisation's list or metrics by id answer 403. Dispatchers and viewers still see everything.
 """
 
@@ -94,7 +94,8 @@ def test_chief_does_not_read_or_act_on_another_stations_incident(chief_a, incide
     _err(chief_a.get(f"/api/v1/dispatch/legs/{leg_b}/recommendations"), 404, "id")
     _err(chief_a.get(f"/api/v1/dispatch/legs/{incidents['leg_a']['id']}/recommendations?any_organisation=true"),
          403, "any_organisation")
-    _err(chief_a.post(f"/api/v1/dispatch/legs/{leg_b}/transition", json={"to": "signed_off"}), 404, "id")
+    # acting on another organisation's leg: 403 (issue 13); reading it stays 404 (not revealed)
+    _err(chief_a.post(f"/api/v1/dispatch/legs/{leg_b}/transition", json={"to": "signed_off"}), 403, "id")
     # their own incident, and a dispatcher's view of B's, are there
     assert chief_a.get(f"/api/v1/dispatch/incidents/{incidents['a']['id']}").status_code == 200
     assert chief_a.get(f"/api/v1/dispatch/legs/{incidents['leg_a']['id']}/recommendations").status_code == 200

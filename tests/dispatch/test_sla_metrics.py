@@ -99,6 +99,14 @@ def test_metrics_of_the_demo_year_match_the_brief(demo_login, demo_conn):
     assert m["close_rate"] == pytest.approx(0.998, abs=0.01)
     assert m["mean_arrival_s"] > 0 and m["mean_arrival_s_accidents"] > 0
     assert 0.2 < m["station_share_of_accidents"] <= 1.0
+    # the brief's 84% of accidents settled by on-site mediation (issue 13), and every leg closed with an outcome
+    assert 0.80 <= m["mediation_rate"] <= 0.88, m["mediation_rate"]
+    assert m["counts"]["accident_closed_with_outcome"] > 1000
+    assert sum(m["outcomes"].values()) == demo_conn.execute(
+        "SELECT count(*) AS n FROM dispatch_leg WHERE status = 'closed' AND dispatched_at >= %s "
+        "AND dispatched_at < %s", [span["a"], end]).fetchone()["n"]
+    assert set(m["outcomes"]) <= {o["code"] for o in demo_login("viewer").get("/api/v1/dispatch/catalogue").json()[
+        "outcomes"]}
     # an organisation's legs only
     org = demo_conn.execute("SELECT organisation_id AS o, count(*) AS n FROM dispatch_leg "
                             "WHERE dispatched_at >= %s AND dispatched_at < %s AND status <> 'cancelled' "

@@ -47,7 +47,7 @@ def demo_fingerprint() -> str:
 
 
 def make_users(url: str) -> dict[str, dict]:
-    """Create one user per role in the database at ``url`` (the chief gets a station)."""
+    """Create one user per role in the database at ``url`` (the chief and the duty officer get a station)."""
     from gisapp.core.accounts import create_user
 
     out = {}
@@ -62,12 +62,12 @@ def make_users(url: str) -> dict[str, dict]:
         unit = conn.execute("SELECT id FROM unit ORDER BY code LIMIT 1").fetchone() or conn.execute(
             "INSERT INTO unit (code, name, organisation_id, kind, status, synthetic) VALUES ('T-DEVICE-UNIT', "
             "'测试终端车', %s, 'patrol_car', 'off_duty', false) RETURNING id", [st["id"]]).fetchone()
-        for role in ("admin", "dispatcher", "planner", "chief", "viewer", "device"):
+        for role in ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device"):
             name = f"t_{role}"
             row = conn.execute("SELECT id, username, role, station_id, unit_id FROM app_user WHERE username = %s",
                                [name]).fetchone()
-            if row is None:
-                row = create_user(conn, name, PASSWORD, role, st["id"] if role == "chief" else None,
+            if row is None:  # the chief and the duty officer: the same station
+                row = create_user(conn, name, PASSWORD, role, st["id"] if role in ("chief", "duty_officer") else None,
                                   unit_id=unit["id"] if role == "device" else None)
             out[role] = dict(row)
         conn.commit()

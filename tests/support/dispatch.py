@@ -62,13 +62,14 @@ def make_org(conn, kind: str, name: str, lon: float, lat: float, traffic: bool =
 
 
 def make_unit(conn, org_id: int, lon: float, lat: float, caps: tuple[str, ...] = (), kind: str = "patrol_car",
-              status: str = "available", position_at: str | None = "now") -> int:
+              status: str = "available", position_at: str | None = "now", crew: int = 2) -> int:
     """Create a unit at (lon, lat); its position time is now, or ``position_at`` (None: never reported)."""
     code = f"T5U{next(_codes):05d}"
     return conn.execute(
-        "INSERT INTO unit (code, name, organisation_id, kind, capabilities, status, last_position, last_position_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s::timestamptz) RETURNING id",
-        [code, f"测试车 {code}", org_id, kind, list(caps), status, lon, lat, position_at]).fetchone()["id"]
+        "INSERT INTO unit (code, name, organisation_id, kind, capabilities, status, crew, last_position, "
+        "last_position_at) VALUES (%s, %s, %s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), "
+        "%s::timestamptz) RETURNING id",
+        [code, f"测试车 {code}", org_id, kind, list(caps), status, crew, lon, lat, position_at]).fetchone()["id"]
 
 
 def make_world(conn, lon0: float, lat0: float) -> World:
