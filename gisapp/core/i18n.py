@@ -80,7 +80,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- issue 13 anchors: each helper inserts its keys right after its own line ---
     # issue 13: legs and outcomes
     "role.duty_officer": ("值班民警", "Duty officer"),
-    "dp.leg.handed_back": ("已退回", "handed back"),
     "leg.needs_owner": ("待重新指派", "needs an owner"),
     "leg.hand_back": ("退回指挥中心", "Hand back"),
     "leg.reassigned": ("已改派", "reassigned"),

@@ -140,7 +140,7 @@ def intake():
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
     intake_body = {k: v for k, v in body.items()
-                   if k not in ("dispatch", "auto_assign", "units", "confirm_duplicates", "override")}
+                   if k not in ("dispatch", "auto_assign", "units", "override", "confirm_duplicates")}
     s = settings()
     def work(conn):
         pending: list = []

@@ -288,3 +288,135 @@ def test_choose_a_unit_see_why_and_names_in_the_page_language(page, lang, demo_l
         _done(page, rec)
     finally:
         rec.stop(page)
+
+
+def _duty_points(conn, n: int) -> list[dict]:
+    """Points in the duty officer's station (the chief's), spread out (no duplicates of each other)."""
+    return conn.execute(
+        """SELECT ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, j.organisation_id FROM app_user u
+           JOIN jurisdiction j ON j.organisation_id = u.station_id AND j.kind = 'station' AND j.valid_to IS NULL,
+           LATERAL (SELECT (ST_Dump(ST_GeneratePoints(ST_Buffer(j.geom, -0.003), %s, 1313))).geom) p
+           WHERE u.username = 't_duty_officer' ORDER BY ST_X(p.geom)""", [n]).fetchall()
+
+
+def test_reassign_a_leg_to_another_recommended_unit(page, lang, demo_live, demo_conn, demo_login):
+    """Fix 4 (after dispatch): a dispatched leg is given another recommended unit from the panel."""
+    v = _village(demo_conn, 101 if lang == "zh" else 102)
+    other = demo_login("dispatcher")
+    r = other.post("/api/v1/dispatch/incidents", json={"channel": "110", "type": "dispute", "lon": v["lon"],
+                                                       "lat": v["lat"], "dispatch": True, "auto_assign": True})
+    assert r.status_code == 201, r.text
+    inc = r.json()
+    leg = inc["legs"][0]
+    assert leg["unit_id"]
+    rec = _open(page, demo_live.url, lang)
+    try:
+        item = f"[data-testid=queue-item][data-id='{inc['id']}']"
+        page.wait_for_selector(item, timeout=20000)
+        page.click(item)
+        box = f"#dp-detail .dp-leg[data-leg='{leg['id']}']"
+        page.click(f"{box} [data-testid=show-reassign]")
+        page.wait_for_selector(f"{box} [data-testid=reassign]", timeout=30000)
+        assert page.inner_text(f"{box} [data-testid=rec-why]")  # why: org, kind, crew, status, capabilities
+        target = page.get_attribute(f"{box} [data-testid=reassign] >> nth=0", "data-unit")
+        page.click(f"{box} [data-testid=reassign] >> nth=0")
+        code = demo_conn.execute("SELECT code FROM unit WHERE id = %s", [int(target)]).fetchone()["code"]
+        page.wait_for_selector(f"{box} [data-testid=leg-unit]:has-text('{code}')", timeout=20000)
+        row = demo_conn.execute("SELECT unit_id FROM dispatch_leg WHERE id = %s", [leg["id"]]).fetchone()
+        assert row["unit_id"] == int(target) != leg["unit_id"]
+        assert demo_conn.execute("SELECT status FROM unit WHERE id = %s", [leg["unit_id"]]).fetchone()["status"] \
+            == "available"
+        _done(page, rec)
+    finally:
+        rec.stop(page)
+
+
+def test_close_without_dispatch_with_an_outcome(page, lang, demo_live, demo_conn, demo_login):
+    """Fix 5: a false alarm is closed from the panel with an outcome of the catalogue, no leg."""
+    v = _village(demo_conn, 111 if lang == "zh" else 112)
+    other = demo_login("dispatcher")
+    inc = other.post("/api/v1/dispatch/incidents", json={"channel": "110", "type": "dispute", "lon": v["lon"],
+                                                         "lat": v["lat"]}).json()
+    rec = _open(page, demo_live.url, lang)
+    try:
+        item = f"[data-testid=queue-item][data-id='{inc['id']}']"
+        page.wait_for_selector(item, timeout=20000)
+        page.click(item)
+        page.click("[data-testid=close-box] summary")
+        options = page.eval_on_selector_all("[data-testid=close-outcome] option", "els => els.map(e => e.value)")
+        assert "false_alarm" in options and "phone_advice" in options and "mediation" not in options
+        label = page.eval_on_selector("[data-testid=close-outcome] option[value=phone_advice]", "e => e.textContent")
+        assert label == ("电话告知/咨询" if lang == "zh" else "Advice by phone")
+        page.select_option("[data-testid=close-outcome]", "phone_advice")
+        page.fill("[data-testid=close-form] textarea", "已电话告知报警人")
+        page.click("[data-testid=close-submit]")
+        page.wait_for_selector(item, state="detached", timeout=20000)
+        row = demo_conn.execute("SELECT status, outcome, outcome_note FROM incident WHERE id = %s",
+                                [inc["id"]]).fetchone()
+        assert (row["status"], row["outcome"], row["outcome_note"]) == ("closed", "phone_advice", "已电话告知报警人")
+        assert demo_conn.execute("SELECT count(*) AS n FROM dispatch_leg WHERE incident_id = %s",
+                                 [inc["id"]]).fetchone()["n"] == 0
+        _done(page, rec)
+    finally:
+        rec.stop(page)
+
+
+def test_screen_follows_the_desk_live_and_redispatches_a_handed_back_leg(page, lang, demo_live, demo_conn,
+                                                                         demo_login):
+    """The dispatcher's screen follows the station's desk without a reload (sign-off, feedback,
+    closing with an outcome, hand-back), and a handed-back incident shows its reason in the queue
+    and is re-dispatched to a chosen organisation from the panel."""
+    pts = _duty_points(demo_conn, 6)
+    a, b = (pts[0], pts[3]) if lang == "zh" else (pts[1], pts[5])
+    other = demo_login("dispatcher")
+    duty = demo_login("duty_officer")
+    one = other.post("/api/v1/dispatch/incidents", json={"channel": "110", "type": "dispute", "lon": a["lon"],
+                                                         "lat": a["lat"], "dispatch": True, "auto_assign": True})
+    assert one.status_code == 201, one.text
+    one = one.json()
+    two = other.post("/api/v1/dispatch/incidents", json={"channel": "110", "type": "dispute", "lon": b["lon"],
+                                                         "lat": b["lat"], "dispatch": True, "auto_assign": True})
+    assert two.status_code == 201, two.text
+    two = two.json()
+    leg1 = one["legs"][0]
+    assert leg1["organisation_id"] == a["organisation_id"] and leg1["unit_id"]
+    rec = _open(page, demo_live.url, lang)
+    try:
+        item = f"[data-testid=queue-item][data-id='{one['id']}']"
+        page.wait_for_selector(item, timeout=20000)
+        page.click(item)
+        status = f"#dp-detail .dp-leg[data-leg='{leg1['id']}'] [data-testid=leg-status]"
+        labels = {"zh": {"signed_off": "已签收", "arrived": "已到场", "first_feedback": "已反馈"},
+                  "en": {"signed_off": "signed off", "arrived": "arrived", "first_feedback": "first feedback"}}[lang]
+        for to, body in (("signed_off", {}), ("en_route", {}), ("arrived", {}),
+                         ("first_feedback", {"note": "双方情绪稳定"})):
+            r = duty.post(f"/api/v1/dispatch/legs/{leg1['id']}/transition", json={"to": to, **body})
+            assert r.status_code == 200, r.text
+            if to in labels:
+                page.wait_for_selector(f"{status}:has-text('{labels[to]}')", timeout=20000)
+        r = duty.post(f"/api/v1/dispatch/legs/{leg1['id']}/transition",
+                      json={"to": "closed", "outcome": "mediation", "note": "现场调解成功"})
+        assert r.status_code == 200, r.text
+        page.wait_for_selector(item, state="detached", timeout=20000)  # closed: off the queue, live
+        # a hand-back at the desk: the incident is back in the queue, flagged, with its reason
+        leg2 = two["legs"][0]
+        r = duty.post(f"/api/v1/dispatch/legs/{leg2['id']}/hand_back", json={"reason": "不属于本所辖区"})
+        assert r.status_code == 200, r.text
+        item2 = f"[data-testid=queue-item][data-id='{two['id']}']"
+        page.wait_for_selector(f"{item2} [data-testid=needs-owner]", timeout=20000)
+        page.click(item2)
+        page.wait_for_selector("[data-testid=needs-owner-box]")
+        assert page.inner_text("[data-testid=hand-back-reason]") == "不属于本所辖区"
+        assert page.query_selector("[data-testid=dispatch-btn]") is None
+        # re-dispatched to another organisation from the panel
+        orgs = page.eval_on_selector_all("[data-testid=redispatch-org] option", "els => els.map(e => e.value)")
+        target = next(o for o in orgs if int(o) != leg2["organisation_id"])
+        page.select_option("[data-testid=redispatch-org]", target)
+        page.click("[data-testid=redispatch]")
+        page.wait_for_selector("[data-testid=needs-owner-box]", state="detached", timeout=20000)
+        new = demo_conn.execute("SELECT organisation_id, status, redispatch_of FROM dispatch_leg WHERE incident_id = %s "
+                                "ORDER BY id DESC LIMIT 1", [two["id"]]).fetchone()
+        assert (new["organisation_id"], new["status"], new["redispatch_of"]) == (int(target), "dispatched", leg2["id"])
+        _done(page, rec)
+    finally:
+        rec.stop(page)

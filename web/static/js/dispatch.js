@@ -26,7 +26,9 @@
     choice: {},      // incident id -> {leg role: unit id} chosen by the dispatcher before dispatch
     reassign: {},    // leg id -> true while its "reassign" list is open
     legForm: null,   // {leg, to} while a closing / feedback note is being written
-    ask: null        // the pending question of the intake (duplicates, outside the county)
+    ask: null,       // the pending question of the intake (duplicates, outside the county)
+    closeOpen: null, // the incident whose "close without dispatch" box is open
+    keepForms: null  // the incident whose detail forms keep their values over a re-render
   };
 
   // --- server calls ------------------------------------------------------------------------------
@@ -128,7 +130,7 @@
   function outcomesFor(inc, incidentLevel) {
     var list = (S.catalogue && S.catalogue.outcomes) || [];
     return list.filter(function (o) {
-      if (incidentLevel && !o.incident) { return false; }
+      if (incidentLevel ? !o.incident : o.leg === false) { return false; }
       return !o.categories || !inc.category || o.categories.indexOf(inc.category) >= 0;
     });
   }
@@ -241,7 +243,7 @@
       }
       var outs = outcomesFor(inc, true);
       if (outs.length) {
-        h += '<details class="dp-close" data-testid="close-box"><summary>' + esc(t('close.title')) + '</summary>' +
+        h += '<details class="dp-close" data-testid="close-box"' + (S.closeOpen === inc.id ? ' open' : '') + '><summary>' + esc(t('close.title')) + '</summary>' +
           '<form class="dp-closeform" data-testid="close-form"><label>' + esc(t('close.outcome')) + ' ' + outcomeSelect(inc, true, 'close-outcome') +
           '</label><textarea name="note" rows="2" maxlength="500" placeholder="' + esc(t('close.note')) + '"></textarea>' +
           '<div class="dp-row"><button type="submit" class="dp-btn dp-btn-warn" data-testid="close-submit">' + esc(t('close.submit')) +
@@ -273,7 +275,20 @@
       }
       h += '</div>';
     });
+    // a live update re-renders the detail: what the dispatcher was writing stays (and the focus)
+    var kept = {}, focus = null;
+    Array.prototype.forEach.call(box.querySelectorAll('form textarea, form select, form input'), function (el) {
+      var k = (el.form.className || '') + '|' + (el.form.getAttribute('data-leg') || '') + '|' + el.name;
+      kept[k] = el.value;
+      if (el === document.activeElement) { focus = k; }
+    });
     box.innerHTML = h;
+    Array.prototype.forEach.call(box.querySelectorAll('form textarea, form select, form input'), function (el) {
+      var k = (el.form.className || '') + '|' + (el.form.getAttribute('data-leg') || '') + '|' + el.name;
+      if (Object.prototype.hasOwnProperty.call(kept, k) && S.keepForms === S.selected) { el.value = kept[k]; }
+      if (focus === k) { el.focus(); }
+    });
+    S.keepForms = S.selected;
     tick();
     drawFirstRoute();
   }
@@ -423,6 +438,7 @@
     if (type === 'stream.reset') { loadBoard(); return; }
     if (d.incident) { upsertIncident(d.incident); }
     if (d.unit) { syncUnit(d.unit); }
+    if (d.old_unit) { syncUnit(d.old_unit); }  // a reassignment frees the leg's former unit
     (d.units || []).forEach(syncUnit);
     if (type.indexOf('incident.') === 0 || type.indexOf('leg.') === 0) {
       var id = d.incident ? d.incident.id : (d.leg ? d.leg.incident_id : null);
@@ -432,7 +448,7 @@
     }
     if (type === 'sla.overdue' && d.incident_id) { refetchIncident(d.incident_id); }
     renderQueue();
-    if (d.unit || d.units) { renderUnits(); }
+    if (d.unit || d.units || d.old_unit) { renderUnits(); }
   }
   function startStream() {
     if (S.es) { return; }
@@ -712,6 +728,10 @@
     indexMarkers();
     panel.addEventListener('click', onClick);
     panel.addEventListener('submit', onSubmit);
+    // <details> toggles do not bubble: listen in the capture phase; re-rendering keeps it open
+    panel.addEventListener('toggle', function (ev) {
+      if (ev.target.classList && ev.target.classList.contains('dp-close')) { S.closeOpen = ev.target.open ? S.selected : null; }
+    }, true);
     G.map.on('click', function (e) {
       if (!S.picking) { return; }
       S.picking = false;
