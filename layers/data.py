@@ -359,6 +359,19 @@ def station_org(conn: psycopg.Connection, organisation_id: int) -> dict[str, Any
                         [organisation_id]).fetchone()
 
 
+def organisations_of_kinds(conn: psycopg.Connection, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return the organisations of ``kinds`` (id, code, names, kind) by kind and code, for pickers."""
+    return conn.execute("SELECT id, code, name, name_en, kind FROM organisation WHERE kind = ANY(%s) "
+                        "ORDER BY array_position(%s, kind), code", [list(kinds), list(kinds)]).fetchall()
+
+
+def organisation_hq(conn: psycopg.Connection, organisation_id: int) -> list[float] | None:
+    """Return an organisation's headquarters as [lon, lat], or None."""
+    row = conn.execute("SELECT ST_X(hq) AS lon, ST_Y(hq) AS lat FROM organisation WHERE id = %s AND hq IS NOT NULL",
+                       [organisation_id]).fetchone()
+    return [row["lon"], row["lat"]] if row else None
+
+
 def unpatrolled_roads(conn: psycopg.Connection, settings: Settings, organisation_id: int) -> dict:
     """The road segments of a station's jurisdiction (by midpoint) that no unit drove along in
     the last ``patrol_days`` days, with the day of their last patrol if any (routing.patrol)."""

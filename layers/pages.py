@@ -142,7 +142,8 @@ def _joint_zones(conn: psycopg.Connection, settings: Settings, versions: dict[st
 def _composer(conn: psycopg.Connection, settings: Settings, lang: str, config: dict | None = None) -> MapComposer:
     bounds = mapdata.county_bounds(conn, settings)
     basemap = basemap_from(settings)
-    return MapComposer(lang, bounds, basemap, attributions=[], config=config)
+    # every time the scripts show is in local_timezone (gisapp.time in gisapp-map.js)
+    return MapComposer(lang, bounds, basemap, attributions=[], config={"tz": settings.local_timezone, **(config or {})})
 
 
 def _finish_attribution(c: MapComposer, conn: psycopg.Connection) -> None:

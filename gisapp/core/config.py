@@ -160,6 +160,10 @@ class Settings:
     desk_page_max: int = 200  # legs per page of GET /api/v1/desk/legs
     # issue 13: desk
     # issue 13: dispatcher
+    # reverse geocoding of a point picked on the map: the nearest village within this distance,
+    # the nearest named road within that one (gisapp.dispatch.gazetteer.reverse_geocode)
+    reverse_geocode_village_m: float = 1500.0
+    reverse_geocode_road_m: float = 300.0
     # issue 13: messages
     # issue 14: reports backend
     # issue 14: reports page

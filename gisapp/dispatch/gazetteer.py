@@ -72,3 +72,49 @@ def _drop_contained(names: list[str]) -> list[str]:
         if not any(n in kept for kept in out):
             out.append(n)
     return out
+
+
+def reverse_geocode(conn: psycopg.Connection, lon: float, lat: float, village_limit_m: float,
+                    road_limit_m: float) -> dict[str, Any]:
+    """Name a point from the gazetteer: the nearest village within ``village_limit_m``, the nearest
+    named road within ``road_limit_m`` and the town (the village's, else the nearest town seat).
+
+    Returns ``{"village", "road", "town", "label", "distance_m", ...}``; ``label`` is the address text
+    for the intake form ("黛溪街道张家村（梁邹路）"), ``distance_m`` the distance to the named village
+    (else to the road), None when nothing is near.
+    """
+    p = {"lon": lon, "lat": lat}
+    village = conn.execute(
+        """
+        WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)
+        SELECT v.code, v.name, v.town_code, ST_Distance(v.geom::geography, p.g::geography) AS d
+        FROM village v, p ORDER BY v.geom <-> p.g, v.code LIMIT 1
+        """, p).fetchone()
+    if village is not None and village["d"] > village_limit_m:
+        village = None
+    road = conn.execute(
+        """
+        WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)
+        SELECT r.name, ST_Distance(r.geom::geography, p.g::geography) AS d
+        FROM (SELECT name, geom FROM road_edge, p WHERE name IS NOT NULL AND name <> ''
+              ORDER BY geom <-> p.g LIMIT 8) r, p
+        ORDER BY d, r.name LIMIT 1
+        """, p).fetchone()
+    if road is not None and road["d"] > road_limit_m:
+        road = None
+    town = None
+    if village is not None and village["town_code"]:
+        town = conn.execute("SELECT code, name, name_en FROM town WHERE code = %s", [village["town_code"]]).fetchone()
+    if town is None:
+        town = conn.execute(
+            "SELECT code, name, name_en FROM town WHERE geom IS NOT NULL "
+            "ORDER BY geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), code LIMIT 1", p).fetchone()
+    label = (town["name"] if town else "") + (village["name"] if village else "")
+    if road is not None:
+        label = f"{label}（{road['name']}）" if label else road["name"]
+    near = village or road
+    return {"village": village["name"] if village else None, "village_code": village["code"] if village else None,
+            "road": road["name"] if road else None, "town": town["name"] if town else None,
+            "town_en": town["name_en"] if town else None, "town_code": town["code"] if town else None,
+            "label": label or None, "distance_m": round(near["d"], 1) if near else None,
+            "road_distance_m": round(road["d"], 1) if road else None}

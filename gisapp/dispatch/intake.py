@@ -142,8 +142,13 @@ def parse_intake(conn: psycopg.Connection, settings, body: Any) -> dict[str, Any
 
 
 def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, client: str | None,
-                    idempotency_key: str | None = None, pending: list | None = None) -> tuple[dict, bool]:
+                    idempotency_key: str | None = None, pending: list | None = None,
+                    refuse_duplicates: bool = False) -> tuple[dict, bool]:
     """Take an incident: validate, resolve the location and owners, flag duplicates, log, emit.
+
+    ``refuse_duplicates`` (a call to be dispatched at once): when active incidents lie within the
+    duplicate radius and window, raise Conflict naming them by code before anything is written,
+    so that no second unit is tied up before the dispatcher has decided.
 
     Returns
     -------
@@ -164,6 +169,14 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     if outside and not v["allow_outside"]:
         raise GeometryError("outside the county; send allow_outside: true to take it anyway (it is marked)",
                             "location")
+    if refuse_duplicates:
+        before = find_duplicates(conn, settings, v["lon"], v["lat"], v["reported_at"])
+        if before:
+            codes = [d["code"] for d in before]
+            raise Conflict(f"possible duplicate of {', '.join(codes)}; send confirm_duplicates: true to dispatch "
+                           "anyway, or take the call without dispatch and merge it", "confirm_duplicates",
+                           key="err.duplicate_before_dispatch", params={"codes": "、".join(codes)},
+                           duplicates=[jsonable(d) for d in before])
     rules = load_rules(settings)
     row = conn.execute(
         """
@@ -213,3 +226,24 @@ def _idempotent_replay(conn, settings, key: str, req_hash: str | None) -> dict |
     out = incident_detail(conn, settings, row["id"], with_events=False)
     out["idempotent_replay"] = True
     return out
+
+
+def check_intake(conn: psycopg.Connection, settings, lon: float | None, lat: float | None,
+                 address: str | None) -> dict[str, Any]:
+    """What a call at a point (or an address) would meet before it is taken: whether the point is
+    outside the county and the active incidents it may duplicate (nearest first, by code).
+
+    Nothing is written; the intake itself enforces the same checks (allow_outside, confirm_duplicates).
+    """
+    geocode = None
+    if lon is None or lat is None:
+        geocode = resolve_address(conn, address or "")
+        if geocode is None:
+            raise ValidationError("no village, road or town of the gazetteer found in this address; "
+                                  "give a location point", "address", status=422)
+        lon, lat = geocode["lon"], geocode["lat"]
+    own = ownership(conn, lon, lat, db_now(conn))
+    dups = find_duplicates(conn, settings, lon, lat, db_now(conn))
+    return {"lon": lon, "lat": lat, "geocode": geocode,
+            "outside_county": bool(not own["inside_county"] and not own["no_county"]),
+            "duplicates": [jsonable(d) for d in dups]}

@@ -37,7 +37,8 @@ TRANSITION_TARGETS = tuple(s for s in LEG_STATUSES if s not in ("dispatched", "h
 def _org(conn, org_id: int | None) -> dict | None:
     if org_id is None:
         return None
-    return conn.execute("SELECT id, code, name, kind, takes_part_in_traffic, merged FROM organisation WHERE id = %s",
+    return conn.execute("SELECT id, code, name, name_en, kind, takes_part_in_traffic, merged FROM organisation "
+                        "WHERE id = %s",
                         [org_id]).fetchone()
 
 
@@ -124,6 +125,7 @@ def _plan_leg(conn, settings, inc: dict, spec: LegSpec, recommend: bool) -> dict
                                                 organisation_ids=[owner_id])
     org = _org(conn, owner_id)
     leg["organisation_code"], leg["organisation_name"], leg["organisation_kind"] = org["code"], org["name"], org["kind"]
+    leg["organisation_name_en"] = org["name_en"]
     return leg
 
 
@@ -404,7 +406,10 @@ def merge_incident(conn: psycopg.Connection, settings, incident_id: int, into_id
     log_event(conn, incident_id, "merged", actor, client, {"into": into_id, "cancelled_legs": [x["id"] for x in legs]})
     log_event(conn, into_id, "merged_in", actor, client, {"from": incident_id})
     out = incident_detail(conn, settings, incident_id, with_events=False)
-    emit(conn, "incident.merged", {"incident": incident_summary(out), "into": into_id}, incident_id)
+    # the units freed by the cancelled legs go with the event: every unit board shows them available at once
+    freed = [unit_event(conn, x["unit_id"]) for x in legs if x["unit_id"]]
+    out["units"] = freed
+    emit(conn, "incident.merged", {"incident": incident_summary(out), "into": into_id, "units": freed}, incident_id)
     return out
 
 

@@ -51,7 +51,26 @@ def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, 
     if not out["units"] and req.filters_beyond_capability and not out.get("reason"):
         out["reason"] = "no available unit meets the leg's requirements (" + ", ".join(
             f"{k_}={v}" for k_, v in req.to_json().items() if v) + ")"
+    out["capability"] = req.capability
+    _explain(conn, out["units"])
     return out
+
+
+def _explain(conn: psycopg.Connection, units: list[dict]) -> None:
+    """Add why each unit is recommended: its kind, capabilities, crew, status and organisation
+    (``organisation_name`` and ``organisation_name_en``, the names the map's legend uses)."""
+    if not units:
+        return
+    rows = {r["id"]: r for r in conn.execute(
+        "SELECT u.id, u.kind, u.capabilities, u.crew, u.status, o.name AS organisation_name, "
+        "o.name_en AS organisation_name_en FROM unit u JOIN organisation o ON o.id = u.organisation_id "
+        "WHERE u.id = ANY(%s)", [[u["unit_id"] for u in units]])}
+    for u in units:
+        r = rows.get(u["unit_id"])
+        if r is not None:
+            u.update({"kind": r["kind"], "capabilities": list(r["capabilities"] or []), "crew": r["crew"],
+                      "status": r["status"], "organisation_name": r["organisation_name"],
+                      "organisation_name_en": r["organisation_name_en"]})
 
 
 def travel_route(conn: psycopg.Connection, settings, from_lonlat: tuple[float, float],

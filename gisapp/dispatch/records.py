@@ -113,6 +113,7 @@ INCIDENT_COLS = sql.SQL(
     "i.rule_version, i.synthetic, i.outcome, i.outcome_note, i.needs_owner, i.needs_owner_reason")
 LEG_COLS = sql.SQL(
     "l.id, l.incident_id, l.organisation_id, o.code AS organisation_code, o.name AS organisation_name, "
+    "o.name_en AS organisation_name_en, "
     "o.kind AS organisation_kind, l.unit_id, u.code AS unit_code, u.name AS unit_name, l.role, l.status, "
     "l.capability, l.dispatched_at, l.signed_off_at, l.en_route_at, l.arrived_at, l.first_feedback_at, "
     "l.closed_at, l.cancelled_at, l.fallback_from_org_id, l.rule_version, l.sla_flagged, l.outcome, l.outcome_note, "
@@ -147,10 +148,25 @@ def leg_json(leg: dict, settings, now: datetime) -> dict:
     return out
 
 
-def incident_json(inc: dict, legs: list[dict], settings, now: datetime, rules: Rules | None = None) -> dict:
-    """An incident with its legs and their SLA clocks, as the API and the stream carry it."""
+def duplicate_refs(conn: psycopg.Connection, incidents: list[dict]) -> dict[int, dict]:
+    """The incidents named as duplicate candidates or as the merge target: id -> {id, code, status}."""
+    ids = sorted({i for inc in incidents for i in (inc.get("duplicate_candidates") or [])} |
+                 {inc["duplicate_of"] for inc in incidents if inc.get("duplicate_of")})
+    if not ids:
+        return {}
+    return {r["id"]: r for r in conn.execute("SELECT id, code, status FROM incident WHERE id = ANY(%s)", [ids])}
+
+
+def incident_json(inc: dict, legs: list[dict], settings, now: datetime, rules: Rules | None = None,
+                  refs: dict[int, dict] | None = None) -> dict:
+    """An incident with its legs and their SLA clocks, as the API and the stream carry it.
+
+    ``refs`` (duplicate_refs) names the duplicate candidates by their code (``duplicates``)."""
     out = jsonable(inc)
     out["duplicate_candidates"] = list(inc.get("duplicate_candidates") or [])
+    if refs is not None:
+        out["duplicates"] = [dict(refs[i]) for i in out["duplicate_candidates"] if i in refs]
+        out["duplicate_of_code"] = refs[inc["duplicate_of"]]["code"] if inc.get("duplicate_of") in refs else None
     if rules is not None and inc["type"] in rules.types:
         t = rules.types[inc["type"]]
         out["type_zh"], out["type_en"], out["category"] = t.zh, t.en, t.category
@@ -163,7 +179,8 @@ def incident_detail(conn: psycopg.Connection, settings, incident_id: int, with_e
     """Return one incident with its legs, clocks, duplicate candidates and event log."""
     inc = get_incident_row(conn, incident_id)
     now = db_now(conn)
-    out = incident_json(inc, legs_of(conn, [incident_id]), settings, now, load_rules(settings))
+    out = incident_json(inc, legs_of(conn, [incident_id]), settings, now, load_rules(settings),
+                        duplicate_refs(conn, [inc]))
     if with_events:
         out["events"] = [jsonable(r) for r in conn.execute(
             "SELECT id, leg_id, at, actor, client, kind, data FROM incident_event WHERE incident_id = %s ORDER BY id",
@@ -190,7 +207,8 @@ def board(conn: psycopg.Connection, settings, organisation_id: int | None = None
     legs: dict[int, list[dict]] = {}
     for leg in legs_of(conn, [i["id"] for i in incs]):
         legs.setdefault(leg["incident_id"], []).append(leg)
-    items = [incident_json(i, legs.get(i["id"], []), settings, now, rules) for i in incs]
+    refs = duplicate_refs(conn, incs)
+    items = [incident_json(i, legs.get(i["id"], []), settings, now, rules, refs) for i in incs]
 
     def urgency(item: dict) -> float:
         rem = [c["remaining_s"] for leg in item["legs"] for c in leg["sla"]["clocks"].values()

@@ -20,7 +20,8 @@ from .records import MANUAL_UNIT_STATUSES, db_now, id_value, jsonable
 # --- units --------------------------------------------------------------------------------------
 
 UNIT_COLS = sql.SQL(
-    "u.id, u.code, u.name, u.organisation_id, o.code AS organisation_code, o.name AS organisation_name, u.kind, "
+    "u.id, u.code, u.name, u.organisation_id, o.code AS organisation_code, o.name AS organisation_name, "
+    "o.name_en AS organisation_name_en, u.kind, "
     "u.capabilities, u.status, u.shift, u.crew, ST_X(u.last_position) AS lon, ST_Y(u.last_position) AS lat, "
     "u.last_position_at, u.current_leg_id, l.incident_id AS current_incident_id, u.updated_at")
 

@@ -29,8 +29,8 @@ from gisapp.dispatch.events import (
     stream_bounds,
 )
 from gisapp.dispatch.fitness import Requirements
-from gisapp.dispatch.gazetteer import resolve_address
-from gisapp.dispatch.intake import create_incident
+from gisapp.dispatch.gazetteer import resolve_address, reverse_geocode
+from gisapp.dispatch.intake import check_intake, create_incident
 from gisapp.dispatch.legs import (
     TRANSITION_TARGETS,
     assign_unit,
@@ -134,15 +134,18 @@ def intake():
         raise ValidationError("1 to 200 characters", "Idempotency-Key")
     dispatch_now = bool_field(body, "dispatch")
     auto_assign = bool_field(body, "auto_assign")
+    confirmed = bool_field(body, "confirm_duplicates")
     override = bool_field(body, "override")
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
         raise ValidationError("must map a leg role to a unit id", "units")
-    intake_body = {k: v for k, v in body.items() if k not in ("dispatch", "auto_assign", "units", "override")}
+    intake_body = {k: v for k, v in body.items()
+                   if k not in ("dispatch", "auto_assign", "units", "override", "confirm_duplicates")}
     s = settings()
     def work(conn):
         pending: list = []
-        inc, created = create_incident(conn, s, intake_body, user["username"], _client(), key, pending)
+        inc, created = create_incident(conn, s, intake_body, user["username"], _client(), key, pending,
+                                       refuse_duplicates=dispatch_now and not confirmed)
         if created and dispatch_now:
             out = dispatch_incident(conn, s, inc["id"], user["username"], _client(), units, auto_assign, pending,
                                     override)
@@ -222,6 +225,43 @@ def geocode():
     with db_tx() as conn:
         hit = resolve_address(conn, q[:300])
     return jsonify({"query": q, "result": hit})
+
+
+def _coordinate(name: str, low: float, high: float) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        raise ValidationError("is required", name)
+    if len(raw) > 40 or not re.fullmatch(r" *-?[0-9]+(\.[0-9]+)? *", raw):
+        raise ValidationError(f"must be a number from {low:g} to {high:g}", name)
+    val = float(raw)
+    if not low <= val <= high:
+        raise ValidationError(f"must be a number from {low:g} to {high:g}", name)
+    return val
+
+
+@bp.get("/dispatch/intake/check")
+def intake_check():
+    """Before taking a call: is the point outside the county, which active incidents may it duplicate."""
+    require_role(*_DISPATCHERS)
+    address = request.args.get("address")
+    if request.args.get("lon") is None and request.args.get("lat") is None:
+        if not address or not address.strip():
+            raise ValidationError("give lon and lat, or an address", "lon")
+        lon = lat = None
+    else:
+        lon, lat = _coordinate("lon", -180, 180), _coordinate("lat", -90, 90)
+    with db_tx() as conn:
+        return jsonify(check_intake(conn, settings(), lon, lat, (address or "")[:300]))
+
+
+@bp.get("/dispatch/reverse_geocode")
+def reverse_geocode_point():
+    """Name a point picked on the map: nearest village (within a limit), nearest named road, town."""
+    _reader()
+    lon, lat = _coordinate("lon", -180, 180), _coordinate("lat", -90, 90)
+    s = settings()
+    with db_tx() as conn:
+        return jsonify(reverse_geocode(conn, lon, lat, s.reverse_geocode_village_m, s.reverse_geocode_road_m))
 
 
 # --- legs ---------------------------------------------------------------------------------------
@@ -396,7 +436,9 @@ _intake = {"type": "object", "required": ["channel", "type"], "properties": {
     "reported_at": {"type": "string", "format": "date-time"},
     "allow_outside": {"type": "boolean", "description": "take a location outside the county (marked)"},
     "idempotency_key": {"type": "string", "description": "or the Idempotency-Key header"},
-    "dispatch": {"type": "boolean", "description": "dispatch the legs of the rules at once"},
+    "dispatch": {"type": "boolean", "description": "dispatch the legs of the rules at once (409 with "
+                 "`duplicates` when active incidents are near in place and time, unless confirm_duplicates)"},
+    "confirm_duplicates": {"type": "boolean", "description": "dispatch at once despite possible duplicates"},
     "auto_assign": {"type": "boolean", "description": "assign each leg its best recommended unit"},
     "units": {"type": "object", "description": "leg role -> unit id to assign"},
     "override": {"type": "boolean", "description": "assign the given units even when they miss a leg's "
@@ -428,6 +470,14 @@ document("/api/v1/dispatch/board", "get", "Open incidents with legs and SLA cloc
          tag="dispatch", params=[param("organisation_id", {"type": "integer"})])
 document("/api/v1/dispatch/geocode", "get", "Resolve address text through the gazetteer", tag="dispatch",
          params=[param("q", {"type": "string"})])
+document("/api/v1/dispatch/intake/check", "get",
+         "Before taking a call: outside_county and the possible duplicates (by code) of a point or an address; "
+         "nothing is written", tag="dispatch",
+         params=[param("lon", {"type": "number"}), param("lat", {"type": "number"}), param("address", {"type": "string"})])
+document("/api/v1/dispatch/reverse_geocode", "get",
+         "Name a point from the gazetteer: nearest village (reverse_geocode_village_m), nearest named road "
+         "(reverse_geocode_road_m), town; label for the address field", tag="dispatch",
+         params=[param("lon", {"type": "number"}), param("lat", {"type": "number"})])
 document("/api/v1/dispatch/legs/{id}/assign", "post",
          "Assign a unit to a leg (atomic; 409 when taken, or when it misses the leg's capability, kinds or crew "
          "unless a dispatcher sends override: true, which is logged)",

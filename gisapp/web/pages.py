@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from gisapp.core import scope
 from gisapp.core.catalog import ORGANISATION_ROLES
 from gisapp.core.errors import Unauthorized
-from gisapp.core.i18n import LANGUAGES, MESSAGES, normalise_language, t
+from gisapp.core.i18n import LANGUAGES, MESSAGES, catalogue, normalise_language, t
 from gisapp.core.sessions import TooManyAttempts
 from gisapp.web import audit_page
 from gisapp.web.context import db_tx, end_login_session, page_csrf_token, settings, start_login_session
@@ -45,7 +45,14 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "grids": ("admin", "planner", "chief", "duty_officer", "viewer"),
     "plan": ("admin", "planner"),
     "dispatch": ("admin", "dispatcher"),
+    # the station desk: a duty officer's and a chief's own organisation; dispatchers and admins
+    # open any organisation's desk with ?organisation_id=
+    "desk": ("admin", "dispatcher", "chief", "duty_officer"),
 }
+# Roles whose nav shows the desk (dispatchers have their own screen) and whose home is the desk.
+DESK_NAV_ROLES = ("chief", "duty_officer")
+DESK_HOME_ROLES = ("duty_officer",)
+DESK_ORG_KINDS = ("station", "squadron", "accident_section")
 NAV = (("coverage", "nav.coverage", "fa-route"), ("grids", "nav.grids", "fa-table-cells"),
        ("plan", "nav.plan", "fa-draw-polygon"), ("dispatch", "nav.dispatch", "fa-tower-broadcast"))
 SERVICE_AREAS_ENDPOINT = "/api/v1/routing/service-areas"
@@ -98,6 +105,8 @@ def _nav_items() -> list[dict]:
         return []
     items = [{"page": p, "label": key, "icon": icon, "href": f"/map/{p}"}
              for p, key, icon in NAV if _allowed(user, p)]
+    if user["role"] in DESK_NAV_ROLES:
+        items.insert(0, {"page": "desk", "label": "nav.desk", "icon": "fa-bell", "href": "/desk"})
     if user["role"] == "admin":
         items.append({"page": "audit", "label": "nav.audit", "icon": "fa-list", "href": "/audit"})
     return items
@@ -186,14 +195,25 @@ def set_language():
 # --- pages ---------------------------------------------------------------------------------------
 
 @bp.get("/")
-@page("index")
 def index():
+    """The home page; a duty officer's home is the station desk."""
+    user = getattr(g, "user", None)
+    if user is not None and user["role"] in DESK_HOME_ROLES:
+        return redirect("/desk")
+    return _index()
+
+
+@page("index")
+def _index():
     """Links to the maps the role may open, the data counts and their provenance."""
     with db_tx() as conn:
         counts = mapdata.layer_counts(conn)
         meta = mapdata.dataset_meta(conn)
-    cards = [{"page": p, "title": key, "icon": icon, "desc": f"index.{p}_desc"}
+    cards = [{"page": p, "title": key, "icon": icon, "desc": f"index.{p}_desc", "href": f"/map/{p}"}
              for p, key, icon in NAV if _allowed(g.user, p)]
+    if g.user["role"] in DESK_NAV_ROLES:
+        cards.insert(0, {"page": "desk", "title": "nav.desk", "icon": "fa-bell", "desc": "index.desk_desc",
+                         "href": "/desk"})
     return render_template("index.html", counts=counts, meta=meta, cards=cards)
 
 
@@ -295,3 +315,59 @@ def dispatch():
     with db_tx() as conn:
         pm = dispatch_map(conn, settings(), g.lang)
         return _render_map("dispatch", "dispatch.html", pm)
+
+
+@bp.get("/desk")
+@page("desk")
+def desk():
+    """The station desk: the legs of one organisation, live, with sign-off, feedback, closure with an
+    outcome, hand-back and each leg's timeline (``web/static/js/desk.js``).
+
+    A duty officer or chief works their own organisation (another one by ``?organisation_id=``
+    answers 403); a dispatcher or admin names one with ``?organisation_id=`` (without it: a picker).
+    """
+    from layers.pages import tile_url
+    from layers.style import style_config
+    from layers.tiles import TILE_LAYERS
+
+    asked = request.args.get("organisation_id", "").strip()
+    if asked and not asked.isdigit():
+        abort(400)
+    asked_id = int(asked) if asked else None
+    user = g.user
+    if not scope.sees_all(user):
+        own = user.get("station_id")
+        if own is None:
+            return render_template("error.html", title=t("error.no_station", g.lang), detail=""), 403
+        if asked_id is not None and asked_id != own:
+            return render_template("error.html", title=t("error.forbidden", g.lang),
+                                   detail=t("desk.other_org", g.lang)), 403
+        asked_id = own
+    s = settings()
+    with db_tx() as conn:
+        if asked_id is None:
+            orgs = mapdata.organisations_of_kinds(conn, DESK_ORG_KINDS)
+            return render_template("desk.html", org=None, orgs=orgs, cfg=None)
+        org = mapdata.station_org(conn, asked_id)
+        if org is None:
+            return render_template("error.html", title=t("desk.not_found", g.lang), detail=""), 404
+        hq = mapdata.organisation_hq(conn, asked_id)
+        versions = mapdata.data_versions(conn)
+    name = (org["name_en"] or org["name"]) if g.lang == "en" else org["name"]
+    cfg = {
+        "lang": g.lang,
+        "i18n": catalogue(g.lang, DESK_TEXT_PREFIXES),
+        "organisation": {"id": org["id"], "code": org["code"], "name": name, "kind": org["kind"],
+                         "hq": hq},
+        "timezone": s.local_timezone,
+        "sla_s": {"sign_off": s.sign_off_sla_s, "first_feedback": s.first_feedback_sla_s, "close": s.close_sla_s},
+        "query": "" if not scope.sees_all(user) else f"organisation_id={org['id']}",
+        "roads": tile_url("roads", versions, TILE_LAYERS["roads"].areas),
+        "style": {"roads": style_config()["roads"]},
+        "user": {"username": user["username"], "role": user["role"]},
+    }
+    return render_template("desk.html", org=dict(org, label=name), orgs=None, cfg=cfg)
+
+
+# The i18n keys desk.js reads (gisapp.t): its own, the dispatch panel's statuses and clocks, severities.
+DESK_TEXT_PREFIXES = ("desk.", "dp.leg.", "dp.role.", "dp.conn.", "severity.", "channel.", "role.", "err.status.")

@@ -28,9 +28,35 @@
     L.DomEvent.fakeStop = function (e) { if (e) { e._stopped = true; } return true; };
   }
 
+  // Leaflet.VectorGrid's canvas tiles (L.canvas.tile) take every click on the map where a tile is
+  // drawn: Leaflet 1.9 marks canvas containers `_leaflet_disable_events`, so the map never sees the
+  // click, and VectorGrid forwards it only when it hits a feature (and then stops it). With the road
+  // tiles on (the default) a map click handler (the dispatcher's "pick on the map") never ran.
+  // Here a tile click always reaches the map as well: first the feature hit (its popup), then the map.
+  // (VectorGrid may load after this file: the patch is applied when the map is configured.)
+  function patchVectorGrid() {
+    if (!(window.L && L.Canvas && L.Canvas.Tile) || L.Canvas.Tile.prototype._gisappClicks) { return; }
+    L.Canvas.Tile.prototype._gisappClicks = true;
+    L.Canvas.Tile.prototype._onClick = function (e) {
+      var map = this._map;
+      if (!map) { return; }
+      var point = map.mouseEventToLayerPoint(e).subtract(this.getOffset()), hit = null;
+      for (var id in this._layers) {
+        var layer = this._layers[id];
+        if (layer.options.interactive && layer._containsPoint(point) && !map._draggableMoved(layer)) { hit = layer; }
+      }
+      if (e.type === 'click' && map._draggableMoved(map)) { return; }
+      // while a page captures map clicks (G.capture), features give no popup: the click is the page's
+      if (hit && G.capturing) { hit = null; }
+      map._fireDOMEvent(e, e.type, hit ? [hit] : undefined);
+    };
+  }
+  patchVectorGrid();
+
   G.configure = function (cfg, map) {
     for (var k in cfg) { if (Object.prototype.hasOwnProperty.call(cfg, k)) { G[k] = cfg[k]; } }
     G.map = map;
+    patchVectorGrid();
     map.attributionControl.setPrefix('Leaflet');
   };
 
@@ -67,6 +93,43 @@
     });
   };
 
+  // --- times: every time a person reads is in the server's local time zone (setting
+  // local_timezone, passed to the page as gisapp.tz), whatever the browser's own zone is.
+  // G.time(v) -> '2026-12-04 01:18'; G.time(v, 'hms') -> '01:18:05'; G.time(v, 'hm') -> '01:18';
+  // G.time(v, 'dhm') -> '12-04 01:18'. v: an ISO string with offset, a Date or epoch milliseconds.
+  var fmtCache = {};
+  function tzParts(d) {
+    var tz = G.tz || 'Asia/Shanghai';
+    var f = fmtCache[tz];
+    if (!f) {
+      try {
+        f = new Intl.DateTimeFormat('en-GB', {timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit',
+          hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'});
+      } catch (err) {
+        f = new Intl.DateTimeFormat('en-GB', {timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit',
+          day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'});
+      }
+      fmtCache[tz] = f;
+    }
+    var out = {};
+    f.formatToParts(d).forEach(function (p) { out[p.type] = p.value; });
+    if (out.hour === '24') { out.hour = '00'; }
+    return out;
+  }
+  G.time = function (v, style) {
+    if (v === null || v === undefined || v === '') { return '—'; }
+    var d = v instanceof Date ? v : new Date(typeof v === 'number' ? v : String(v));
+    if (isNaN(d.getTime())) { return String(v); }
+    var p = tzParts(d);
+    switch (style) {
+      case 'hms': return p.hour + ':' + p.minute + ':' + p.second;
+      case 'hm': return p.hour + ':' + p.minute;
+      case 'dhm': return p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute;
+      case 'full': return p.year + '-' + p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute + ':' + p.second;
+      default: return p.year + '-' + p.month + '-' + p.day + ' ' + p.hour + ':' + p.minute;
+    }
+  };
+
   var ESC = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'};
   G.esc = function (s) { return String(s === null || s === undefined ? '' : s).replace(/[&<>"']/g, function (c) { return ESC[c]; }); };
 
@@ -82,7 +145,7 @@
       case 'min': return Number(v).toFixed(1);
       case 'km': return (Number(v) / 1000).toFixed(2);
       case 'm': return Math.round(Number(v)) + ' m';
-      case 'time': return String(v).replace('T', ' ').slice(0, 16);
+      case 'time': return G.time(v);
       case 'bool': return v ? G.t('prop.yes') : G.t('prop.no');
       case 'list':
         if (typeof v === 'string') { v = v.replace(/^[{[]|[}\]]$/g, '').split(','); }
@@ -141,8 +204,10 @@
   };
 
   G.bindTiles = function (grid, kind) {
+    patchVectorGrid();
     grid.on('click', function (e) {
       if (!e.layer || !e.layer.properties) { return; }
+      if (G.capturing) { return; }
       L.popup({maxWidth: 320}).setLatLng(e.latlng).setContent(G.popupHtml(e.layer.properties, kind)).openOn(G.map);
     });
   };

@@ -74,7 +74,7 @@
       state.plan = plan;
       $('plan-current').hidden = false;
       $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + t('pl.kind.' + plan.kind) + ' · ' + t('pl.status.' + plan.status) +
-        (plan.effective_from ? ' · ' + plan.effective_from.replace('T', ' ').slice(0, 16) : '');
+        (plan.effective_from ? ' · ' + window.gisapp.time(plan.effective_from) : '');
       $('plan-objective').innerHTML = objectiveHtml(plan.objective || {});
       fillTargets(plan.kind);
       var editable = plan.status === 'draft';
@@ -278,7 +278,7 @@
       var body = {reason: $('plan-reason').value};
       if ($('plan-effective').value) { body.effective_from = new Date($('plan-effective').value).toISOString(); }
       api('POST', '/api/v1/plans/' + state.plan.id + '/publish', body).then(function (r) {
-        msg(t('pl.published') + r.effective_from.replace('T', ' ').slice(0, 16));
+        msg(t('pl.published') + window.gisapp.time(r.effective_from));
         return loadPlans(state.plan.id);
       }).catch(function (err) {
         fail(err);
