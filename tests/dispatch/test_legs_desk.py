@@ -38,6 +38,8 @@ def _err(r, status: int, field: str | None = None, key: str | None = None) -> di
 
 def _intake(client, lonlat, type_="theft", channel="110", **kw) -> dict:
     body = {"channel": channel, "type": type_, "location": {"type": "Point", "coordinates": list(lonlat)}, **kw}
+    if kw.get("dispatch"):  # these tests place calls close together on purpose: not duplicates
+        body.setdefault("confirm_duplicates", True)
     r = client.post("/api/v1/dispatch/incidents", json=body)
     assert r.status_code == 201, r.text
     return r.json()
