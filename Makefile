@@ -55,6 +55,7 @@ browser:
 	@scripts/browser.sh ensure
 
 setup: venv db browser
+	@$(GISAPP) caller-key init
 
 # Re-fetch the vendored browser assets (web/static/vendor, committed) from npm / PyPI.
 vendor: venv

@@ -261,7 +261,7 @@ def plan_map(conn: psycopg.Connection, settings: Settings, lang: str) -> PageMap
     c.add(B.stations(mapdata.organisations(conn), lang))
     c.add(B.service_points(mapdata.service_points(conn), lang, show=False))
     _finish_attribution(c, conn)
-    add_planning_tools(c.map)
+    add_planning_tools(c.map, c.lang)
     return PageMap(c, {"jurisdictions": [f["properties"] for f in st["features"]]})
 
 

@@ -36,11 +36,55 @@ def _plan_tools_class():
     return PlanTools
 
 
-def add_planning_tools(m: Any) -> None:
+def draw_local(lang: str) -> dict:
+    """Leaflet.draw's texts (``L.drawLocal``) in ``lang``, from the i18n keys ``pl.draw.<path>``."""
+    from gisapp.core.i18n import MESSAGES, t
+
+    out: dict = {}
+    for key in MESSAGES:
+        if key.startswith("pl.draw."):
+            node = out
+            *path, leaf = key[len("pl.draw."):].split(".")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = t(key, lang)
+    return out
+
+
+@functools.cache
+def _draw_local_class():
+    """Sets ``L.drawLocal`` (deep-merged) before the draw control is made, so that its buttons and
+    tooltips read in the page language (Leaflet.draw ships English only)."""
+    from branca.element import MacroElement
+    from folium.template import Template
+
+    class DrawLocal(MacroElement):
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function (src, dst) {
+              (function merge(s, d) {
+                Object.keys(s).forEach(function (k) {
+                  if (typeof s[k] === 'object') { d[k] = d[k] || {}; merge(s[k], d[k]); } else { d[k] = s[k]; }
+                });
+              }(src, dst));
+            }({{ this.texts | tojson }}, L.drawLocal));
+            {% endmacro %}
+        """)
+
+        def __init__(self, texts: dict):
+            super().__init__()
+            self._name = "DrawLocal"
+            self.texts = texts
+
+    return DrawLocal
+
+
+def add_planning_tools(m: Any, lang: str = "zh") -> None:
     """Add the drawing tools and the draft group to the plan page's folium map ``m``."""
     import folium
     from folium.plugins import Draw
 
+    _draw_local_class()(draw_local(lang)).add_to(m)
     group = folium.FeatureGroup(name="规划草稿 / Draft", control=False)
     group.add_to(m)
     shape = {"shapeOptions": {"color": "#c2410c", "weight": 3}}

@@ -64,8 +64,10 @@ def demo_database_url(server_url: str, demo_template: str) -> str:
 @pytest.fixture(scope="session")
 def demo_app(demo_database_url: str):
     """The service on the demo database."""
+    from support.dispatch import TEST_CALLER_KEY
+
     application = create_app({"database_url": demo_database_url, "secret_key": "test-secret",
-                              "pool_max_size": 30})
+                              "pool_max_size": 30, "caller_key": TEST_CALLER_KEY})
     yield application
 
 

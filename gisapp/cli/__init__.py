@@ -198,6 +198,56 @@ def demo_accounts() -> None:
                f"-d '{{\"username\":\"dispatcher\",\"password\":\"{DEMO_PASSWORD}\"}}' http://127.0.0.1:5000/api/v1/auth/login")
 
 
+@main.group("caller-key")
+def caller_key_group() -> None:
+    """The key that encrypts full caller numbers at rest (call-back; gisapp.core.callerkey)."""
+
+
+@caller_key_group.command("init")
+def caller_key_init() -> None:
+    """Create the key file (var/caller_key, or caller_key_file) when there is no key yet."""
+    from gisapp.core import callerkey
+
+    path, created = callerkey.init_key_file(_settings())
+    if created:
+        click.echo(f"caller key written to {path} (owner-only); keep a copy off this machine", err=True)
+
+
+@caller_key_group.command("rotate")
+def caller_key_rotate() -> None:
+    """Make a new key and re-encrypt every stored caller number with it (one transaction).
+
+    The old key is kept in <caller_key_file>.previous; delete that file once every server runs
+    with the new key (numbers are re-encrypted by then)."""
+    from gisapp.core import callerkey
+
+    s = _settings()
+    try:
+        with db.connect(s.database_url) as conn:
+            n = callerkey.rotate(conn, s)
+            conn.commit()
+    except callerkey.CallerKeyError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"new caller key in {callerkey.key_file(s)}; {n} numbers re-encrypted; "
+               f"the old key is in {callerkey.key_file(s)}.previous until you delete it")
+
+
+@caller_key_group.command("reencrypt")
+def caller_key_reencrypt() -> None:
+    """Re-encrypt every stored caller number under the current key (after setting a new
+    GISAPP_CALLER_KEY with the old one as GISAPP_CALLER_KEY_PREVIOUS)."""
+    from gisapp.core import callerkey
+
+    s = _settings()
+    try:
+        with db.connect(s.database_url) as conn:
+            n = callerkey.reencrypt(conn, s)
+            conn.commit()
+    except callerkey.CallerKeyError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{n} numbers re-encrypted")
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)

@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from gisapp.core import devices
 from gisapp.core.catalog import ORGANISATION_ROLES, ROLES
-from gisapp.core.errors import Conflict, NotFound, ValidationError
+from gisapp.core.errors import Conflict, NotFound, Text, ValidationError
 
 MIN_PASSWORD_LEN = 8
 # The fields of a user that the service reads and returns (never the password hash).
@@ -45,19 +45,23 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
     A ``device`` names its unit (``unit_id``, 422 otherwise); a ``gateway`` may be given the
     list of units it reports for (``unit_ids``; gisapp.core.devices)."""
     if role not in ROLES:
-        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
+        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role",
+                              key="err.user.role", params={"options": Text.codes("role.", ROLES)})
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
-        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password")
+        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password",
+                              key="err.user.password_short", params={"n": MIN_PASSWORD_LEN})
     if role in ORGANISATION_ROLES and station_id is None:
         raise ValidationError(f"a {role} is bound to one organisation: give station_id", "station_id",
                               key="err.role_needs_organisation", params={"role": role})
     if station_id is not None:
         row = conn.execute("SELECT kind FROM organisation WHERE id = %s", [station_id]).fetchone()
         if row is None:
-            raise ValidationError(f"no organisation with id {station_id}", "station_id", status=422)
+            raise ValidationError(f"no organisation with id {station_id}", "station_id", status=422,
+                                  key="err.organisation.not_found", params={"id": station_id})
     unit_id = devices.check_device_unit(conn, role, unit_id)
     if unit_ids is not None and role != "gateway":
-        raise ValidationError("only a gateway reports for a list of units", "unit_ids", status=422)
+        raise ValidationError("only a gateway reports for a list of units", "unit_ids", status=422,
+                              key="err.user.unit_ids_gateway")
     gw_units = devices.check_unit_list(conn, unit_ids) if unit_ids is not None else []
     try:
         with conn.transaction():
@@ -67,9 +71,11 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
                 [username, display_name, generate_password_hash(password), role, station_id, language, unit_id],
             ).fetchone()
     except psycopg.errors.UniqueViolation:
-        raise Conflict(f"user {username!r} exists", "username") from None
+        raise Conflict(f"user {username!r} exists", "username",
+                       key="err.user.exists", params={"name": username}) from None
     except psycopg.errors.CheckViolation:
-        raise ValidationError("2 to 64 letters, digits, '_', '.' or '-'", "username") from None
+        raise ValidationError("2 to 64 letters, digits, '_', '.' or '-'", "username",
+                              key="err.user.name_format") from None
     if role == "gateway":
         row["unit_ids"] = devices.set_gateway_units(conn, row["id"], gw_units)
     return row
@@ -77,11 +83,13 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: st
 
 def set_password(conn: psycopg.Connection, username: str, password: str) -> None:
     if len(password) < MIN_PASSWORD_LEN:
-        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password")
+        raise ValidationError(f"must have at least {MIN_PASSWORD_LEN} characters", "password",
+                              key="err.user.password_short", params={"n": MIN_PASSWORD_LEN})
     cur = conn.execute("UPDATE app_user SET password_hash = %s WHERE username = %s",
                        [generate_password_hash(password), username])
     if cur.rowcount == 0:
-        raise NotFound(f"no user {username!r}", "username")
+        raise NotFound(f"no user {username!r}", "username",
+                       key="err.user.not_found", params={"id": username})
 
 
 def verify_password(conn: psycopg.Connection, username: str, password: str) -> dict | None:
@@ -130,7 +138,7 @@ def user_for_token(conn: psycopg.Connection, token: str, touch_interval_s: float
 def revoke_token(conn: psycopg.Connection, token_id: int, user: dict) -> None:
     row = conn.execute("SELECT user_id FROM api_token WHERE id = %s", [token_id]).fetchone()
     if row is None:
-        raise NotFound(f"no token {token_id}", "id")
+        raise NotFound(f"no token {token_id}", "id", key="err.token.not_found", params={"id": token_id})
     if user["role"] != "admin" and row["user_id"] != user["id"]:
-        raise NotFound(f"no token {token_id}", "id")
+        raise NotFound(f"no token {token_id}", "id", key="err.token.not_found", params={"id": token_id})
     conn.execute("UPDATE api_token SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", [token_id])

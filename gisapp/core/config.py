@@ -167,6 +167,13 @@ class Settings:
     # issue 13: messages
     # issue 14: reports backend
     # issue 14: reports page
+    # Call-back: the key that encrypts full caller numbers at rest (gisapp.core.callerkey;
+    # urlsafe base64 of 32 bytes). Empty: read from caller_key_file (empty: var/caller_key,
+    # made by `gisapp caller-key init`, which make setup/run call). caller_key_previous keeps
+    # numbers under an older key readable during a rotation. Never stored in the database.
+    caller_key: str = field(default="", repr=False)
+    caller_key_file: str = ""
+    caller_key_previous: str = field(default="", repr=False)
     # Maps: "none" (the project's own layers are the base map) or a tile URL template.
     basemap_url: str = ""
     basemap_attribution: str = ""

@@ -78,47 +78,51 @@ def coerce(f: Field, raw: Any, from_query: bool = False) -> Any:
     name = f.name
     if raw is None:
         if f.required and not from_query:
-            raise ValidationError("is required", name)
+            raise ValidationError("is required", name, key="err.required")
         return None
     t = f.type
     try:
         if t == "int":
             if isinstance(raw, bool) or (not from_query and not isinstance(raw, int)):
-                raise ValidationError(f"must be an integer, got {raw!r:.40}", name)
+                raise ValidationError(f"must be an integer, got {raw!r:.40}", name, key="err.not_integer")
             val = int(raw)
             if not -(2**63) <= val < 2**63:
-                raise ValidationError("integer out of range", name)
+                raise ValidationError("integer out of range", name, key="err.not_integer")
         elif t == "float":
             if isinstance(raw, bool) or (not from_query and not isinstance(raw, (int, float))):
-                raise ValidationError(f"must be a number, got {raw!r:.40}", name)
+                raise ValidationError(f"must be a number, got {raw!r:.40}", name, key="err.not_number")
             val = float(raw)
             if val != val or val in (float("inf"), float("-inf")):
-                raise ValidationError("must be a finite number", name)
+                raise ValidationError("must be a finite number", name, key="err.not_finite")
         elif t == "bool":
             if from_query:
                 low = str(raw).lower()
                 if low not in ("true", "false", "1", "0"):
-                    raise ValidationError(f"must be true or false, got {raw!r:.40}", name)
+                    raise ValidationError(f"must be true or false, got {raw!r:.40}", name,
+                                          key="err.not_bool")
                 val = low in ("true", "1")
             else:
                 if not isinstance(raw, bool):
-                    raise ValidationError(f"must be true or false, got {raw!r:.40}", name)
+                    raise ValidationError(f"must be true or false, got {raw!r:.40}", name,
+                                          key="err.not_bool")
                 val = raw
         elif t == "text":
             if not isinstance(raw, str):
-                raise ValidationError(f"must be a string, got {type(raw).__name__}", name)
+                raise ValidationError(f"must be a string, got {type(raw).__name__}", name,
+                                      key="err.not_string")
             if len(raw) > f.max_len:
-                raise ValidationError(f"longer than {f.max_len} characters", name)
+                raise ValidationError(f"longer than {f.max_len} characters", name,
+                                      key="err.too_long", params={"limit": f.max_len})
             if "\x00" in raw:
-                raise ValidationError("contains a NUL character", name)
+                raise ValidationError("contains a NUL character", name, key="err.nul")
             val = raw
         elif t in ("text[]", "int[]"):
             if not isinstance(raw, list):
-                raise ValidationError("must be an array", name)
+                raise ValidationError("must be an array", name, key="err.not_array")
             want = str if t == "text[]" else int
             if len(raw) > 1000 or not all(isinstance(x, want) and not isinstance(x, bool) for x in raw):
                 raise ValidationError(f"must be an array of {'strings' if want is str else 'integers'}",
-                                      name)
+                                      name, key="err.not_array")
             val = raw
         elif t == "timestamp":
             val = parse_time(raw, name)
@@ -127,24 +131,25 @@ def coerce(f: Field, raw: Any, from_query: bool = False) -> Any:
         else:  # pragma: no cover - catalogue error
             raise AssertionError(t)
     except (TypeError, ValueError):
-        raise ValidationError(f"cannot be read as {t}: {raw!r:.40}", name) from None
+        raise ValidationError(f"cannot be read as {t}: {raw!r:.40}", name, key="err.unreadable") from None
     if f.choices and val not in f.choices:
-        raise ValidationError(f"must be one of {', '.join(f.choices)}; got {val!r:.40}", name)
+        raise ValidationError(f"must be one of {', '.join(f.choices)}; got {val!r:.40}", name,
+                              key="err.one_of", params={"options": list(f.choices)})
     if f.min is not None and val < f.min:
-        raise ValidationError(f"must be at least {f.min}", name)
+        raise ValidationError(f"must be at least {f.min}", name, key="err.min", params={"min": f.min})
     if f.max is not None and val > f.max:
-        raise ValidationError(f"must be at most {f.max}", name)
+        raise ValidationError(f"must be at most {f.max}", name, key="err.max", params={"max": f.max})
     return val
 
 
 def parse_time(raw: Any, name: str) -> datetime:
     """Parse an ISO 8601 time; a time without zone is taken as UTC."""
     if not isinstance(raw, str):
-        raise ValidationError("must be an ISO 8601 date-time string", name)
+        raise ValidationError("must be an ISO 8601 date-time string", name, key="err.not_time")
     try:
         dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(f"not an ISO 8601 date-time: {raw!r:.40}", name) from None
+        raise ValidationError(f"not an ISO 8601 date-time: {raw!r:.40}", name, key="err.not_time") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt
@@ -153,15 +158,15 @@ def parse_time(raw: Any, name: str) -> datetime:
 def parse_id(raw: Any, name: str = "id") -> int:
     """Return ``raw`` as a positive integer id, or raise ValidationError naming ``name``."""
     if isinstance(raw, bool):
-        raise ValidationError("must be an integer id", name)
+        raise ValidationError("must be an integer id", name, key="err.not_id")
     if isinstance(raw, int):
         val = raw
     elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,18}", raw):
         val = int(raw)
     else:
-        raise ValidationError(f"must be an integer id, got {raw!r:.40}", name)
+        raise ValidationError(f"must be an integer id, got {raw!r:.40}", name, key="err.not_id")
     if val <= 0:
-        raise ValidationError("must be a positive integer id", name)
+        raise ValidationError("must be a positive integer id", name, key="err.not_id")
     return val
 
 
@@ -169,15 +174,15 @@ def parse_bbox(raw: str) -> tuple[float, float, float, float]:
     """Parse ``lon_min,lat_min,lon_max,lat_max``."""
     parts = raw.split(",")
     if len(parts) != 4:
-        raise ValidationError("must be lon_min,lat_min,lon_max,lat_max", "bbox")
+        raise ValidationError("must be lon_min,lat_min,lon_max,lat_max", "bbox", key="err.bbox")
     try:
         x0, y0, x1, y1 = (float(p) for p in parts)
     except ValueError:
-        raise ValidationError("must be four numbers", "bbox") from None
+        raise ValidationError("must be four numbers", "bbox", key="err.bbox") from None
     if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        raise ValidationError("coordinates out of range", "bbox")
+        raise ValidationError("coordinates out of range", "bbox", key="err.bbox")
     if x0 > x1 or y0 > y1:
-        raise ValidationError("minimum greater than maximum", "bbox")
+        raise ValidationError("minimum greater than maximum", "bbox", key="err.bbox")
     return x0, y0, x1, y1
 
 
@@ -269,42 +274,45 @@ def get_feature(conn: psycopg.Connection, layer: Layer, fid: int, orgs: frozense
         params.extend(cond_params)
     row = conn.execute(q, params).fetchone()
     if row is None:
-        raise NotFound(f"no {layer.name} feature with id {fid}", "id")
+        raise NotFound(f"no {layer.name} feature with id {fid}", "id",
+                       key="err.feature.not_found", params={"id": fid})
     return _feature(layer, row)
 
 
 def _parse_body(layer: Layer, body: Any, settings, partial: bool):
     """Split a GeoJSON Feature (or a bare properties object) into checked values and geometry."""
     if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object (a GeoJSON Feature)", "body")
+        raise ValidationError("the body must be a JSON object (a GeoJSON Feature)", "body",
+                              key="err.feature.body")
     if body.get("type") == "Feature" or "properties" in body:
         props = body.get("properties") or {}
     else:  # a bare object of properties
         props = {k: v for k, v in body.items() if k not in ("geometry", "type")}
     geom_in = body["geometry"] if "geometry" in body else ...
     if not isinstance(props, dict):
-        raise ValidationError("must be an object", "properties")
+        raise ValidationError("must be an object", "properties", key="err.not_object")
     values: dict[str, Any] = {}
     for key in props:
         if key == "id":
             continue
         f = layer.field(key)
         if f is None:
-            raise ValidationError(f"unknown property for layer {layer.name}", key)
+            raise ValidationError(f"unknown property for layer {layer.name}", key,
+                                  key="err.unknown_property")
         if not f.writable:
-            raise ValidationError("is read-only", key)
+            raise ValidationError("is read-only", key, key="err.read_only")
     for f in layer.writable_fields:
         if f.name in props:
             values[f.name] = coerce(f, props[f.name])
         elif not partial and f.required:
-            raise ValidationError("is required", f.name)
+            raise ValidationError("is required", f.name, key="err.required")
     geom = ...
     if geom_in is ...:
         if not partial and layer.geom_required:
-            raise ValidationError("is required", "geometry")
+            raise ValidationError("is required", "geometry", key="err.required")
     elif geom_in is None:
         if layer.geom_required:
-            raise ValidationError("is required", "geometry")
+            raise ValidationError("is required", "geometry", key="err.required")
         geom = None
     else:
         geom = parse_geometry(geom_in, layer.geom_type, settings.service_extent)
@@ -324,21 +332,26 @@ def _check_refs(conn: psycopg.Connection, layer: Layer, values: dict) -> None:
                 [v],
             ).fetchone()
             if not found:
-                raise ValidationError(f"no {table} with {col} {v!r}", f.name, status=422)
+                raise ValidationError(f"no {table} with {col} {v!r}", f.name, status=422,
+                                      key="err.reference_missing", params={"value": str(v)[:40]})
 
 
 def check_staff(staff: Any) -> list[dict]:
     if not isinstance(staff, list) or len(staff) > 200:
-        raise ValidationError("must be an array of at most 200 staff entries", "staff")
+        raise ValidationError("must be an array of at most 200 staff entries", "staff",
+                              key="err.staff.list")
     out = []
     for i, s in enumerate(staff):
         if not isinstance(s, dict) or not isinstance(s.get("person_name"), str) or not s["person_name"]:
-            raise ValidationError(f"entry {i} needs a person_name", "staff")
+            raise ValidationError(f"entry {i} needs a person_name", "staff",
+                                  key="err.staff.name", params={"n": i + 1})
         if s.get("role") not in _STAFF_ROLES:
-            raise ValidationError(f"entry {i}: role must be one of {', '.join(_STAFF_ROLES)}", "staff")
+            raise ValidationError(f"entry {i}: role must be one of {', '.join(_STAFF_ROLES)}", "staff",
+                                  key="err.staff.role", params={"n": i + 1})
         org = s.get("organisation_id")
         if org is not None and (isinstance(org, bool) or not isinstance(org, int)):
-            raise ValidationError(f"entry {i}: organisation_id must be an integer", "staff")
+            raise ValidationError(f"entry {i}: organisation_id must be an integer", "staff",
+                                  key="err.staff.org", params={"n": i + 1})
         out.append({"person_name": s["person_name"][:100], "role": s["role"], "organisation_id": org,
                     "phone_masked": (s.get("phone_masked") or None)})
     return out
@@ -357,7 +370,8 @@ def _check_chief(layer: Layer, user: dict, values: dict, existing: dict | None) 
     own = user.get("station_id")
     for v in (values.get(col) if col else None, (existing or {}).get(col) if col else None):
         if v is not None and v != own:
-            raise Forbidden("a station chief may only change their own station's features", col)
+            raise Forbidden("a station chief may only change their own station's features", col,
+                            key="err.feature.chief_own")
 
 
 def _side_tables(conn, layer: Layer, fid: int, virtual: dict, centre: int | None = None) -> None:
@@ -433,7 +447,7 @@ def create_feature(conn: psycopg.Connection, layer: Layer, body: Any, user: dict
         if cur:
             raise Conflict(
                 f"a version is already in force (id {cur['id']}); update it to make a new version",
-                layer.version_key[0],
+                layer.version_key[0], key="err.feature.version_in_force"
             )
         prev = conn.execute(
             sql.SQL("SELECT coalesce(max(version), 0) AS v FROM {} WHERE ").format(sql.Identifier(layer.table))
@@ -470,7 +484,8 @@ def _lock_row(conn, layer: Layer, fid: int) -> dict:
         sql.SQL("SELECT * FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(layer.table)), [fid]
     ).fetchone()
     if row is None:
-        raise NotFound(f"no {layer.name} feature with id {fid}", "id")
+        raise NotFound(f"no {layer.name} feature with id {fid}", "id",
+                       key="err.feature.not_found", params={"id": fid})
     return row
 
 
@@ -488,13 +503,16 @@ def update_feature(conn: psycopg.Connection, layer: Layer, fid: int, body: Any, 
     if layer.versioned:
         if existing["valid_to"] is not None:
             raise Conflict(f"version {existing['version']} is no longer in force (or a later version is "
-                           f"scheduled); update the current one or plan the change", "id")
+                           f"scheduled); update the current one or plan the change", "id",
+                           key="err.feature.not_current")
         _refuse_scheduled(conn, existing)
         if "reason" not in values:
-            raise ValidationError("is required: say why this version is made", "reason")
+            raise ValidationError("is required: say why this version is made", "reason",
+                                  key="err.feature.reason_required")
         for k in layer.version_key:
             if k in values and values[k] != existing[k]:
-                raise ValidationError("cannot change on a new version; create a new feature instead", k)
+                raise ValidationError("cannot change on a new version; create a new feature instead", k,
+                                      key="err.feature.fixed")
         now = conn.execute("SELECT now() AS t").fetchone()["t"]
         conn.execute(
             sql.SQL("UPDATE {} SET valid_to = %s WHERE id = %s").format(sql.Identifier(layer.table)), [now, fid]
@@ -562,21 +580,24 @@ def _refuse_scheduled(conn: psycopg.Connection, existing: dict) -> None:
     now = conn.execute("SELECT now() AS t").fetchone()["t"]
     if existing["valid_from"] > now:
         raise Conflict(f"this version takes effect at {existing['valid_from'].isoformat()}; "
-                       "change it through the planning API (/api/v1/plans)", "id")
+                       "change it through the planning API (/api/v1/plans)", "id",
+                       key="err.feature.scheduled")
 
 
 def delete_feature(conn: psycopg.Connection, layer: Layer, fid: int, user: dict, reason: str | None) -> dict:
     """Delete one feature; a versioned layer's version is retired (valid_to set) instead."""
     existing = _lock_row(conn, layer, fid)
     if layer.not_deletable:
-        raise Conflict(layer.not_deletable, "id")
+        raise Conflict(layer.not_deletable, "id", key="err.feature.not_deletable")
     _check_chief(layer, user, {}, existing)
     if layer.versioned:
         if existing["valid_to"] is not None:
-            raise Conflict("this version is already retired (or a later version is scheduled)", "id")
+            raise Conflict("this version is already retired (or a later version is scheduled)", "id",
+                           key="err.feature.retired")
         _refuse_scheduled(conn, existing)
         if not reason:
-            raise ValidationError("is required to retire a version (?reason=...)", "reason")
+            raise ValidationError("is required to retire a version (?reason=...)", "reason",
+                                  key="err.feature.reason_required")
         conn.execute(
             sql.SQL("UPDATE {} SET valid_to = now() WHERE id = %s").format(sql.Identifier(layer.table)), [fid]
         )
@@ -586,6 +607,7 @@ def delete_feature(conn: psycopg.Connection, layer: Layer, fid: int, user: dict,
         with conn.transaction():
             conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(layer.table)), [fid])
     except psycopg.errors.ForeignKeyViolation as e:
-        raise Conflict(f"still referenced: {e.diag.message_detail or e}", "id") from None
+        raise Conflict(f"still referenced: {e.diag.message_detail or e}", "id",
+                       key="err.feature.referenced") from None
     audit(conn, user, "delete", layer.name, fid, {"reason": reason})
     return {"id": fid, "deleted": True}

@@ -32,20 +32,24 @@ def walk_positions(coords: Any, field: str, out: list, depth: int = 0) -> None:
     """Collect the positions of GeoJSON ``coordinates`` into ``out``, checking each is 2 or 3
     finite numbers; arrays nested deeper than any geometry type's (4 levels) are refused."""
     if depth > 4:
-        raise ValidationError("coordinates are nested deeper than any GeoJSON geometry's", field)
+        raise ValidationError("coordinates are nested deeper than any GeoJSON geometry's", field,
+                              key="err.geom.nested")
     if isinstance(coords, (list, tuple)) and coords and isinstance(coords[0], (int, float)) \
             and not isinstance(coords[0], bool):
         if len(coords) < 2 or len(coords) > 3:
-            raise ValidationError("a position needs 2 (or 3) numbers", field)
+            raise ValidationError("a position needs 2 (or 3) numbers", field, key="err.geom.position")
         for v in coords:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValidationError(f"coordinate {v!r} is not a finite number", field)
+                raise ValidationError(f"coordinate {v!r} is not a finite number", field,
+                                      key="err.geom.not_finite")
         out.append(coords)
         if len(out) > MAX_VERTICES:
-            raise ValidationError(f"more than {MAX_VERTICES} vertices", field)
+            raise ValidationError(f"more than {MAX_VERTICES} vertices", field,
+                                  key="err.geom.vertices", params={"n": MAX_VERTICES})
         return
     if not isinstance(coords, (list, tuple)):
-        raise ValidationError(f"coordinates must be nested arrays of numbers, got {coords!r:.60}", field)
+        raise ValidationError(f"coordinates must be nested arrays of numbers, got {coords!r:.60}", field,
+                              key="err.geom.coordinates")
     for c in coords:
         walk_positions(c, field, out, depth + 1)
 
@@ -76,37 +80,42 @@ def parse_geometry(
         With ``field`` and a reason a person can act on.
     """
     if not isinstance(obj, dict):
-        raise ValidationError("must be a GeoJSON geometry object", field)
+        raise ValidationError("must be a GeoJSON geometry object", field, key="err.geom.not_object")
     crs = obj.get("crs")
     if crs is not None:
         name = (crs.get("properties") or {}).get("name") if isinstance(crs, dict) else None
         if name not in _CRS84:
             raise ValidationError(
-                f"coordinates must be WGS84 longitude/latitude (RFC 7946); got crs {name!r}", field
+                f"coordinates must be WGS84 longitude/latitude (RFC 7946); got crs {name!r}", field,
+                key="err.geom.crs"
             )
     gtype = obj.get("type")
     accepted = _PROMOTE.get(expected, {expected})
     if gtype not in accepted:
-        raise GeometryError(f"geometry type {gtype!r} is not accepted here; expected {expected}", field)
+        raise GeometryError(f"geometry type {gtype!r} is not accepted here; expected {expected}", field,
+                            key="err.geom.type", params={"gtype": str(gtype)[:40], "expected": expected})
     coords = obj.get("coordinates")
     positions: list = []
     walk_positions(coords, field, positions)
     if not positions:
-        raise GeometryError("geometry has no coordinates", field)
+        raise GeometryError("geometry has no coordinates", field, key="err.geom.no_coordinates")
     if extent is not None and _all_swapped_inside(positions, extent):
         raise GeometryError(
-            "longitude and latitude look swapped: RFC 7946 order is [longitude, latitude]", field
+            "longitude and latitude look swapped: RFC 7946 order is [longitude, latitude]", field,
+            key="err.geom.swapped"
         )
     for pos in positions:
         lon, lat = pos[0], pos[1]
         if not -180 <= lon <= 180:
-            raise ValidationError(f"longitude {lon} out of range [-180, 180]", field)
+            raise ValidationError(f"longitude {lon} out of range [-180, 180]", field,
+                                  key="err.geom.position_range")
         if not -90 <= lat <= 90:
-            raise ValidationError(f"latitude {lat} out of range [-90, 90]", field)
+            raise ValidationError(f"latitude {lat} out of range [-90, 90]", field,
+                                  key="err.geom.position_range")
     check_rings(gtype, coords, field)
     geom = build_shape(gtype, coords, field)
     if not geom.is_valid:
-        raise GeometryError(f"invalid geometry: {explain_validity(geom)}", field)
+        raise GeometryError(f"invalid geometry: {explain_validity(geom)}", field, key="err.geom.invalid")
     if gtype == "Polygon" and expected.startswith("Multi"):
         geom = shapely.MultiPolygon([geom])
     elif gtype == "LineString" and expected == "MultiLineString":
@@ -125,15 +134,17 @@ def check_rings(gtype: str, coords: Any, field: str) -> None:
         return
     polys = [coords] if gtype == "Polygon" else coords
     if not isinstance(polys, list | tuple):
-        raise GeometryError(f"malformed {gtype}", field)
+        raise GeometryError(f"malformed {gtype}", field, key="err.geom.malformed")
     for poly in polys:
         if not isinstance(poly, list | tuple) or not poly:
-            raise GeometryError("a polygon needs at least one ring", field)
+            raise GeometryError("a polygon needs at least one ring", field, key="err.geom.no_ring")
         for ring in poly:
             if not isinstance(ring, list | tuple) or len(ring) < 4 or not all(isinstance(p, list | tuple) for p in ring):
-                raise GeometryError("a polygon ring needs at least 4 positions", field)
+                raise GeometryError("a polygon ring needs at least 4 positions", field,
+                                    key="err.geom.ring_short")
             if list(ring[0][:2]) != list(ring[-1][:2]):
-                raise GeometryError("a polygon ring must end where it starts (closed ring, RFC 7946)", field)
+                raise GeometryError("a polygon ring must end where it starts (closed ring, RFC 7946)", field,
+                                    key="err.geom.ring_open")
 
 
 def build_shape(gtype: str, coords: Any, field: str):
@@ -142,9 +153,9 @@ def build_shape(gtype: str, coords: Any, field: str):
     try:
         geom = shape({"type": gtype, "coordinates": coords})
     except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.ShapelyError) as e:
-        raise GeometryError(f"malformed {gtype}: {e}", field) from None
+        raise GeometryError(f"malformed {gtype}: {e}", field, key="err.geom.malformed") from None
     if geom.is_empty:
-        raise GeometryError("geometry is empty", field)
+        raise GeometryError("geometry is empty", field, key="err.geom.empty")
     return geom
 
 
@@ -166,8 +177,9 @@ def check_extent(geom, extent: tuple[float, float, float, float], field: str = "
         raise GeometryError(
             "outside the service area; longitude and latitude look swapped "
             "(RFC 7946 order is [longitude, latitude])",
-            field,
+            field, key="err.geom.swapped"
         )
     raise GeometryError(
-        f"outside the service area (lon {x0}..{x1}, lat {y0}..{y1})", field
+        f"outside the service area (lon {x0}..{x1}, lat {y0}..{y1})", field,
+        key="err.geom.outside_area"
     )

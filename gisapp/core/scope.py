@@ -49,7 +49,8 @@ def may_see(user: dict | None, organisation_id: int | None) -> bool:
 def require_organisation(user: dict | None, organisation_id: int | None, field: str = "organisation_id") -> None:
     """403 when ``user`` asks for an organisation outside their scope (a list or metrics by id)."""
     if not may_see(user, organisation_id):
-        raise Forbidden(f"organisation {organisation_id} is outside your scope", field)
+        raise Forbidden(f"organisation {organisation_id} is outside your scope", field,
+                        key="err.organisation.outside_scope", params={"id": organisation_id})
 
 
 def only_organisation(user: dict | None, asked: int | None, field: str = "organisation_id") -> int | None:
@@ -63,7 +64,7 @@ def only_organisation(user: dict | None, asked: int | None, field: str = "organi
         return None
     if len(orgs) == 1:
         return next(iter(orgs))
-    raise Forbidden("your role sees no organisation", field)
+    raise Forbidden("your role sees no organisation", field, key="err.organisation.none")
 
 
 def incident_organisations(conn, incident_id: int) -> set[int]:
@@ -82,7 +83,8 @@ def check_incident(conn, user: dict | None, incident_id: int) -> None:
     if orgs is None:
         return
     if not orgs & incident_organisations(conn, incident_id):
-        raise NotFound(f"no incident {incident_id}", "id")
+        raise NotFound(f"no incident {incident_id}", "id",
+                       key="err.incident.not_found", params={"id": incident_id})
 
 
 def check_leg(conn, user: dict | None, leg_id: int) -> dict:
@@ -90,7 +92,7 @@ def check_leg(conn, user: dict | None, leg_id: int) -> dict:
     leg = conn.execute("SELECT id, incident_id, organisation_id FROM dispatch_leg WHERE id = %s",
                        [leg_id]).fetchone()
     if leg is None or not may_see(user, leg["organisation_id"]):
-        raise NotFound(f"no leg {leg_id}", "id")
+        raise NotFound(f"no leg {leg_id}", "id", key="err.leg.not_found", params={"id": leg_id})
     return leg
 
 
@@ -98,7 +100,7 @@ def check_unit(conn, user: dict | None, unit_id: int) -> dict:
     """Return the unit (id, organisation_id); 404 unless it exists and ``user`` may see it."""
     unit = conn.execute("SELECT id, organisation_id FROM unit WHERE id = %s", [unit_id]).fetchone()
     if unit is None or not may_see(user, unit["organisation_id"]):
-        raise NotFound(f"no unit {unit_id}", "id")
+        raise NotFound(f"no unit {unit_id}", "id", key="err.unit.not_found", params={"id": unit_id})
     return unit
 
 

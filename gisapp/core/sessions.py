@@ -95,14 +95,14 @@ def login(conn: psycopg.Connection, settings: Settings, username: str, password:
         # locked out: the same answer whether the password was right or wrong
         retry = int(max(left_user if locked_user else 0, left_addr if locked_addr else 0)) + 1
         raise TooManyAttempts(f"too many failed log-ins; try again in {retry} s", "username",
-                              retry_after_s=retry)
+                              retry_after_s=retry, key="login.locked", params={"seconds": retry})
     if n_user + 1 >= settings.login_max_failures or n_addr + 1 >= settings.login_max_failures_per_address:
         # this failure locks the account or the address
         audit(conn, actor, "login_locked", "app_user", entity_id,
               {"via": via, "account": n_user + 1 >= settings.login_max_failures,
                "address": address if n_addr + 1 >= settings.login_max_failures_per_address else None,
                "window_s": window}, client)
-    raise Unauthorized("wrong username or password", "password")
+    raise Unauthorized("wrong username or password", "password", key="login.failed")
 
 
 # --- sessions ------------------------------------------------------------------------------------

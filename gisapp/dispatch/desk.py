@@ -216,7 +216,8 @@ def desk_legs(conn: psycopg.Connection, settings, user: dict, organisation_id: i
     """
     rules = load_rules(settings)
     if state not in DESK_STATES:
-        raise ValidationError(f"must be one of {', '.join(DESK_STATES)}", "state")
+        raise ValidationError(f"must be one of {', '.join(DESK_STATES)}", "state",
+                              key="err.one_of", params={"options": list(DESK_STATES)})
     now = db_now(conn)
     rows = conn.execute(sql.SQL(
         "SELECT l.*, o.name AS organisation_name, o.code AS organisation_code, u.code AS unit_code, "

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from gisapp.core.errors import Conflict, NotFound
+from gisapp.core.errors import Conflict, NotFound, Text
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,11 @@ def check_fit(conn: psycopg.Connection, unit_id: int, req: Requirements, overrid
     """Refuse (409) a unit that misses the leg's requirements unless ``override``; return what it misses."""
     unit = units_by_id(conn, [unit_id]).get(unit_id)
     if unit is None:
-        raise NotFound(f"no unit {unit_id}", "unit_id")
+        raise NotFound(f"no unit {unit_id}", "unit_id", key="err.unit.not_found", params={"id": unit_id})
     missing = unfit(unit, req)
     if missing and not override:
         raise Conflict(f"unit {unit['code']} does not meet the leg's requirements: {describe(missing)}; "
                        "send override: true to assign it anyway", "unit_id", key="err.unit_unfit",
-                       params={"unit": unit["code"], "why_zh": describe(missing, "zh"), "why_en": describe(missing)}, unfit=missing)
+                       params={"unit": unit["code"], "why": Text.pair(describe(missing, "zh"), describe(missing))},
+                       unfit=missing)
     return missing

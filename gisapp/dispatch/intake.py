@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from gisapp.core.errors import Conflict, GeometryError, ValidationError
+from gisapp.core import callerkey
+from gisapp.core.errors import Conflict, GeometryError, Text, ValidationError
 from gisapp.core.features import parse_time
 from gisapp.core.geometry import parse_geometry
 
@@ -28,10 +30,14 @@ from .records import (
 )
 from .rules import load_rules
 
+log = logging.getLogger("gisapp.dispatch")
+
 # --- intake -------------------------------------------------------------------------------------
 
-def _request_hash(body: dict) -> str:
+def _request_hash(body: dict, settings) -> str:
     clean = {k: v for k, v in body.items() if k != "idempotency_key"}
+    if isinstance(clean.get("caller_number"), str):  # a plain hash of a phone number is reversible
+        clean["caller_number"] = callerkey.blind(settings, clean["caller_number"])
     return hashlib.sha256(json.dumps(clean, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
@@ -84,23 +90,29 @@ def parse_intake(conn: psycopg.Connection, settings, body: Any) -> dict[str, Any
     """Check an intake request and resolve its location; raise a 4xx error naming the field."""
 
     if not isinstance(body, dict):
-        raise ValidationError("must be a JSON object", "body")
+        raise ValidationError("must be a JSON object", "body", key="err.not_object")
     rules = load_rules(settings)
     channel = body.get("channel")
     if isinstance(channel, int) and not isinstance(channel, bool):
         channel = str(channel)
     if channel not in ("110", "122"):
-        raise ValidationError(f"unknown channel {channel!r:.20}; use '110' or '122'", "channel")
+        raise ValidationError(f"unknown channel {channel!r:.20}; use '110' or '122'", "channel",
+                              key="err.intake.channel")
     itype = body.get("type")
     if not isinstance(itype, str) or itype not in rules.types:
         raise ValidationError(f"unknown incident type {itype!r:.40}; the catalogue (version {rules.version}) has "
-                              f"{', '.join(rules.types)}", "type")
+                              f"{', '.join(rules.types)}", "type",
+                              key="err.intake.type", params={"type": str(itype)[:40]})
     t = rules.types[itype]
     if channel not in t.channels:
-        raise ValidationError(f"type {itype!r} is taken on channel {' or '.join(t.channels)}, not {channel}", "type")
+        raise ValidationError(f"type {itype!r} is taken on channel {' or '.join(t.channels)}, not {channel}", "type",
+                              key="err.intake.type_channel", params={"type": Text.code("itype.", itype),
+                                                                     "channels": list(t.channels), "channel": channel})
     severity = body.get("severity", t.default_severity)
     if severity not in t.severities:
-        raise ValidationError(f"type {itype!r} takes severity {', '.join(t.severities)}", "severity")
+        raise ValidationError(f"type {itype!r} takes severity {', '.join(t.severities)}", "severity",
+                              key="err.intake.severity", params={"type": Text.code("itype.", itype),
+                                                                 "options": Text.codes("severity.", t.severities)})
     allow_outside = bool_field(body, "allow_outside")
     address = text_field(body, "address")
     location_source = "point"
@@ -116,27 +128,31 @@ def parse_intake(conn: psycopg.Connection, settings, body: Any) -> dict[str, Any
         geocode = resolve_address(conn, address)
         if geocode is None:
             raise ValidationError("no village, road or town of the gazetteer found in this address; "
-                                  "give a location point", "address", status=422)
+                                  "give a location point", "address", status=422,
+                                  key="err.intake.address_not_found")
         lon, lat, location_source = geocode["lon"], geocode["lat"], geocode["source"]
     else:
-        raise ValidationError("give a location (GeoJSON Point, or lon and lat) or an address", "location")
+        raise ValidationError("give a location (GeoJSON Point, or lon and lat) or an address", "location",
+                              key="err.intake.no_location")
     now = db_now(conn)
     reported_at = parse_time(body["reported_at"], "reported_at") if body.get("reported_at") is not None else now
     if (reported_at - now).total_seconds() > settings.future_tolerance_s:
         raise ValidationError(f"{reported_at.isoformat()} is in the future (tolerance "
-                              f"{settings.future_tolerance_s} s)", "reported_at", status=422)
-    caller = None
+                              f"{settings.future_tolerance_s} s)", "reported_at", status=422,
+                              key="err.future_time", params={"tolerance": settings.future_tolerance_s})
+    caller = number = None
     if body.get("caller_number") is not None:
         if not isinstance(body["caller_number"], str):
-            raise ValidationError("must be a string", "caller_number")
+            raise ValidationError("must be a string", "caller_number", key="err.not_string")
         caller = mask_phone(body["caller_number"])
+        number = re.sub(r"[\s\-()]", "", body["caller_number"])
     elif body.get("caller_masked") is not None:
         caller = text_field(body, "caller_masked")
         if caller and not re.fullmatch(r"[0-9]{1,4}\*+[0-9]{0,4}", caller):
             raise ValidationError("must be masked like 138****5678 (send caller_number to mask it here)",
-                                  "caller_masked")
+                                  "caller_masked", key="err.intake.masked")
     return {"channel": channel, "type": itype, "severity": severity, "lon": lon, "lat": lat, "address": address,
-            "location_source": location_source, "geocode": geocode, "caller_masked": caller,
+            "location_source": location_source, "geocode": geocode, "caller_masked": caller, "caller_number": number,
             "description": text_field(body, "description"), "reported_at": reported_at, "allow_outside": allow_outside,
             "synthetic": bool_field(body, "synthetic")}
 
@@ -158,7 +174,7 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     """
     if isinstance(body, dict) and idempotency_key is None:
         idempotency_key = text_field(body, "idempotency_key")
-    req_hash = _request_hash(body) if isinstance(body, dict) else None
+    req_hash = _request_hash(body, settings) if isinstance(body, dict) else None
     if idempotency_key:
         prior = _idempotent_replay(conn, settings, idempotency_key, req_hash)
         if prior is not None:
@@ -168,14 +184,14 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     outside = not own["inside_county"] and not own["no_county"]
     if outside and not v["allow_outside"]:
         raise GeometryError("outside the county; send allow_outside: true to take it anyway (it is marked)",
-                            "location")
+                            "location", key="err.intake.outside_county")
     if refuse_duplicates:
         before = find_duplicates(conn, settings, v["lon"], v["lat"], v["reported_at"])
         if before:
             codes = [d["code"] for d in before]
             raise Conflict(f"possible duplicate of {', '.join(codes)}; send confirm_duplicates: true to dispatch "
                            "anyway, or take the call without dispatch and merge it", "confirm_duplicates",
-                           key="err.duplicate_before_dispatch", params={"codes": "、".join(codes)},
+                           key="err.duplicate_before_dispatch", params={"codes": codes},
                            duplicates=[jsonable(d) for d in before])
     rules = load_rules(settings)
     row = conn.execute(
@@ -195,9 +211,11 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     if row is None:  # a concurrent request with the same key won the race
         prior = _idempotent_replay(conn, settings, idempotency_key, req_hash)
         if prior is None:
-            raise Conflict("idempotency key in use by a request still running; retry", "idempotency_key")
+            raise Conflict("idempotency key in use by a request still running; retry", "idempotency_key",
+                           key="err.idempotency_busy")
         return prior, False
     iid = row["id"]
+    _keep_caller_number(conn, settings, iid, v["caller_number"])
     dups = find_duplicates(conn, settings, v["lon"], v["lat"], v["reported_at"], exclude_id=iid)
     if dups:
         conn.execute("UPDATE incident SET duplicate_candidates = %s WHERE id = %s", [[d["id"] for d in dups], iid])
@@ -217,12 +235,25 @@ def create_incident(conn: psycopg.Connection, settings, body: Any, actor: str, c
     return out, True
 
 
+def _keep_caller_number(conn: psycopg.Connection, settings, iid: int, number: str | None) -> None:
+    """Store the full number encrypted (call-back); without a key only the masked one is kept."""
+    if not number:
+        return
+    key = callerkey.current_key(settings)
+    if key is None:
+        log.warning("no caller key (setting caller_key / caller_key_file): incident %s keeps only the masked "
+                    "caller number; run `gisapp caller-key init`", iid)
+        return
+    conn.execute("UPDATE incident SET caller_encrypted = %s WHERE id = %s", [callerkey.encrypt(key, number, iid), iid])
+
+
 def _idempotent_replay(conn, settings, key: str, req_hash: str | None) -> dict | None:
     row = conn.execute("SELECT id, idempotency_hash FROM incident WHERE idempotency_key = %s", [key]).fetchone()
     if row is None:
         return None
     if req_hash is not None and row["idempotency_hash"] not in (None, req_hash):
-        raise Conflict("this idempotency key was used for a different request", "idempotency_key")
+        raise Conflict("this idempotency key was used for a different request", "idempotency_key",
+                       key="err.idempotency_reused")
     out = incident_detail(conn, settings, row["id"], with_events=False)
     out["idempotent_replay"] = True
     return out

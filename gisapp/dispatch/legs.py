@@ -9,7 +9,7 @@ from psycopg import sql
 
 from gisapp.core import devices, scope
 from gisapp.core.catalog import ORGANISATION_ROLES
-from gisapp.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from gisapp.core.errors import Conflict, Forbidden, NotFound, Text, ValidationError
 
 from .events import emit
 from .fitness import Requirements, check_fit
@@ -84,13 +84,15 @@ def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool
     rules = load_rules(settings)
     itype = rules.types.get(inc["type"])
     if itype is None:
-        raise Conflict(f"type {inc['type']!r} is not in the catalogue version {rules.version}", "type")
+        raise Conflict(f"type {inc['type']!r} is not in the catalogue version {rules.version}", "type",
+                       key="err.dispatch.type_unknown", params={"type": Text.code("itype.", inc["type"]),
+                                                                "version": rules.version})
     station = _org(conn, inc["station_org_id"])
     rule = rules.match(itype, inc["severity"], inc["channel"], station["takes_part_in_traffic"] if station else None)
     legs = []
     for spec in rule.legs:
         legs.append(_plan_leg(conn, settings, inc, spec, recommend))
-    return {"rule": rule.name, "rule_version": rules.version, "legs": legs}
+    return {"rule": rule.name, "rule_zh": rule.zh, "rule_en": rule.en, "rule_version": rules.version, "legs": legs}
 
 
 def _plan_leg(conn, settings, inc: dict, spec: LegSpec, recommend: bool) -> dict[str, Any]:
@@ -102,9 +104,11 @@ def _plan_leg(conn, settings, inc: dict, spec: LegSpec, recommend: bool) -> dict
     leg: dict[str, Any] = {"role": spec.role, "target": target, "capability": spec.capability,
                            "unit_kinds": list(spec.unit_kinds) if spec.unit_kinds else None,
                            "min_crew": spec.min_crew,
-                           "organisation_id": owner_id, "fallback_from_org_id": None, "reason": None}
+                           "organisation_id": owner_id, "fallback_from_org_id": None, "reason": None,
+                           "reason_code": None}
     if owner_id is None:
         leg["reason"] = f"no {spec.target} owns this place" + (f" and no {spec.otherwise}" if spec.otherwise else "")
+        leg["reason_code"] = "no_owner"  # the text a person reads: i18n dp.reason.<code>
         leg["recommendation"] = None
         return leg
     if spec.fallback == "joint_zone" and not _has_available(conn, owner_id, req):
@@ -115,11 +119,13 @@ def _plan_leg(conn, settings, inc: dict, spec: LegSpec, recommend: bool) -> dict
             leg["fallback_from_org_id"] = owner_id
             leg["organisation_id"] = owner_id = rec["units"][0]["organisation_id"]
             leg["reason"] = "the owner has no available unit: neighbouring member of the joint war zone"
+            leg["reason_code"] = "zone_fallback"
             if recommend:
                 leg["recommendation"] = rec
                 leg["recommendation"]["units"] = [u for u in rec["units"] if u["organisation_id"] == owner_id]
         else:
             leg["reason"] = "no available unit in the owner or its joint war zone"
+            leg["reason_code"] = "no_unit_in_zone"
     if recommend and "recommendation" not in leg:
         leg["recommendation"] = recommend_units(conn, settings, inc["lon"], inc["lat"], requirements=req,
                                                 organisation_ids=[owner_id])
@@ -141,20 +147,29 @@ def dispatch_incident(conn: psycopg.Connection, settings, incident_id: int, acto
     """
     inc = get_incident_row(conn, incident_id, lock=True)
     if inc["status"] != "open":
-        raise Conflict(f"incident {inc['code']} is {inc['status']}; only an open incident is dispatched", "status")
+        raise Conflict(f"incident {inc['code']} is {inc['status']}; only an open incident is dispatched", "status",
+                       key="err.incident.not_open", params={"code": inc["code"],
+                                                            "status": Text.code("dp.status.", inc["status"])})
     if conn.execute("SELECT 1 FROM dispatch_leg WHERE incident_id = %s AND status <> 'cancelled'",
                     [incident_id]).fetchone():
-        raise Conflict(f"incident {inc['code']} already has legs", "status")
+        raise Conflict(f"incident {inc['code']} already has legs", "status",
+                       key="err.incident.has_legs", params={"code": inc["code"]})
     units = units or {}
     plan = plan_incident(conn, settings, inc, recommend=auto_assign)
     roles = {leg["role"] for leg in plan["legs"]}
     for role in units:
         if role not in roles:
             raise ValidationError(f"the rule {plan['rule']!r} has no {role!r} leg; legs: {', '.join(sorted(roles))}",
-                                  "units")
+                                  "units", key="err.dispatch.no_such_leg",
+                                  params={"role": Text.code("dp.role.", role),
+                                          "options": Text.codes("dp.role.", sorted(roles))})
     missing = [leg for leg in plan["legs"] if leg["organisation_id"] is None]
     if missing:
-        raise Conflict(f"cannot dispatch the {missing[0]['role']} leg: {missing[0]['reason']}", "organisation")
+        first = missing[0]
+        raise Conflict(f"cannot dispatch the {first['role']} leg: {first['reason']}", "organisation",
+                       key="err.dispatch.leg_impossible",
+                       params={"role": Text.code("dp.role.", first["role"]),
+                               "why": Text(f"dp.reason.{first['reason_code']}", first["reason"])})
     leg_ids = []
     for leg in plan["legs"]:
         row = conn.execute(
@@ -215,7 +230,7 @@ def unit_taken(conn, unit_id: int) -> Exception:
     """The error for a unit that could not be taken (404 unknown, else 409 naming its status)."""
     u = conn.execute("SELECT code, status, current_leg_id FROM unit WHERE id = %s", [unit_id]).fetchone()
     if u is None:
-        return NotFound(f"no unit {unit_id}", "unit_id")
+        return NotFound(f"no unit {unit_id}", "unit_id", key="err.unit.not_found", params={"id": unit_id})
     taken = f" (on leg {u['current_leg_id']})" if u["current_leg_id"] else ""
     return Conflict(f"unit {u['code']} is {u['status']}{taken}, not available", "unit_id", key="err.unit_taken",
                     params={"unit": u["code"], **status_params(u["status"])})
@@ -235,7 +250,7 @@ def lock_leg(conn, leg_id: int) -> tuple[dict, dict]:
     """Lock the leg's incident, then the leg (the global lock order)."""
     row = conn.execute("SELECT incident_id FROM dispatch_leg WHERE id = %s", [leg_id]).fetchone()
     if row is None:
-        raise NotFound(f"no leg {leg_id}", "id")
+        raise NotFound(f"no leg {leg_id}", "id", key="err.leg.not_found", params={"id": leg_id})
     inc = get_incident_row(conn, row["incident_id"], lock=True)
     leg = conn.execute("SELECT * FROM dispatch_leg WHERE id = %s FOR UPDATE", [leg_id]).fetchone()
     return inc, leg
@@ -304,7 +319,8 @@ def transition_leg(conn: psycopg.Connection, settings, leg_id: int, to: Any, use
     """
     rules = load_rules(settings)
     if not isinstance(to, str) or to not in LEG_STATUSES or to in ("dispatched", "handed_back"):
-        raise ValidationError(f"must be one of {', '.join(TRANSITION_TARGETS)}", "to")
+        raise ValidationError(f"must be one of {', '.join(TRANSITION_TARGETS)}", "to", key="err.leg.bad_status",
+                              params={"options": Text.codes("dp.leg.", TRANSITION_TARGETS)})
     limit = settings.leg_note_max_chars
     note = text_value(note, "note", limit, required=to == "first_feedback", required_key="err.note_required")
     if to != "closed" and outcome is not None:
@@ -387,14 +403,18 @@ def merge_incident(conn: psycopg.Connection, settings, incident_id: int, into_id
                    client: str | None) -> dict:
     """Merge a duplicate into another incident: it is marked merged and its open legs cancelled."""
     if incident_id == into_id:
-        raise ValidationError("an incident cannot be merged into itself", "into")
+        raise ValidationError("an incident cannot be merged into itself", "into", key="err.merge.self")
     first, second = sorted((incident_id, into_id))
     rows = {r["id"]: r for r in (get_incident_row(conn, first, lock=True), get_incident_row(conn, second, lock=True))}
     inc, into = rows[incident_id], rows[into_id]
     if inc["status"] not in ACTIVE_INCIDENT:
-        raise Conflict(f"incident {inc['code']} is {inc['status']}", "status")
+        raise Conflict(f"incident {inc['code']} is {inc['status']}", "status",
+                       key="err.merge.status", params={"code": inc["code"],
+                                                       "status": Text.code("dp.status.", inc["status"])})
     if into["status"] in ("merged", "cancelled"):
-        raise Conflict(f"incident {into['code']} is {into['status']}; merge into the incident it went to", "into")
+        raise Conflict(f"incident {into['code']} is {into['status']}; merge into the incident it went to", "into",
+                       key="err.merge.into_status", params={"code": into["code"],
+                                                            "status": Text.code("dp.status.", into["status"])})
     legs = conn.execute("SELECT id, unit_id FROM dispatch_leg WHERE incident_id = %s AND status = ANY(%s) FOR UPDATE",
                         [incident_id, list(OPEN_LEG)]).fetchall()
     for leg in legs:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gisapp.core.errors import ValidationError
+from gisapp.core.errors import Text, ValidationError
 
 from .rules import Outcome, Rules
 
@@ -69,9 +69,10 @@ def text_value(val: Any, field: str, limit: int, required: bool = False, require
     return val
 
 
-def status_params(status: str, prefix: str = "status") -> dict[str, str]:
-    """A leg or incident status for a keyed message: the code and its name in each language."""
+def status_params(status: str, prefix: str = "status") -> dict[str, Text]:
+    """A leg, unit or incident status for a keyed message: shown in the reader's language."""
     from gisapp.core.i18n import MESSAGES
 
-    zh, en = MESSAGES.get(f"dp.leg.{status}", (status, status))
-    return {prefix: status, f"{prefix}_zh": zh, f"{prefix}_en": en}
+    key = next((k for k in (f"dp.leg.{status}", f"unit.{status}", f"dp.status.{status}") if k in MESSAGES),
+               f"dp.leg.{status}")
+    return {prefix: Text(key, status)}

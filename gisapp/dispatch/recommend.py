@@ -51,6 +51,11 @@ def recommend_units(conn: psycopg.Connection, settings, lon: float, lat: float, 
     if not out["units"] and req.filters_beyond_capability and not out.get("reason"):
         out["reason"] = "no available unit meets the leg's requirements (" + ", ".join(
             f"{k_}={v}" for k_, v in req.to_json().items() if v) + ")"
+    if not out["units"]:  # the text a person reads: i18n dp.reason.<code> (``reason`` stays English)
+        why_not = out.get("reason") or ""
+        out["reason_code"] = ("no_unit_requirements" if "requirements" in why_not else "unreachable"
+                              if "reach" in why_not else "no_roads" if "network is empty" in why_not
+                              else "no_unit_capability" if req.capability else "no_unit")
     out["capability"] = req.capability
     _explain(conn, out["units"])
     return out
@@ -111,9 +116,10 @@ def _straight_line_units(conn, settings, lon, lat, k, capability, organisation_i
                       "distance_m": round(r["straight_line_m"], 1), "straight_line_m": round(r["straight_line_m"], 1),
                       "straight_line_rank": rank,
                       "route": {"type": "LineString", "coordinates": [[r["ulon"], r["ulat"]], [lon, lat]]}})
-    reason = None
+    reason = reason_code = None
     if not units:
         reason = "no available unit" + (f" with capability {capability!r}" if capability else "") + (
             " in the given organisations" if organisation_ids else "")
+        reason_code = "no_unit_capability" if capability else "no_unit"  # i18n dp.reason.<code>
     return {"incident": {"lon": lon, "lat": lat, "snap": None}, "units": units, "reason": reason,
-            "method": "straight_line"}
+            "reason_code": reason_code, "capability": capability, "method": "straight_line"}

@@ -39,7 +39,7 @@ def mask_phone(number: str) -> str:
     """Mask a caller's number: keep the first 3 and last 4 digits (138****5678)."""
     digits = re.sub(r"[\s\-+()]", "", number)
     if not re.fullmatch(r"[0-9]{5,20}", digits):
-        raise ValidationError("a phone number of 5 to 20 digits", "caller_number")
+        raise ValidationError("a phone number of 5 to 20 digits", "caller_number", key="err.phone")
     if len(digits) <= 7:
         return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
@@ -49,29 +49,30 @@ def text_field(body: dict, key: str, required: bool = False) -> str | None:
     val = body.get(key)
     if val is None:
         if required:
-            raise ValidationError("is required", key)
+            raise ValidationError("is required", key, key="err.required")
         return None
     if not isinstance(val, str):
-        raise ValidationError("must be a string", key)
+        raise ValidationError("must be a string", key, key="err.not_string")
     val = val.strip()
     if required and not val:
-        raise ValidationError("is required", key)
+        raise ValidationError("is required", key, key="err.required")
     limit = MAX_TEXT.get(key, 200)
     if len(val) > limit:
-        raise ValidationError(f"at most {limit} characters", key)
+        raise ValidationError(f"at most {limit} characters", key,
+                              key="err.too_long", params={"limit": limit})
     return val or None
 
 
 def bool_field(body: dict, key: str) -> bool:
     val = body.get(key, False)
     if not isinstance(val, bool):
-        raise ValidationError("must be true or false", key)
+        raise ValidationError("must be true or false", key, key="err.not_bool")
     return val
 
 
 def id_value(val: Any, field: str) -> int:
     if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-        raise ValidationError("must be a positive integer id", field)
+        raise ValidationError("must be a positive integer id", field, key="err.not_id")
     return val
 
 
@@ -131,7 +132,8 @@ def get_incident_row(conn: psycopg.Connection, incident_id: int, lock: bool = Fa
         q = q + sql.SQL(" FOR UPDATE")
     row = conn.execute(q, [incident_id]).fetchone()
     if row is None:
-        raise NotFound(f"no incident {incident_id}", "id")
+        raise NotFound(f"no incident {incident_id}", "id",
+                       key="err.incident.not_found", params={"id": incident_id})
     return row
 
 

@@ -85,6 +85,8 @@ class Rule:
     channels: tuple[str, ...] | None
     station_takes_part_in_traffic: bool | None
     legs: tuple[LegSpec, ...]
+    zh: str = ""  # the rule as a person reads it (issue 13); empty: the i18n key rule.<name>
+    en: str = ""
 
     def matches(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None) -> bool:
         """Return True when this rule applies to an incident with these attributes."""
@@ -141,7 +143,7 @@ class Rules:
                                 "terminal": list(TERMINAL_LEG),
                                 "needs_note": ["first_feedback"], "needs_outcome": ["closed"]},
             "outcomes": [o.to_json() for o in self.outcomes.values()],
-            "rules": [{"name": r.name,
+            "rules": [{"name": r.name, "zh": r.zh, "en": r.en,
                        "when": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (
                            ("categories", r.categories), ("severities", r.severities), ("channels", r.channels),
                            ("station_takes_part_in_traffic", r.station_takes_part_in_traffic)) if v is not None},
@@ -233,6 +235,8 @@ def parse_rules(doc: dict[str, Any], path: str = "") -> Rules:
             channels=_tuple(when["channels"], f"{where}.when.channels", CHANNELS) if "channels" in when else None,
             station_takes_part_in_traffic=stt,
             legs=tuple(legs),
+            zh=str(r.get("zh") or ""),
+            en=str(r.get("en") or ""),
         ))
     if not rules or any(x is not None for x in (rules[-1].categories, rules[-1].severities, rules[-1].channels,
                                                  rules[-1].station_takes_part_in_traffic)):

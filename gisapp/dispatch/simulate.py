@@ -80,7 +80,8 @@ class Simulator:
                 ).fetchall()
         self.places = [(r["lon"], r["lat"], r["name"]) for r in rows]
         if not self.places:
-            raise NotFound("no villages and no station jurisdictions: load the demo first (make run)")
+            raise NotFound("no villages and no station jurisdictions: load the demo first (make run)",
+                           key="err.simulate.no_world")
 
     def new_incident(self) -> None:
         rules_types = list(TYPE_WEIGHTS)

@@ -109,7 +109,8 @@ def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | N
     else:
         row = conn.execute("SELECT id FROM organisation WHERE code = %s", [organisation]).fetchone()
     if row is None:
-        raise NotFound(f"no organisation {organisation!r}", "organisation")
+        raise NotFound(f"no organisation {organisation!r}", "organisation",
+                       key="err.organisation.not_found", params={"id": str(organisation)[:40]})
     return row["id"]
 
 
@@ -143,11 +144,14 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         try:
             asked = _org_id(conn, organisation)
         except NotFound:  # do not tell a scoped caller which organisations exist
-            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation") from None
+            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation",
+                            key="err.organisation.outside_scope", params={"id": str(organisation)[:40]}) from None
         if asked is not None and asked not in orgs:
-            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation")
+            raise Forbidden(f"organisation {organisation!r} is outside your scope", "organisation",
+                            key="err.organisation.outside_scope", params={"id": str(organisation)[:40]})
         if asked is None and len(orgs) != 1:
-            raise Forbidden("your role sees no single organisation: name one", "organisation")
+            raise Forbidden("your role sees no single organisation: name one", "organisation",
+                            key="err.organisation.name_one")
         org_id = asked if asked is not None else next(iter(orgs))
     rules = load_rules(settings)
     accident_types = rules.types_of_category("accident")
@@ -256,5 +260,5 @@ def parse_period(args: dict, now: datetime | None = None) -> tuple[datetime, dat
     end = parse_time(args["to"], "to") if args.get("to") else now
     start = parse_time(args["from"], "from") if args.get("from") else end - timedelta(days=30)
     if start >= end:
-        raise ValidationError("must be before 'to'", "from")
+        raise ValidationError("must be before 'to'", "from", key="err.period.order")
     return start, end

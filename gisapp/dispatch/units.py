@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from gisapp.core import devices, scope
-from gisapp.core.errors import Conflict, Forbidden, GeometryError, NotFound, ValidationError
+from gisapp.core.errors import Conflict, Forbidden, GeometryError, NotFound, Text, ValidationError
 from gisapp.core.features import parse_time
 
 from .events import emit
@@ -62,12 +62,15 @@ def set_unit_status(conn: psycopg.Connection, unit_id: int, status: Any, actor: 
     """Set a unit available, off duty or out of service; 409 while it works on a leg."""
     if status not in MANUAL_UNIT_STATUSES:
         raise ValidationError(f"must be one of {', '.join(MANUAL_UNIT_STATUSES)} (the others follow the legs)",
-                              "status")
+                              "status",
+                              key="err.unit.manual_status",
+                              params={"options": Text.codes("unit.", MANUAL_UNIT_STATUSES)})
     u = conn.execute("SELECT id, code, status, current_leg_id FROM unit WHERE id = %s FOR UPDATE", [unit_id]).fetchone()
     if u is None:
-        raise NotFound(f"no unit {unit_id}", "id")
+        raise NotFound(f"no unit {unit_id}", "id", key="err.unit.not_found", params={"id": unit_id})
     if u["current_leg_id"] is not None:
-        raise Conflict(f"unit {u['code']} works on leg {u['current_leg_id']}; close or cancel the leg first", "status")
+        raise Conflict(f"unit {u['code']} works on leg {u['current_leg_id']}; close or cancel the leg first", "status",
+                       key="err.unit.busy", params={"unit": u["code"]})
     conn.execute("UPDATE unit SET status = %s, updated_at = now() WHERE id = %s", [status, unit_id])
     conn.execute("INSERT INTO audit_log (actor, action, entity, entity_id, client, detail) "
                  "VALUES (%s, 'unit_status', 'unit', %s, %s, %s)",
@@ -84,47 +87,54 @@ def parse_positions(body: Any, settings, now: datetime, user: dict, allowed: fro
     its own unit (the default of a report without ``unit_id``), a gateway its list."""
     reports = body.get("positions") if isinstance(body, dict) else body
     if not isinstance(reports, list) or not reports:
-        raise ValidationError("send {\"positions\": [{\"lon\", \"lat\", \"at\"}, ...]}", "positions")
+        raise ValidationError("send {\"positions\": [{\"lon\", \"lat\", \"at\"}, ...]}", "positions",
+                              key="err.positions.body")
     if len(reports) > settings.position_batch_max:
-        raise ValidationError(f"at most {settings.position_batch_max} reports per batch", "positions", status=413)
+        raise ValidationError(f"at most {settings.position_batch_max} reports per batch", "positions", status=413,
+                              key="err.positions.too_many", params={"limit": settings.position_batch_max})
     x0, y0, x1, y1 = settings.service_extent
     own_unit = user.get("unit_id") if user.get("role") == "device" else None
     if not allowed:
         raise Forbidden("this account reports for no unit (a device names its unit, a gateway lists its units)",
-                        "positions")
+                        "positions", key="err.positions.no_unit")
     out = []
     for i, r in enumerate(reports):
         f = f"positions[{i}]"
         if not isinstance(r, dict):
-            raise ValidationError("must be an object", f)
+            raise ValidationError("must be an object", f, key="err.not_object")
         unit_id = r.get("unit_id")
         if unit_id is None:
             unit_id = own_unit
             if unit_id is None:
-                raise ValidationError("is required (this token is not bound to a unit)", f + ".unit_id")
+                raise ValidationError("is required (this token is not bound to a unit)", f + ".unit_id",
+                                      key="err.required")
         unit_id = id_value(unit_id, f + ".unit_id")
         if unit_id not in allowed:
             only = f"unit {own_unit} only" if own_unit is not None else "the units of its list only"
-            raise Forbidden(f"this account reports for {only}", f + ".unit_id")
+            raise Forbidden(f"this account reports for {only}", f + ".unit_id",
+                            key="err.positions.other_unit")
         lon, lat = r.get("lon"), r.get("lat")
         for name, v in (("lon", lon), ("lat", lat)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValidationError("must be a finite number", f"{f}.{name}")
+                raise ValidationError("must be a finite number", f"{f}.{name}", key="err.not_finite")
         if not (x0 <= lon <= x1 and y0 <= lat <= y1):
             swapped = x0 <= lat <= x1 and y0 <= lon <= y1
             raise GeometryError("outside the service area" + ("; lon and lat look swapped" if swapped else ""),
-                                f + ".lon", status=422)
+                                f + ".lon", status=422, key="err.geom.outside_area_short")
         if r.get("at") is None:
-            raise ValidationError("is required (the device's time of the fix)", f + ".at")
+            raise ValidationError("is required (the device's time of the fix)", f + ".at",
+                                  key="err.required")
         at = parse_time(r["at"], f + ".at")
         if (at - now).total_seconds() > settings.future_tolerance_s:
             raise ValidationError(f"{at.isoformat()} is more than {settings.future_tolerance_s} s in the future",
-                                  f + ".at", status=422)
+                                  f + ".at", status=422,
+                                  key="err.future_time", params={"tolerance": settings.future_tolerance_s})
         rec = {"unit_id": unit_id, "lon": float(lon), "lat": float(lat), "at": at}
         for name, lo, hi in (("speed_kmh", 0, 400), ("heading_deg", 0, 360)):
             v = r.get(name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi):
-                raise ValidationError(f"must be a number in [{lo}, {hi}]", f"{f}.{name}")
+                raise ValidationError(f"must be a number in [{lo}, {hi}]", f"{f}.{name}",
+                                      key="err.range", params={"lo": lo, "hi": hi})
             rec[name] = v
         out.append(rec)
     return out
@@ -148,7 +158,8 @@ def ingest_positions(conn: psycopg.Connection, settings, body: Any, user: dict,
                                            [ids])}
     for i, r in enumerate(reports):
         if r["unit_id"] not in known:
-            raise NotFound(f"no unit {r['unit_id']}", f"positions[{i}].unit_id", status=422)
+            raise NotFound(f"no unit {r['unit_id']}", f"positions[{i}].unit_id", status=422,
+                           key="err.unit.not_found", params={"id": r["unit_id"]})
     cols = {k: [r[k] for r in reports] for k in ("unit_id", "lon", "lat", "at", "speed_kmh", "heading_deg")}
     moved = conn.execute(
         """

@@ -16,7 +16,7 @@ import psycopg
 
 from gisapp.core import features
 from gisapp.core.catalog import Layer
-from gisapp.core.errors import Conflict
+from gisapp.core.errors import Conflict, Text
 
 from .drafts import KINDS, create_plan
 from .publish import lock_layout
@@ -101,4 +101,6 @@ def check_layout_edit(conn: psycopg.Connection, user: dict, kind: str, settings)
                      for c in worse)
     raise Conflict(f"this boundary edit would leave the {kind} layout with {what}; boundaries are checked as "
                    "a plan is (GET /api/v1/plans/{id}/validation): draw the change in a plan, or fix the "
-                   "neighbouring areas in the same change", "geometry", issues=issues, counts=after["counts"])
+                   "neighbouring areas in the same change", "geometry", issues=issues, counts=after["counts"],
+                   key="err.boundary.worse", params={"kind": Text.code("jkind.", kind),
+                                                     "codes": Text.codes("pl.issue.", worse)})

@@ -26,7 +26,7 @@ from psycopg import sql
 from shapely import wkb
 
 from gisapp.core.audit import audit
-from gisapp.core.errors import Conflict, GeometryError, NotFound, ValidationError
+from gisapp.core.errors import Conflict, GeometryError, NotFound, Text, ValidationError
 from gisapp.core.geometry import build_shape, check_extent, check_rings, walk_positions
 
 KINDS = ("station", "traffic", "joint_zone")
@@ -45,7 +45,7 @@ def get_plan_row(conn: psycopg.Connection, plan_id: int, lock: bool = False) -> 
     row = conn.execute("SELECT * FROM plan WHERE id = %s" + (" FOR UPDATE" if lock else ""),
                        [plan_id]).fetchone()
     if row is None:
-        raise NotFound(f"no plan with id {plan_id}", "id")
+        raise NotFound(f"no plan with id {plan_id}", "id", key="err.plan.not_found", params={"id": plan_id})
     return row
 
 
@@ -53,7 +53,9 @@ def draft_row(conn: psycopg.Connection, plan_id: int) -> dict:
     plan = get_plan_row(conn, plan_id, lock=True)
     if plan["status"] != "draft":
         raise Conflict(f"plan {plan_id} is {plan['status']}; only a draft can be edited "
-                       "(copy it into a new draft with POST /api/v1/plans/{id}/copy)", "status")
+                       "(copy it into a new draft with POST /api/v1/plans/{id}/copy)", "status",
+                       key="err.plan.not_draft", params={"id": plan_id,
+                                                         "status": Text.code("pl.status.", plan["status"])})
     return plan
 
 
@@ -67,9 +69,11 @@ def plan_json(row: dict) -> dict:
 def list_plans(conn: psycopg.Connection, kind: str | None = None, status: str | None = None) -> list[dict]:
     """Return the plans (newest first) with their area counts."""
     if kind is not None and kind not in KINDS:
-        raise ValidationError(f"must be one of {', '.join(KINDS)}", "kind")
+        raise ValidationError(f"must be one of {', '.join(KINDS)}", "kind",
+                              key="err.one_of", params={"options": Text.codes("pl.kind.", KINDS)})
     if status is not None and status not in STATUSES:
-        raise ValidationError(f"must be one of {', '.join(STATUSES)}", "status")
+        raise ValidationError(f"must be one of {', '.join(STATUSES)}", "status",
+                              key="err.one_of", params={"options": Text.codes("pl.status.", STATUSES)})
     rows = conn.execute(
         "SELECT p.*, (SELECT count(*) FROM plan_area a WHERE a.plan_id = p.id) AS area_count "
         "FROM plan p WHERE (%(k)s::text IS NULL OR p.kind = %(k)s) AND (%(s)s::text IS NULL OR p.status = %(s)s) "
@@ -132,25 +136,26 @@ def parse_draft_geometry(obj: Any, extent: tuple[float, float, float, float] | N
     the service extent.
     """
     if not isinstance(obj, dict):
-        raise ValidationError("must be a GeoJSON geometry object", field)
+        raise ValidationError("must be a GeoJSON geometry object", field, key="err.geom.not_object")
     gtype = obj.get("type")
     accepted = {"MultiPolygon": ("Polygon", "MultiPolygon"), "LineString": ("LineString",)}[expected]
     if gtype not in accepted:
         raise GeometryError(f"geometry type {gtype!r} is not accepted here; expected {' or '.join(accepted)}",
-                            field)
+                            field,
+                            key="err.geom.type", params={"gtype": str(gtype)[:40], "expected": list(accepted)})
     coords = obj.get("coordinates")
     positions: list = []
     walk_positions(coords, field, positions)
     if not positions:
-        raise GeometryError("geometry has no coordinates", field)
+        raise GeometryError("geometry has no coordinates", field, key="err.geom.no_coordinates")
     for pos in positions:
         if not (-180 <= pos[0] <= 180 and -90 <= pos[1] <= 90):
             raise ValidationError(f"position {pos!r:.60} out of range (RFC 7946 order is [longitude, latitude])",
-                                  field)
+                                  field, key="err.geom.position_range")
     if gtype != "LineString":
         check_rings(gtype, coords, field)
     elif not isinstance(coords, list) or len(coords) < 2:
-        raise GeometryError("a line needs at least 2 positions", field)
+        raise GeometryError("a line needs at least 2 positions", field, key="err.geom.line_short")
     geom = build_shape(gtype, coords, field)
     if geom.has_z:
         geom = shapely.force_2d(geom)
@@ -165,7 +170,7 @@ def parse_draft_geometry(obj: Any, extent: tuple[float, float, float, float] | N
 
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ValidationError("is required: a name of 1 to 200 characters", "name")
+        raise ValidationError("is required: a name of 1 to 200 characters", "name", key="err.plan.name")
     return name.strip()
 
 
@@ -178,9 +183,11 @@ def create_plan(conn: psycopg.Connection, user: dict, *, name: str, kind: str, c
     """
     name = check_name(name)
     if kind not in KINDS:
-        raise ValidationError(f"must be one of {', '.join(KINDS)}", "kind")
+        raise ValidationError(f"must be one of {', '.join(KINDS)}", "kind",
+                              key="err.one_of", params={"options": Text.codes("pl.kind.", KINDS)})
     if not isinstance(description, str) or len(description) > 4000:
-        raise ValidationError("must be a string of at most 4000 characters", "description")
+        raise ValidationError("must be a string of at most 4000 characters", "description",
+                              key="err.too_long", params={"limit": 4000})
     at = copy_at or conn.execute("SELECT now() AS t").fetchone()["t"]
     origin = origin or ("empty" if empty else "copy")
     row = conn.execute(
@@ -261,7 +268,8 @@ def plan_of_area(conn: psycopg.Connection, area_id: int) -> int:
     """Return the id of the plan an area belongs to, or raise NotFound."""
     row = conn.execute("SELECT plan_id FROM plan_area WHERE id = %s", [area_id]).fetchone()
     if row is None:
-        raise NotFound(f"no plan area with id {area_id}", "id")
+        raise NotFound(f"no plan area with id {area_id}", "id",
+                       key="err.plan.area_not_found", params={"id": area_id})
     return row["plan_id"]
 
 
@@ -269,26 +277,33 @@ def area_row(conn: psycopg.Connection, plan_id: int, area_id: int) -> dict:
     row = conn.execute("SELECT * FROM plan_area WHERE id = %s AND plan_id = %s FOR UPDATE",
                        [area_id, plan_id]).fetchone()
     if row is None:
-        raise NotFound(f"plan {plan_id} has no area {area_id}", "area_id")
+        raise NotFound(f"plan {plan_id} has no area {area_id}", "area_id",
+                       key="err.plan.area_not_found", params={"id": area_id})
     return row
 
 
 def org_row(conn: psycopg.Connection, org_id: Any, field: str, kind: str | None = None) -> dict:
     if isinstance(org_id, bool) or not isinstance(org_id, int):
-        raise ValidationError("must be an organisation id (integer)", field)
+        raise ValidationError("must be an organisation id (integer)", field, key="err.not_id")
     row = conn.execute("SELECT id, code, name, kind, hq FROM organisation WHERE id = %s", [org_id]).fetchone()
     if row is None:
-        raise ValidationError(f"no organisation with id {org_id}", field, status=422)
+        raise ValidationError(f"no organisation with id {org_id}", field, status=422,
+                              key="err.organisation.not_found", params={"id": org_id})
     allowed = {"station": ("station",), "traffic": ("squadron", "station", "accident_section")}.get(kind or "")
     if allowed and row["kind"] not in allowed:
         raise ValidationError(f"organisation {row['code']} is a {row['kind']}; a {kind} jurisdiction belongs "
-                              f"to a {' or '.join(allowed)}", field, status=422)
+                              f"to a {' or '.join(allowed)}", field, status=422,
+                              key="err.plan.org_kind", params={"org": row["name"],
+                                                               "okind": Text.code("org.", row["kind"]),
+                                                               "kind": Text.code("jkind.", kind),
+                                                               "allowed": Text.codes("org.", allowed)})
     return row
 
 
 def member_ids(conn: psycopg.Connection, raw: Any) -> list[int]:
     if not isinstance(raw, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
-        raise ValidationError("must be an array of organisation ids", "member_ids")
+        raise ValidationError("must be an array of organisation ids", "member_ids",
+                              key="err.plan.member_ids")
     for m in raw:
         org_row(conn, m, "member_ids")
     return sorted(set(raw))
@@ -298,23 +313,26 @@ def add_area(conn: psycopg.Connection, user: dict, plan_id: int, body: dict, ext
     """Add an area to a draft: ``organisation_id`` (station/traffic plans) or a new joint zone."""
     plan = draft_row(conn, plan_id)
     if not isinstance(body, dict):
-        raise ValidationError("must be an object", "body")
+        raise ValidationError("must be an object", "body", key="err.not_object")
     geom = parse_draft_geometry(body["geometry"], extent) if body.get("geometry") is not None else None
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 100):
-        raise ValidationError("must be a string of at most 100 characters", "name")
+        raise ValidationError("must be a string of at most 100 characters", "name",
+                              key="err.too_long", params={"limit": 100})
     if plan["kind"] == "joint_zone":
         code = body.get("zone_code")
         if not isinstance(code, str) or not code or len(code) > 40:
-            raise ValidationError("is required for a joint zone (at most 40 characters)", "zone_code")
+            raise ValidationError("is required for a joint zone (at most 40 characters)", "zone_code",
+                                  key="err.plan.zone_code")
         if not name:
-            raise ValidationError("is required for a joint zone", "name")
+            raise ValidationError("is required for a joint zone", "name", key="err.required")
         centre = org_row(conn, body.get("centre_org_id"), "centre_org_id")
         members = member_ids(conn, body.get("member_ids", []))
         if centre["id"] not in members:
             members = sorted({*members, centre["id"]})
         if conn.execute("SELECT 1 FROM plan_area WHERE plan_id = %s AND zone_code = %s", [plan_id, code]).fetchone():
-            raise Conflict(f"the draft already has zone {code}", "zone_code")
+            raise Conflict(f"the draft already has zone {code}", "zone_code",
+                           key="err.plan.zone_exists", params={"code": code})
         row = conn.execute(
             "INSERT INTO plan_area (plan_id, zone_code, name, name_en, centre_org_id, member_ids, geom) "
             "VALUES (%s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326)) RETURNING id",
@@ -323,7 +341,8 @@ def add_area(conn: psycopg.Connection, user: dict, plan_id: int, body: dict, ext
         org = org_row(conn, body.get("organisation_id"), "organisation_id", plan["kind"])
         if conn.execute("SELECT 1 FROM plan_area WHERE plan_id = %s AND organisation_id = %s",
                         [plan_id, org["id"]]).fetchone():
-            raise Conflict(f"the draft already has an area for {org['code']}", "organisation_id")
+            raise Conflict(f"the draft already has an area for {org['code']}", "organisation_id",
+                           key="err.plan.area_exists", params={"org": org["name"]})
         row = conn.execute(
             "INSERT INTO plan_area (plan_id, organisation_id, name, geom) "
             "VALUES (%s, %s, %s, ST_GeomFromWKB(%s, 4326)) RETURNING id",
@@ -343,11 +362,12 @@ def update_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int
     draft_row(conn, plan_id)
     area = area_row(conn, plan_id, area_id)
     if not isinstance(body, dict) or not body:
-        raise ValidationError("must be an object with geometry, name, centre_org_id or member_ids", "body")
+        raise ValidationError("must be an object with geometry, name, centre_org_id or member_ids", "body",
+                              key="err.plan.area_body")
     allowed = {"geometry", "name", "name_en", "centre_org_id", "member_ids", "type", "properties"}
     for k in body:
         if k not in allowed:
-            raise ValidationError("cannot be changed here", k)
+            raise ValidationError("cannot be changed here", k, key="err.read_only")
     props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
     values = {**props, **{k: v for k, v in body.items() if k not in ("type", "properties", "geometry")}}
     if "geometry" in body:
@@ -357,12 +377,14 @@ def update_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int
     for k in ("name", "name_en"):
         if k in values:
             if values[k] is not None and (not isinstance(values[k], str) or len(values[k]) > 100):
-                raise ValidationError("must be a string of at most 100 characters", k)
+                raise ValidationError("must be a string of at most 100 characters", k,
+                                      key="err.too_long", params={"limit": 100})
             conn.execute(sql.SQL("UPDATE plan_area SET {} = %s WHERE id = %s").format(sql.Identifier(k)),
                          [values[k], area_id])
     if "centre_org_id" in values or "member_ids" in values:
         if area["zone_code"] is None:
-            raise ValidationError("only a joint zone has a centre and members", "member_ids")
+            raise ValidationError("only a joint zone has a centre and members", "member_ids",
+                                  key="err.plan.members_zone_only")
         centre = org_row(conn, values.get("centre_org_id", area["centre_org_id"]), "centre_org_id")["id"]
         members = member_ids(conn, values.get("member_ids", list(area["member_ids"])))
         conn.execute("UPDATE plan_area SET centre_org_id = %s, member_ids = %s WHERE id = %s",

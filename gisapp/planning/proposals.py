@@ -48,7 +48,7 @@ import shapely
 from shapely import wkb
 
 from gisapp.core.audit import audit
-from gisapp.core.errors import ValidationError
+from gisapp.core.errors import Text, ValidationError
 
 from .compare import History, Layout, assign, cv, load_history, published_layout
 from .drafts import create_plan, get_plan_row
@@ -90,10 +90,12 @@ def load_units(conn: psycopg.Connection, settings, kind: str, unit: str, h: Hist
                FROM cells JOIN village vi ON ST_Intersects(cells.cell, ST_Transform(vi.geom, %(srid)s)), c
                ORDER BY vi.id""", {"ad": settings.county_adcode, "srid": srid}).fetchall()
     else:
-        raise ValidationError("must be grid or village", "unit")
+        raise ValidationError("must be grid or village", "unit",
+                              key="err.one_of", params={"options": Text.codes("pl.unit.", ("grid", "village"))})
     rows = [r for r in rows if r["g"] is not None]
     if len(rows) < 2:
-        raise ValidationError(f"needs at least two {unit}s to build a layout from", "unit", status=422)
+        raise ValidationError(f"needs at least two {unit}s to build a layout from", "unit", status=422,
+                              key="err.proposal.too_few_units", params={"unit": Text.code("pl.unit.", unit)})
     geoms = [wkb.loads(bytes(r["g"])) for r in rows]
     rep = np.array([[p.x, p.y] for p in shapely.point_on_surface(geoms)], dtype=float)
     # Adjacency: units sharing a boundary longer than a metre (not just a corner).
@@ -119,7 +121,8 @@ def load_units(conn: psycopg.Connection, settings, kind: str, unit: str, h: Hist
     orgs = [k for k in pub.keys if pub.hq.get(k) is not None]
     if len(orgs) < 2:
         raise ValidationError(f"the published {kind} layout needs at least two organisations with headquarters",
-                              "kind", status=422)
+                              "kind", status=422,
+                              key="err.proposal.too_few_orgs", params={"kind": Text.code("jkind.", kind)})
     # The published owner of a unit: the area holding its representative point.
     lay = Layout(orgs, {k: pub.geoms[k] for k in orgs}, {}, {}, {}, {})
     owner0 = assign(lay, rep)
@@ -263,16 +266,19 @@ def propose(conn: psycopg.Connection, user: dict, body: dict, settings) -> dict:
     """Make a proposal draft (``method``: voronoi | balanced | mclp); return the plan row."""
     method = body.get("method")
     if method not in METHODS:
-        raise ValidationError(f"must be one of {', '.join(METHODS)}", "method")
+        raise ValidationError(f"must be one of {', '.join(METHODS)}", "method",
+                              key="err.one_of", params={"options": list(METHODS)})
     if method == "mclp":
         return propose_posts(conn, user, body, settings)
     kind = body.get("kind", "station")
     if kind not in ("station", "traffic"):
-        raise ValidationError("must be station or traffic", "kind")
+        raise ValidationError("must be station or traffic", "kind",
+                              key="err.one_of", params={"options": Text.codes("jkind.", ("station", "traffic"))})
     unit = body.get("unit", "grid")
     weight = body.get("weight", settings.plan_balance_weight)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100:
-        raise ValidationError("must be a number from 0 to 100", "weight")
+        raise ValidationError("must be a number from 0 to 100", "weight",
+                              key="err.range", params={"lo": 0, "hi": 100})
     h = load_history(conn, settings)
     u = load_units(conn, settings, kind, unit, h)
     base_owner = u.owner0.copy()
@@ -430,17 +436,19 @@ def propose_posts(conn: psycopg.Connection, user: dict, body: dict, settings) ->
     """Where to post ``cars`` patrol cars in joint zone ``zone_code`` by time of day (MCLP)."""
     code = body.get("zone_code")
     if not isinstance(code, str) or not code:
-        raise ValidationError("is required: the joint zone's code", "zone_code")
+        raise ValidationError("is required: the joint zone's code", "zone_code", key="err.required")
     cars = body.get("cars", 3)
     if isinstance(cars, bool) or not isinstance(cars, int) or not 1 <= cars <= 50:
-        raise ValidationError("must be an integer from 1 to 50", "cars")
+        raise ValidationError("must be an integer from 1 to 50", "cars",
+                              key="err.range", params={"lo": 1, "hi": 50})
     zone = conn.execute(
         """SELECT z.code, z.name, ST_AsBinary(z.geom) AS g,
                   ARRAY(SELECT m.organisation_id FROM joint_zone_member m WHERE m.joint_zone_id = z.id) AS members
            FROM joint_zone z WHERE z.code = %s AND z.valid_from <= now() AND (z.valid_to IS NULL OR z.valid_to > now())""",
         [code]).fetchone()
     if zone is None or zone["g"] is None:
-        raise ValidationError(f"no joint zone {code!r} with an area in force", "zone_code", status=422)
+        raise ValidationError(f"no joint zone {code!r} with an area in force", "zone_code", status=422,
+                              key="err.proposal.no_zone", params={"code": str(code)[:40]})
     zg = wkb.loads(bytes(zone["g"]))
     shapely.prepare(zg)
     h = load_history(conn, settings)
@@ -454,7 +462,8 @@ def propose_posts(conn: psycopg.Connection, user: dict, body: dict, settings) ->
     half = max(1, settings.plan_patrol_candidates_max // 2)
     cands = np.union1d(candidate_nodes(h, zg, half), hot_nodes(net, snaps, half))
     if len(cands) == 0:
-        raise ValidationError(f"joint zone {code} has no road node", "zone_code", status=422)
+        raise ValidationError(f"joint zone {code} has no road node", "zone_code", status=422,
+                              key="err.proposal.zone_no_roads", params={"code": code})
     hq = conn.execute("SELECT id, ST_X(hq) AS lon, ST_Y(hq) AS lat FROM organisation WHERE id = ANY(%s) "
                       "AND hq IS NOT NULL ORDER BY id", [list(zone["members"])]).fetchall()
     rows = []

@@ -52,7 +52,7 @@ def lock_kind(conn: psycopg.Connection, plan_id: int) -> str:
     """
     row = conn.execute("SELECT kind FROM plan WHERE id = %s", [plan_id]).fetchone()
     if row is None:
-        raise NotFound(f"no plan with id {plan_id}", "id")
+        raise NotFound(f"no plan with id {plan_id}", "id", key="err.plan.not_found", params={"id": plan_id})
     lock_layout(conn, row["kind"])
     return row["kind"]
 
@@ -65,7 +65,8 @@ def lock_layout(conn: psycopg.Connection, kind: str) -> None:
 def _check_reason(reason) -> None:
     """Refuse a missing, blank or over-long publish reason."""
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-        raise ValidationError("is required: say why this layout is published (at most 500 characters)", "reason")
+        raise ValidationError("is required: say why this layout is published (at most 500 characters)", "reason",
+                              key="err.publish.reason")
 
 
 def _effective_time(conn: psycopg.Connection, kind: str, table: str, effective_from: datetime | None,
@@ -75,13 +76,15 @@ def _effective_time(conn: psycopg.Connection, kind: str, table: str, effective_f
     at = effective_from or now
     if at < now - timedelta(seconds=settings.plan_backdate_tolerance_s):
         raise ValidationError(f"must not be more than {settings.plan_backdate_tolerance_s} s in the past "
-                              "(history is not rewritten)", "effective_from")
+                              "(history is not rewritten)", "effective_from",
+                              key="err.publish.backdated", params={"tolerance": settings.plan_backdate_tolerance_s})
     latest = conn.execute(
         "SELECT max(valid_from) AS t FROM jurisdiction WHERE kind = %s" if table == "jurisdiction"
         else "SELECT max(valid_from) AS t FROM joint_zone", [kind] if table == "jurisdiction" else []).fetchone()["t"]
     if latest is not None and at <= latest:
         raise Conflict(f"a version of this kind already starts at {latest.isoformat()}; "
-                       "publish with a later effective time", "effective_from")
+                       "publish with a later effective time", "effective_from",
+                       key="err.publish.version_exists")
     return now, at
 
 
@@ -90,7 +93,8 @@ def _check_validates(conn: psycopg.Connection, plan_id: int, settings) -> None:
     report = validate_plan(conn, plan_id, settings)
     if not report["valid"]:
         raise Conflict(f"the draft does not validate ({sum(report['counts'].values())} issues); fix them first",
-                       "plan", issues=report["issues"], counts=report["counts"])
+                       "plan", issues=report["issues"], counts=report["counts"],
+                       key="err.publish.invalid", params={"n": sum(report["counts"].values())})
 
 
 def _version_joint_zones(conn: psycopg.Connection, user: dict, plan_id: int, at: datetime,
@@ -225,7 +229,8 @@ def rollback(conn: psycopg.Connection, user: dict, plan_id: int, effective_from:
     lock_kind(conn, plan_id)
     src = get_plan_row(conn, plan_id)
     if src["status"] != "published":
-        raise Conflict("only a published plan can be published again", "id")
+        raise Conflict("only a published plan can be published again", "id",
+                       key="err.publish.not_published")
     copy = copy_plan(conn, user, plan_id, f"{src['name']} (rollback)", origin="rollback")
     out = publish_plan(conn, user, copy["id"], effective_from, reason, settings)
     audit(conn, user, "rollback", "plan", copy["id"], {"to_plan_id": plan_id})

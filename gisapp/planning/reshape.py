@@ -42,7 +42,7 @@ def _reassign_piece(conn: psycopg.Connection, plan_id: int, piece_wkb: bytes, to
                    WHERE id = %(to)s""", params)
     except psycopg.errors.InternalError as e:  # GEOS topology errors on badly broken drawings
         raise GeometryError(f"cannot reshape: {e.diag.message_primary}; fix the invalid area first",
-                            "geometry") from None
+                            "geometry", key="err.reshape.invalid_area") from None
     return losers
 
 
@@ -60,13 +60,15 @@ def move_grid(conn: psycopg.Connection, user: dict, plan_id: int, grid_id: Any, 
     """Move a patrol grid to another organisation's area: the two areas are reshaped."""
     plan = draft_row(conn, plan_id)
     if plan["kind"] == "joint_zone":
-        raise ValidationError("grids move between station or traffic areas, not joint zones", "grid_id")
+        raise ValidationError("grids move between station or traffic areas, not joint zones", "grid_id",
+                              key="err.reshape.grid_joint_zone")
     if isinstance(grid_id, bool) or not isinstance(grid_id, int):
-        raise ValidationError("must be a grid id (integer)", "grid_id")
+        raise ValidationError("must be a grid id (integer)", "grid_id", key="err.not_id")
     grid = conn.execute("SELECT id, code, name, ST_AsBinary(geom) AS g FROM grid WHERE id = %s",
                         [grid_id]).fetchone()
     if grid is None:
-        raise ValidationError(f"no grid with id {grid_id}", "grid_id", status=422)
+        raise ValidationError(f"no grid with id {grid_id}", "grid_id", status=422,
+                              key="err.grid.not_found", params={"id": grid_id})
     to_area = _area_for_org(conn, plan, to_org_id, "to_organisation_id")
     losers = _reassign_piece(conn, plan_id, grid["g"], to_area["id"], settings)
     touch(conn, plan_id)
@@ -80,10 +82,12 @@ def reassign_polygon(conn: psycopg.Connection, user: dict, plan_id: int, geometr
     """Give a drawn polygon to an organisation: it joins that area and leaves every other one."""
     plan = draft_row(conn, plan_id)
     if plan["kind"] == "joint_zone":
-        raise ValidationError("draw joint zones by editing their areas", "geometry")
+        raise ValidationError("draw joint zones by editing their areas", "geometry",
+                              key="err.reshape.draw_zone")
     geom = parse_draft_geometry(geometry, settings.service_extent)
     if not geom.is_valid:
-        raise GeometryError("the drawn shape crosses itself; draw it again", "geometry")
+        raise GeometryError("the drawn shape crosses itself; draw it again", "geometry",
+                            key="err.reshape.self_crossing")
     to_area = _area_for_org(conn, plan, to_org_id, "to_organisation_id")
     losers = _reassign_piece(conn, plan_id, geom.wkb, to_area["id"], settings)
     touch(conn, plan_id)
@@ -99,12 +103,14 @@ def village_cell(conn: psycopg.Connection, plan_id: int, village_id: int, settin
     """
     v = conn.execute("SELECT id, code, name, geom FROM village WHERE id = %s", [village_id]).fetchone()
     if v is None:
-        raise ValidationError(f"no village with id {village_id}", "village_id", status=422)
+        raise ValidationError(f"no village with id {village_id}", "village_id", status=422,
+                              key="err.village.not_found", params={"id": village_id})
     area = conn.execute(
         "SELECT * FROM plan_area WHERE plan_id = %s AND geom IS NOT NULL AND ST_Intersects(geom, %s) "
         "ORDER BY id LIMIT 1", [plan_id, v["geom"]]).fetchone()
     if area is None:
-        raise Conflict(f"village {v['code']} lies in no area of this draft", "village_id")
+        raise Conflict(f"village {v['code']} lies in no area of this draft", "village_id",
+                       key="err.reshape.village_no_area", params={"code": v["code"]})
     cell = conn.execute(
         """WITH a AS (SELECT ST_MakeValid(geom) AS g FROM plan_area WHERE id = %(a)s),
                 vs AS (SELECT v.id, ST_Transform(v.geom, %(srid)s) AS g FROM village v, a WHERE ST_Intersects(v.geom, a.g)),
@@ -116,7 +122,8 @@ def village_cell(conn: psycopg.Connection, plan_id: int, village_id: int, settin
            LIMIT 1""",
         {"a": area["id"], "srid": settings.metric_srid, "v": v["geom"]}).fetchone()
     if cell is None or cell["wkb"] is None:
-        raise Conflict(f"no territory found for village {v['code']}", "village_id")
+        raise Conflict(f"no territory found for village {v['code']}", "village_id",
+                       key="err.reshape.village_no_territory", params={"code": v["code"]})
     return area, cell["wkb"]
 
 
@@ -125,13 +132,15 @@ def move_village(conn: psycopg.Connection, user: dict, plan_id: int, village_id:
     """Move a village's territory (its Voronoi cell in its area) to another organisation."""
     plan = draft_row(conn, plan_id)
     if plan["kind"] == "joint_zone":
-        raise ValidationError("villages move between station or traffic areas, not joint zones", "village_id")
+        raise ValidationError("villages move between station or traffic areas, not joint zones", "village_id",
+                              key="err.reshape.village_joint_zone")
     if isinstance(village_id, bool) or not isinstance(village_id, int):
-        raise ValidationError("must be a village id (integer)", "village_id")
+        raise ValidationError("must be a village id (integer)", "village_id", key="err.not_id")
     from_area, cell = village_cell(conn, plan_id, village_id, settings)
     to_area = _area_for_org(conn, plan, to_org_id, "to_organisation_id")
     if to_area["id"] == from_area["id"]:
-        raise Conflict("the village already lies in that organisation's area", "to_organisation_id")
+        raise Conflict("the village already lies in that organisation's area", "to_organisation_id",
+                       key="err.reshape.village_already")
     losers = _reassign_piece(conn, plan_id, cell, to_area["id"], settings)
     touch(conn, plan_id)
     audit(conn, user, "move_village", "plan", plan_id, {"village_id": village_id, "to_area_id": to_area["id"],
@@ -150,13 +159,14 @@ def split_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int,
     plan = draft_row(conn, plan_id)
     area = area_row(conn, plan_id, area_id)
     if area["geom"] is None:
-        raise Conflict("the area has no geometry to split", "area_id")
+        raise Conflict("the area has no geometry to split", "area_id", key="err.reshape.no_geometry")
     line_g = parse_draft_geometry(line, settings.service_extent, "line", expected="LineString")
     keep = body.get("keep_point")
     if keep is not None:
         if not (isinstance(keep, list) and len(keep) == 2 and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in keep)):
-            raise ValidationError("must be [longitude, latitude]", "keep_point")
+            raise ValidationError("must be [longitude, latitude]", "keep_point",
+                                  key="err.reshape.keep_point")
     pieces = conn.execute(
         """SELECT (d).path[1] AS n, ST_AsBinary((d).geom) AS wkb, ST_Area(ST_Transform((d).geom, %(srid)s)) AS m2
            FROM (SELECT ST_Dump(ST_Split(plan_clean_area(geom, %(srid)s, %(tol)s), ST_GeomFromWKB(%(l)s, 4326))) AS d
@@ -165,7 +175,7 @@ def split_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int,
     pieces = [p for p in pieces if p["m2"] >= settings.plan_tolerance_m2]
     if len(pieces) < 2:
         raise GeometryError("the line does not cut the area into two or more pieces: draw it right across",
-                            "line")
+                            "line", key="err.reshape.line_no_cut")
     shapes = [wkb.loads(p["wkb"]) for p in pieces]
     seat = None
     if keep is not None:
@@ -182,13 +192,14 @@ def split_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int,
     if plan["kind"] == "joint_zone":
         code = body.get("to_zone_code")
         if not isinstance(code, str) or not code:
-            raise ValidationError("is required: the joint zone that gets the cut-off pieces", "to_zone_code")
+            raise ValidationError("is required: the joint zone that gets the cut-off pieces", "to_zone_code",
+                                  key="err.reshape.to_zone_code")
         target = conn.execute("SELECT * FROM plan_area WHERE plan_id = %s AND zone_code = %s FOR UPDATE",
                               [plan_id, code]).fetchone()
         if target is None:
             name = body.get("name")
             if not isinstance(name, str) or not name:
-                raise ValidationError("is required for a new joint zone", "name")
+                raise ValidationError("is required for a new joint zone", "name", key="err.required")
             centre = org_row(conn, body.get("centre_org_id"), "centre_org_id")["id"]
             target = conn.execute(
                 "INSERT INTO plan_area (plan_id, zone_code, name, centre_org_id, member_ids) "
@@ -196,7 +207,8 @@ def split_area(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int,
     else:
         target = _area_for_org(conn, plan, body.get("to_organisation_id"), "to_organisation_id")
     if target["id"] == area_id:
-        raise ValidationError("must name another owner than the area being split", "to_organisation_id")
+        raise ValidationError("must name another owner than the area being split", "to_organisation_id",
+                              key="err.reshape.same_owner")
     _reassign_piece(conn, plan_id, shapely.MultiPolygon(
         [p for p in getattr(moved, "geoms", [moved]) if p.geom_type == "Polygon"]).wkb, target["id"], settings)
     touch(conn, plan_id)
@@ -210,9 +222,10 @@ def merge_areas(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int
     """Merge ``other_area_id`` into ``area_id`` (the other owner loses its area in this draft)."""
     draft_row(conn, plan_id)
     if isinstance(other_area_id, bool) or not isinstance(other_area_id, int):
-        raise ValidationError("must be an area id (integer)", "other_area_id")
+        raise ValidationError("must be an area id (integer)", "other_area_id", key="err.not_id")
     if other_area_id == area_id:
-        raise ValidationError("must be another area than area_id", "other_area_id")
+        raise ValidationError("must be another area than area_id", "other_area_id",
+                              key="err.reshape.same_area")
     keep = area_row(conn, plan_id, area_id)
     other = area_row(conn, plan_id, other_area_id)
     try:
@@ -224,7 +237,8 @@ def merge_areas(conn: psycopg.Connection, user: dict, plan_id: int, area_id: int
                 [other["geom"], GRID_DEG, settings.metric_srid, settings.plan_tolerance_m2,
                  sorted({*keep["member_ids"], *other["member_ids"]}), area_id])
     except psycopg.errors.InternalError as e:
-        raise GeometryError(f"cannot merge: {e.diag.message_primary}; fix the invalid area first", "geometry") from None
+        raise GeometryError(f"cannot merge: {e.diag.message_primary}; fix the invalid area first", "geometry",
+                            key="err.reshape.invalid_area") from None
     conn.execute("DELETE FROM plan_area WHERE id = %s", [other_area_id])
     touch(conn, plan_id)
     audit(conn, user, "merge_areas", "plan", plan_id, {"area_id": area_id, "merged_area_id": other_area_id})

@@ -8,13 +8,28 @@ from .drafts import ISSUE_CODES, get_plan_row
 
 # --- validation -------------------------------------------------------------------------------
 
+# GEOS' reasons for an invalid geometry (ST_IsValidReason), as a planner reads them in Chinese
+_INVALID_ZH = {"Ring Self-intersection": "边界环自相交", "Self-intersection": "边界自相交",
+               "Too few points": "点数过少", "Hole lies outside shell": "内环位于外环之外",
+               "Nested shells": "外环相互嵌套", "Nested holes": "内环相互嵌套",
+               "Interior is disconnected": "内部不连通", "Duplicate Rings": "重复的环",
+               "Invalid Coordinate": "坐标无效", "Ring is not closed": "环未闭合"}
+
+
+def _invalid_zh(reason: str | None) -> str:
+    for en, zh in _INVALID_ZH.items():
+        if (reason or "").startswith(en):
+            return zh
+    return "图形不合法"
+
+
 def _msg(code: str, **kw) -> tuple[str, str]:
     m2 = kw.get("m2")
     size_zh = f"{m2:,.0f} 平方米" if m2 is not None else ""
     size_en = f"{m2:,.0f} m²" if m2 is not None else ""
     a, b = kw.get("a", ""), kw.get("b", "")
     return {
-        "invalid": (f"「{a}」的几何图形无效（{kw.get('reason')}），请修改边界",
+        "invalid": (f"「{a}」的几何图形无效（{_invalid_zh(kw.get('reason'))}），请修改边界",
                     f"{a}: invalid geometry ({kw.get('reason')}); redraw the boundary"),
         "empty": (f"「{a}」没有范围", f"{a} has no area"),
         "overlap": (f"「{a}」与「{b}」重叠 {size_zh}", f"{a} and {b} overlap by {size_en}"),

@@ -18,7 +18,7 @@ from flask import Flask, g, jsonify, request, session
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.exceptions import ServiceUnavailable as ServiceUnavailablePage
 
-from gisapp.core import db
+from gisapp.core import callerkey, db
 from gisapp.core.accounts import user_for_token
 from gisapp.core.catalog import PUBLIC_LAYER_CHOICES
 from gisapp.core.config import ROOT, Settings
@@ -58,6 +58,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if wrong:
         raise ValueError(f"public_layers: {', '.join(wrong)} may not be public; "
                          f"choose from {', '.join(PUBLIC_LAYER_CHOICES)}")
+    if callerkey.current_key(settings) is None:  # a malformed key stops the service here (CallerKeyError)
+        log.warning("no caller key (caller_key / caller_key_file): intake keeps only masked caller numbers and "
+                    "call-back answers 503; run `gisapp caller-key init`")
     app = Flask(
         "gisapp",
         root_path=str(Path(__file__).parent),

@@ -43,7 +43,7 @@ def _time(name: str) -> datetime | None:
         v = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationError("must be an ISO time such as 2026-01-31T08:00 (local) or with a zone",
-                              name) from None
+                              name, key="err.not_time") from None
     return v if v.tzinfo else v.replace(tzinfo=ZoneInfo(settings().local_timezone))
 
 
@@ -53,7 +53,7 @@ def filters_from_request() -> dict:
     for key in ("actor", "action", "entity", "entity_id", "q"):
         raw = (request.args.get(key) or "").strip()
         if len(raw) > 200:
-            raise ValidationError("at most 200 characters", key)
+            raise ValidationError("at most 200 characters", key, key="err.too_long", params={"limit": 200})
         out[key] = raw or None
     return out
 

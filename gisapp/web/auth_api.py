@@ -8,7 +8,7 @@ from psycopg import sql
 from gisapp.core import devices
 from gisapp.core.accounts import ROLES, create_token, create_user, get_user, list_users, revoke_token
 from gisapp.core.audit import audit
-from gisapp.core.errors import Forbidden, NotFound, ValidationError
+from gisapp.core.errors import Forbidden, NotFound, Text, ValidationError
 from gisapp.core.features import parse_id, parse_time
 from gisapp.core.sessions import end_user_sessions, list_sessions
 
@@ -38,12 +38,12 @@ def init_app(app) -> None:
 def login():
     body = json_body()
     if not isinstance(body, dict):
-        raise ValidationError("must be an object with username and password", "body")
+        raise ValidationError("must be an object with username and password", "body", key="err.login.body")
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not username:
-        raise ValidationError("is required", "username")
+        raise ValidationError("is required", "username", key="err.required")
     if not isinstance(password, str) or not password:
-        raise ValidationError("is required", "password")
+        raise ValidationError("is required", "password", key="err.required")
     user = start_login_session(username, password, via="api")
     return jsonify({**user, "csrf_token": page_csrf_token()})
 
@@ -65,16 +65,18 @@ def new_token():
     body = json_object()
     name = body.get("name")
     if not isinstance(name, str) or not name or len(name) > 100:
-        raise ValidationError("is required (at most 100 characters)", "name")
+        raise ValidationError("is required (at most 100 characters)", "name",
+                              key="err.too_long", params={"limit": 100})
     target = user["id"]
     if "user_id" in body:
         target = parse_id(body["user_id"], "user_id")
         if target != user["id"] and user["role"] != "admin":
-            raise Forbidden("only an admin makes tokens for other users", "user_id")
+            raise Forbidden("only an admin makes tokens for other users", "user_id",
+                            key="err.token.admin_only")
     expires = parse_time(body["expires_at"], "expires_at") if body.get("expires_at") else None
     with db_tx() as conn:
         if not conn.execute("SELECT 1 FROM app_user WHERE id = %s", [target]).fetchone():
-            raise NotFound(f"no user {target}", "user_id")
+            raise NotFound(f"no user {target}", "user_id", key="err.user.not_found", params={"id": target})
         tok = create_token(conn, target, name, expires)
         audit(conn, user, "create_token", "api_token", tok["id"], {"user_id": target}, client_label())
     return jsonify(tok), 201
@@ -103,9 +105,10 @@ def add_user():
     body = json_object()
     for k in ("username", "password", "role"):
         if not isinstance(body.get(k), str):
-            raise ValidationError("is required (a string)", k)
+            raise ValidationError("is required (a string)", k, key="err.required")
     if body["role"] not in ROLES:
-        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role")
+        raise ValidationError(f"must be one of {', '.join(ROLES)}", "role",
+                              key="err.user.role", params={"options": Text.codes("role.", ROLES)})
     station = parse_id(body["station_id"], "station_id") if body.get("station_id") is not None else None
     with db_tx() as conn:
         row = create_user(conn, body["username"], body["password"], body["role"], station,
@@ -123,7 +126,7 @@ def user_units(uid: str):
     uid_i = parse_id(uid)
     with db_tx() as conn:
         if get_user(conn, uid_i) is None:
-            raise NotFound(f"no user {uid_i}", "id")
+            raise NotFound(f"no user {uid_i}", "id", key="err.user.not_found", params={"id": uid_i})
         return jsonify(user_id=uid_i, unit_ids=devices.gateway_units(conn, uid_i))
 
 
@@ -134,7 +137,7 @@ def set_user_units(uid: str):
     uid_i = parse_id(uid)
     body = json_object()
     if "unit_ids" not in body:
-        raise ValidationError("is required (a list of unit ids)", "unit_ids")
+        raise ValidationError("is required (a list of unit ids)", "unit_ids", key="err.required")
     with db_tx() as conn:
         ids = devices.set_gateway_units(conn, uid_i, body["unit_ids"])
         audit(conn, admin, "set_units", "app_user", uid_i, {"unit_ids": ids}, client_label())
@@ -157,16 +160,18 @@ def change_user(uid: str):
     allowed = {"active": bool, "role": str, "display_name": str, "language": str, "unit_id": int}
     with db_tx() as conn:
         if get_user(conn, uid_i, lock=True) is None:
-            raise NotFound(f"no user {uid_i}", "id")
+            raise NotFound(f"no user {uid_i}", "id", key="err.user.not_found", params={"id": uid_i})
         for k, v in body.items():
             if k not in allowed:
-                raise ValidationError("cannot be changed here", k)
+                raise ValidationError("cannot be changed here", k, key="err.read_only")
             if not isinstance(v, allowed[k]):
-                raise ValidationError(f"must be {allowed[k].__name__}", k)
+                raise ValidationError(f"must be {allowed[k].__name__}", k, key="err.user.field_type")
             if k == "role" and v not in ROLES:
-                raise ValidationError(f"must be one of {', '.join(ROLES)}", k)
+                raise ValidationError(f"must be one of {', '.join(ROLES)}", k,
+                                      key="err.user.role", params={"options": Text.codes("role.", ROLES)})
             if k == "language" and v not in ("zh", "en"):
-                raise ValidationError("must be zh or en", k)
+                raise ValidationError("must be zh or en", k,
+                                      key="err.one_of", params={"options": ["zh", "en"]})
         for k, v in body.items():
             conn.execute(sql.SQL("UPDATE app_user SET {} = %s WHERE id = %s").format(sql.Identifier(k)),
                          [v, uid_i])
@@ -174,7 +179,8 @@ def change_user(uid: str):
         if changed["role"] == "device":
             devices.check_device_unit(conn, "device", changed["unit_id"])
         elif "unit_id" in body:
-            raise ValidationError("only a device account is bound to one unit", "unit_id", status=422)
+            raise ValidationError("only a device account is bound to one unit", "unit_id", status=422,
+                                  key="err.user.unit_device_only")
         if body.get("active") is False:
             body = {**body, "sessions_ended": end_user_sessions(conn, uid_i, "deactivated")}
         audit(conn, admin, "update", "app_user", uid_i, body, client_label())
@@ -190,7 +196,7 @@ def user_sessions(uid: str):
     limit = arg_int("limit", 100, 1, 1000)
     with db_tx() as conn:
         if get_user(conn, uid_i) is None:
-            raise NotFound(f"no user {uid_i}", "id")
+            raise NotFound(f"no user {uid_i}", "id", key="err.user.not_found", params={"id": uid_i})
         return jsonify(list_sessions(conn, uid_i, limit))
 
 
@@ -202,7 +208,7 @@ def end_sessions(uid: str):
     only = request.args.get("session_id") or None
     with db_tx() as conn:
         if get_user(conn, uid_i) is None:
-            raise NotFound(f"no user {uid_i}", "id")
+            raise NotFound(f"no user {uid_i}", "id", key="err.user.not_found", params={"id": uid_i})
         n = end_user_sessions(conn, uid_i, "ended_by_admin", only)
         audit(conn, admin, "end_sessions", "app_user", uid_i, {"ended": n, "session_id": only}, client_label())
     return jsonify(user_id=uid_i, ended=n)

@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, g, jsonify, request, session
 
 from gisapp.core import db
 from gisapp.core.config import Settings
-from gisapp.core.errors import Forbidden, GisappError, PayloadTooLarge, Unauthorized, ValidationError
+from gisapp.core.errors import Forbidden, GisappError, PayloadTooLarge, Text, Unauthorized, ValidationError
 from gisapp.core.features import parse_id
 from gisapp.core.sessions import create_session, csrf_matches, csrf_token, end_token_session, login
 
@@ -63,7 +63,7 @@ def require_user() -> dict:
     """Return the logged-in user or raise 401."""
     user = current_user()
     if user is None:
-        raise Unauthorized("log in or send a bearer token", "Authorization")
+        raise Unauthorized("log in or send a bearer token", "Authorization", key="err.login_required")
     return user
 
 
@@ -71,7 +71,8 @@ def require_role(*roles: str) -> dict:
     """Return the user if their role is one of ``roles`` (admin always is), else raise 401/403."""
     user = require_user()
     if user["role"] != "admin" and user["role"] not in roles:
-        raise Forbidden(f"role {user['role']!r} may not do this; needs one of {', '.join(roles)}", "role")
+        raise Forbidden(f"role {user['role']!r} may not do this; needs one of {', '.join(roles)}", "role",
+                        key="err.role_forbidden", params={"role": Text.code("role.", user["role"])})
     return user
 
 
@@ -79,7 +80,7 @@ def require_read(layer: str | None = None) -> None:
     """Let a read through when the caller is logged in, or when ``layer`` is one the deployment
     opened to everyone (``public_layers``); else raise 401."""
     if current_user() is None and (layer is None or layer not in settings().public_layers):
-        raise Unauthorized("log in or send a bearer token", "Authorization")
+        raise Unauthorized("log in or send a bearer token", "Authorization", key="err.login_required")
 
 
 # --- cross-site writes ----------------------------------------------------------------------------
@@ -119,7 +120,8 @@ def check_cross_site() -> None:
         return
     if request.path.startswith("/api/") and request.headers.get("Content-Type") \
             and (request.mimetype or "") not in _JSON_TYPES:
-        raise ValidationError("send Content-Type: application/json", "Content-Type", status=415)
+        raise ValidationError("send Content-Type: application/json", "Content-Type", status=415,
+                              key="err.content_type")
     if getattr(g, "auth_kind", None) == "token":
         return
     binding = session.get("sid") or session.get("nonce")
@@ -134,10 +136,12 @@ def check_cross_site() -> None:
     if source is None:
         if not request.cookies and not given:
             return
-        raise Forbidden("a write from the browser needs the page's X-CSRF-Token or an Origin header", "Origin")
+        raise Forbidden("a write from the browser needs the page's X-CSRF-Token or an Origin header", "Origin",
+                        key="err.csrf")
     allowed = {request.host_url.rstrip("/").lower()} | {o.rstrip("/").lower() for o in settings().csrf_trusted_origins}
     if source.lower() not in allowed:
-        raise Forbidden("cross-site request refused: the Origin is not this site", "Origin")
+        raise Forbidden("cross-site request refused: the Origin is not this site", "Origin",
+                        key="err.cross_site")
 
 
 def client_address() -> str | None:
@@ -212,17 +216,20 @@ def json_body() -> Any:
     """Return the request's JSON body or raise a 400/413/415 naming the body."""
     limit = settings().max_body_mb * 1024 * 1024
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body larger than the limit of {settings().max_body_mb:g} MB", "body")
+        raise PayloadTooLarge(f"request body larger than the limit of {settings().max_body_mb:g} MB", "body",
+                              key="err.body_too_large", params={"limit": f"{settings().max_body_mb:g}"})
     ctype = request.mimetype or ""
     if ctype not in _JSON_TYPES:
-        raise ValidationError("send Content-Type: application/json", "Content-Type", status=415)
+        raise ValidationError("send Content-Type: application/json", "Content-Type", status=415,
+                              key="err.content_type")
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         body = json.loads(raw or b"null")
     except RecursionError:
-        raise ValidationError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels", "body") from None
+        raise ValidationError(f"not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels", "body",
+                              key="err.json_depth", params={"depth": MAX_JSON_DEPTH}) from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationError(f"not valid JSON: {e}", "body") from None
+        raise ValidationError(f"not valid JSON: {e}", "body", key="err.json_invalid") from None
     check_json(body, check_text=_SURROGATE_ESCAPE.search(raw) is not None)
     return body
 
@@ -257,14 +264,17 @@ def check_json(body: Any, check_text: bool = True) -> None:
             items = ((field, v) for v in obj)
         else:
             if check_text and type(obj) is str and _bad_text(obj):
-                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", field)
+                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", field,
+                                      key="err.surrogate")
             continue
         if depth >= MAX_JSON_DEPTH:
-            raise ValidationError(f"not valid JSON here: nested deeper than {MAX_JSON_DEPTH} levels", "body")
+            raise ValidationError(f"not valid JSON here: nested deeper than {MAX_JSON_DEPTH} levels", "body",
+                                  key="err.json_depth", params={"depth": MAX_JSON_DEPTH})
         for k, v in items:
             if check_text and type(obj) is dict and _bad_text(k):
                 raise ValidationError("a property name holds a lone UTF-16 surrogate (not valid Unicode)",
-                                      k.encode("utf-8", "backslashreplace").decode("ascii"))
+                                      k.encode("utf-8", "backslashreplace").decode("ascii"),
+                                      key="err.surrogate")
             t = type(v)
             if t is float or t is int:
                 continue
@@ -276,14 +286,15 @@ def check_json(body: Any, check_text: bool = True) -> None:
             elif t is dict:
                 stack.append((v, depth + 1, k))
             elif check_text and t is str and _bad_text(v):
-                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", k)
+                raise ValidationError("holds a lone UTF-16 surrogate (not valid Unicode)", k,
+                                      key="err.surrogate")
 
 
 def json_object() -> dict:
     """Return the JSON body, which must be an object."""
     body = json_body()
     if not isinstance(body, dict):
-        raise ValidationError("must be a JSON object", "body")
+        raise ValidationError("must be a JSON object", "body", key="err.not_object")
     return body
 
 
@@ -293,7 +304,8 @@ def only_params(*allowed: str) -> None:
     """Refuse any query parameter not in ``allowed``."""
     for key in request.args:
         if key not in allowed:
-            raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key)
+            raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key,
+                                  key="err.unknown_param", params={"options": list(allowed)})
 
 
 _NUMBER = re.compile(r" *[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)? *")
@@ -304,16 +316,16 @@ def arg_float(name: str, raw: str | None = None, required: bool = True) -> float
     raw = request.args.get(name) if raw is None else raw
     if raw is None or raw == "":
         if required:
-            raise ValidationError("is required", name)
+            raise ValidationError("is required", name, key="err.required")
         return None
     try:
         if not _NUMBER.fullmatch(raw):
             raise ValueError(raw)
         v = float(raw)
     except ValueError:
-        raise ValidationError(f"must be a number, got {raw!r:.40}", name) from None
+        raise ValidationError(f"must be a number, got {raw!r:.40}", name, key="err.not_number") from None
     if not math.isfinite(v):
-        raise ValidationError("must be a finite number", name)
+        raise ValidationError("must be a finite number", name, key="err.not_finite")
     return v
 
 
@@ -324,10 +336,11 @@ def arg_int(name: str, default: int, lo: int, hi: int) -> int:
         return default
     m = re.fullmatch(r" *(-?[0-9]{1,9}) *", raw)  # not str.strip(): it takes control characters too
     if m is None:
-        raise ValidationError(f"must be an integer, got {raw!r:.40}", name)
+        raise ValidationError(f"must be an integer, got {raw!r:.40}", name, key="err.not_integer")
     v = int(m.group(1))
     if not lo <= v <= hi:
-        raise ValidationError(f"must be between {lo} and {hi}", name)
+        raise ValidationError(f"must be between {lo} and {hi}", name,
+                              key="err.range", params={"lo": lo, "hi": hi})
     return v
 
 
@@ -344,9 +357,9 @@ def arg_ids(name: str, most: int = 500) -> list[int] | None:
         return None
     vals = [x.strip() for x in raw.split(",") if x.strip()]
     if not vals:
-        raise ValidationError("must be a comma-separated list of ids", name)
+        raise ValidationError("must be a comma-separated list of ids", name, key="err.id_list")
     if len(vals) > most:
-        raise ValidationError(f"at most {most} ids", name)
+        raise ValidationError(f"at most {most} ids", name, key="err.id_list_max", params={"most": most})
     return [parse_id(v, name) for v in vals]
 
 
@@ -354,7 +367,8 @@ def arg_choice(name: str, options: tuple[str, ...], default: str) -> str:
     """One of ``options`` from the query."""
     raw = request.args.get(name, default)
     if raw not in options:
-        raise ValidationError(f"must be one of {', '.join(options)}", name)
+        raise ValidationError(f"must be one of {', '.join(options)}", name,
+                              key="err.one_of", params={"options": list(options)})
     return raw
 
 
@@ -367,7 +381,7 @@ def arg_bool(name: str, default: bool) -> bool:
         return True
     if raw.lower() in ("0", "false", "no"):
         return False
-    raise ValidationError("must be true or false", name)
+    raise ValidationError("must be true or false", name, key="err.not_bool")
 
 
 # --- responses ------------------------------------------------------------------------------------

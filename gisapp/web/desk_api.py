@@ -59,7 +59,8 @@ def _write(fn):
                 return fn(conn)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == 2:
-                raise Conflict("the database stayed busy with conflicting changes; retry", "body") from None
+                raise Conflict("the database stayed busy with conflicting changes; retry", "body",
+                               key="err.busy") from None
 
 
 # --- the desk -----------------------------------------------------------------------------------
@@ -73,11 +74,13 @@ def legs():
                               key="err.organisation_required")
     state = request.args.get("state", "open")
     if state not in DESK_STATES:
-        raise ValidationError(f"must be one of {', '.join(DESK_STATES)}", "state")
+        raise ValidationError(f"must be one of {', '.join(DESK_STATES)}", "state",
+                              key="err.one_of", params={"options": list(DESK_STATES)})
     s = settings()
     raw = request.args.get("limit", "50")
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= s.desk_page_max:
-        raise ValidationError(f"an integer from 1 to {s.desk_page_max}", "limit")
+        raise ValidationError(f"an integer from 1 to {s.desk_page_max}", "limit",
+                              key="err.range", params={"lo": 1, "hi": s.desk_page_max})
     after = arg_id("after")
     with db_tx() as conn:
         return jsonify(desk_legs(conn, s, user, org, state, int(raw), after))
@@ -126,7 +129,8 @@ def reassign(lid: str):
     unit_id = id_value(body.get("unit_id"), "unit_id")
     override = bool_field(body, "override")
     if override and user["role"] not in ("dispatcher", "admin"):
-        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override")
+        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override",
+                              key="err.override_dispatcher_only")
     return jsonify(_write(lambda conn: reassign_leg(conn, settings(), parse_id(lid), unit_id, body.get("reason"),
                                                       user, _client(), override)))
 

@@ -16,9 +16,10 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from gisapp.core import scope
 from gisapp.core.catalog import UNIT_STATUSES
-from gisapp.core.errors import Conflict, Forbidden, GisappError, NotFound, ValidationError
+from gisapp.core.errors import Conflict, Forbidden, GisappError, NotFound, Text, ValidationError
 from gisapp.core.features import parse_id
 from gisapp.dispatch import records
+from gisapp.dispatch.caller import reveal_caller
 from gisapp.dispatch.events import (
     KINDS,
     StreamBody,
@@ -101,7 +102,8 @@ def _write(fn):
                 return fn(conn)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == 2:
-                raise Conflict("the database stayed busy with conflicting changes; retry", "body") from None
+                raise Conflict("the database stayed busy with conflicting changes; retry", "body",
+                               key="err.busy") from None
 
 
 def _client() -> str:
@@ -131,14 +133,15 @@ def intake():
     body = json_object()
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not key.strip() or len(key) > 200):
-        raise ValidationError("1 to 200 characters", "Idempotency-Key")
+        raise ValidationError("1 to 200 characters", "Idempotency-Key",
+                              key="err.length", params={"lo": 1, "hi": 200})
     dispatch_now = bool_field(body, "dispatch")
     auto_assign = bool_field(body, "auto_assign")
     confirmed = bool_field(body, "confirm_duplicates")
     override = bool_field(body, "override")
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
-        raise ValidationError("must map a leg role to a unit id", "units")
+        raise ValidationError("must map a leg role to a unit id", "units", key="err.dispatch.units_map")
     intake_body = {k: v for k, v in body.items()
                    if k not in ("dispatch", "auto_assign", "units", "override", "confirm_duplicates")}
     s = settings()
@@ -171,6 +174,17 @@ def incident(iid: str):
         return jsonify(incident_detail(conn, settings(), iid_i))
 
 
+@bp.get("/dispatch/incidents/<iid>/caller")
+def incident_caller(iid: str):
+    """Call-back: the full caller number (dispatcher, the owning duty officer), audited."""
+    user = require_user()
+    iid_i = parse_id(iid)
+    with db_tx() as conn:
+        resp = jsonify(reveal_caller(conn, settings(), user, iid_i))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.get("/dispatch/incidents/<iid>/plan")
 def incident_plan(iid: str):
     user = _reader()
@@ -187,10 +201,10 @@ def incident_dispatch(iid: str):
     user = require_role(*_DISPATCHERS)
     body = json_body() if request.content_length else {}
     if not isinstance(body, dict):
-        raise ValidationError("must be a JSON object", "body")
+        raise ValidationError("must be a JSON object", "body", key="err.not_object")
     units = body.get("units")
     if units is not None and not isinstance(units, dict):
-        raise ValidationError("must map a leg role to a unit id", "units")
+        raise ValidationError("must map a leg role to a unit id", "units", key="err.dispatch.units_map")
     auto = bool_field(body, "auto_assign")
     override = bool_field(body, "override")
     return jsonify(_write(lambda conn: dispatch_incident(conn, settings(), parse_id(iid), user["username"],
@@ -221,7 +235,7 @@ def geocode():
     _reader()
     q = request.args.get("q", "")
     if not q.strip():
-        raise ValidationError("is required", "q")
+        raise ValidationError("is required", "q", key="err.required")
     with db_tx() as conn:
         hit = resolve_address(conn, q[:300])
     return jsonify({"query": q, "result": hit})
@@ -273,7 +287,8 @@ def leg_assign(lid: str):
     unit_id = id_value(body.get("unit_id"), "unit_id")
     override = bool_field(body, "override")
     if override and user["role"] not in ("dispatcher", "admin"):
-        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override")
+        raise ValidationError("only a dispatcher overrides a leg's unit requirements", "override",
+                              key="err.override_dispatcher_only")
     return jsonify(_write(lambda conn: assign_unit(conn, settings(), parse_id(lid), unit_id, user, _client(),
                                                      override)))
 
@@ -292,16 +307,17 @@ def leg_recommendations(lid: str):
     s = settings()
     k = request.args.get("k")
     if k is not None and not re.fullmatch(r"[0-9]{1,2}", k) or (k is not None and not 1 <= int(k) <= 50):
-        raise ValidationError("an integer from 1 to 50", "k")
+        raise ValidationError("an integer from 1 to 50", "k", key="err.range", params={"lo": 1, "hi": 50})
     any_org = request.args.get("any_organisation") in ("1", "true")
     if any_org and not scope.sees_all(user):
-        raise Forbidden("your role sees the units of its own organisation only", "any_organisation")
+        raise Forbidden("your role sees the units of its own organisation only", "any_organisation",
+                        key="err.organisation.own_units_only")
     with db_tx() as conn:
         scope.check_leg(conn, user, parse_id(lid))
         leg = conn.execute("SELECT l.*, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat FROM dispatch_leg l "
                            "JOIN incident i ON i.id = l.incident_id WHERE l.id = %s", [parse_id(lid)]).fetchone()
         if leg is None:
-            raise NotFound(f"no leg {lid}", "id")
+            raise NotFound(f"no leg {lid}", "id", key="err.leg.not_found", params={"id": lid})
         orgs = None if any_org else [leg["organisation_id"]]
         out = recommend_units(conn, s, leg["lon"], leg["lat"], k=int(k) if k else None,
                                 requirements=Requirements.of(leg), organisation_ids=orgs)
@@ -315,7 +331,8 @@ def units():
     user = _reader()
     status = request.args.get("status")
     if status is not None and status not in UNIT_STATUSES:
-        raise ValidationError(f"must be one of {', '.join(UNIT_STATUSES)}", "status")
+        raise ValidationError(f"must be one of {', '.join(UNIT_STATUSES)}", "status",
+                              key="err.one_of", params={"options": Text.codes("unit.", UNIT_STATUSES)})
     org = arg_id("organisation_id")
     if org is not None:
         scope.require_organisation(user, org)
@@ -347,7 +364,8 @@ def metrics_sla():
     org = request.args.get("organisation") or request.args.get("organisation_id")
     if org is not None and (len(org) > 100 or re.search(r"[\x00-\x1f\x7f]", org)):
         raise ValidationError(f"must be an organisation id or code, got {org!r:.40}",
-                              "organisation" if request.args.get("organisation") else "organisation_id")
+                              "organisation" if request.args.get("organisation") else "organisation_id",
+                              key="err.organisation.bad_id")
     if org is not None and re.fullmatch(r"[0-9]{1,18}", org):
         org = int(org)
     start, end = parse_period(request.args)
@@ -364,7 +382,8 @@ def _kinds() -> frozenset[str] | None:
     kinds = frozenset(x.strip() for x in raw.split(",") if x.strip())
     bad = kinds - set(KINDS)
     if bad:
-        raise ValidationError(f"unknown event kinds {sorted(bad)}; use {', '.join(KINDS)}", "types")
+        raise ValidationError(f"unknown event kinds {sorted(bad)}; use {', '.join(KINDS)}", "types",
+                              key="err.stream.kinds", params={"options": list(KINDS)})
     return kinds
 
 
@@ -377,7 +396,7 @@ def _last_event_id() -> int | None:
         return None
     m = re.fullmatch(r" *([0-9]{1,18}) *", raw)  # not str.strip(): it takes control characters too
     if m is None:
-        raise ValidationError("must be a non-negative integer event id", field)
+        raise ValidationError("must be a non-negative integer event id", field, key="err.not_event_id")
     return int(m.group(1))
 
 
@@ -393,7 +412,7 @@ def stream():
         body = StreamBody(get_hub(s.database_url, s), pool(), s, lei, kinds,
                           scope.visible_organisations(user))
     except RuntimeError as e:
-        raise ServiceUnavailable(str(e), "stream") from None
+        raise ServiceUnavailable(str(e), "stream", key="err.stream.unavailable") from None
     resp = Response(body, mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
@@ -406,10 +425,11 @@ def stream_events():
     user = _reader()
     after = request.args.get("after", "0")
     if not re.fullmatch(r"[0-9]{1,18}", after):
-        raise ValidationError("must be a non-negative integer event id", "after")
+        raise ValidationError("must be a non-negative integer event id", "after", key="err.not_event_id")
     limit = request.args.get("limit", "1000")
     if not re.fullmatch(r"[0-9]{1,5}", limit) or not 1 <= int(limit) <= 10000:
-        raise ValidationError("an integer from 1 to 10000", "limit")
+        raise ValidationError("an integer from 1 to 10000", "limit",
+                              key="err.range", params={"lo": 1, "hi": 10000})
     with db_tx() as conn:
         oldest, last = stream_bounds(conn)
         orgs = scope.visible_organisations(user)
@@ -431,7 +451,8 @@ _intake = {"type": "object", "required": ["channel", "type"], "properties": {
     "severity": {"enum": ["none", "minor", "injury", "fatal"]}, "location": _point,
     "lon": {"type": "number"}, "lat": {"type": "number"},
     "address": {"type": "string", "description": "resolved through the village and road gazetteer"},
-    "caller_number": {"type": "string", "description": "masked before it is stored"},
+    "caller_number": {"type": "string", "description": "shown masked (caller_masked); the full number is kept "
+                      "encrypted for call-back (GET dispatch/incidents/{id}/caller)"},
     "caller_masked": {"type": "string"}, "description": {"type": "string"},
     "reported_at": {"type": "string", "format": "date-time"},
     "allow_outside": {"type": "boolean", "description": "take a location outside the county (marked)"},
@@ -454,6 +475,10 @@ document("/api/v1/dispatch/incidents", "post",
          "201 created, 200 for an idempotent retry", tag="dispatch", body=_intake,
          params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}])
 document("/api/v1/dispatch/incidents/{id}", "get", "One incident with legs, SLA clocks and its event log",
+         tag="dispatch", params=[ID_PARAM])
+document("/api/v1/dispatch/incidents/{id}/caller", "get",
+         "Call-back: the caller's full number, decrypted (a dispatcher, or a duty officer of the incident's "
+         "organisations; others 403); every read is in the audit log as view_personal; 503 without the caller key",
          tag="dispatch", params=[ID_PARAM])
 document("/api/v1/dispatch/incidents/{id}/plan", "get",
          "The legs the dispatch rules give, with recommended units (ETA, route) and joint-zone fallback",

@@ -43,7 +43,8 @@ def list_layer(layer_name: str):
         if f is None or not f.filter or f.type in ("json", "text[]", "int[]"):
             allowed = sorted(_LIST_PARAMS | {x.name for x in layer.fields if x.filter
                                              and x.type not in ("json", "text[]", "int[]")})
-            raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key)
+            raise ValidationError(f"unknown query parameter; use one of {', '.join(allowed)}", key,
+                                  key="err.unknown_param", params={"options": list(allowed)})
         filters[key] = features.coerce(f, raw, from_query=True)
     if layer.org_scope == "organisation_id" and "organisation_id" in filters:
         scope.require_organisation(current_user(), filters["organisation_id"])

@@ -169,7 +169,7 @@ def _edit(fn, *, plan_id: str | None = None, area_id: str | None = None):
 
 def _required(body: dict, key: str, what: str):
     if key not in body:
-        raise ValidationError(f"is required: {what}", key)
+        raise ValidationError(f"is required: {what}", key, key="err.required")
     return body[key]
 
 

@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 import routing
 from gisapp.core import scope
 from gisapp.core.catalog import UNIT_STATUSES
-from gisapp.core.errors import GeometryError, NotFound, ValidationError
+from gisapp.core.errors import GeometryError, NotFound, Text, ValidationError
 from gisapp.core.features import parse_id
 from gisapp.core.geometry import check_extent
 from gisapp.web.context import (
@@ -70,9 +70,11 @@ _TAG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 def _point(lon: float, lat: float, field: str) -> tuple[float, float]:
     """Check a lon/lat pair: ranges, then inside the service extent (swapped axes are named)."""
     if not -180 <= lon <= 180:
-        raise ValidationError(f"longitude {lon} out of range [-180, 180]", field if field != "point" else "lon")
+        raise ValidationError(f"longitude {lon} out of range [-180, 180]", field if field != "point" else "lon",
+                              key="err.geom.position_range")
     if not -90 <= lat <= 90:
-        raise ValidationError(f"latitude {lat} out of range [-90, 90]", field if field != "point" else "lat")
+        raise ValidationError(f"latitude {lat} out of range [-90, 90]", field if field != "point" else "lat",
+                              key="err.geom.position_range")
     check_extent(shapely.Point(lon, lat), settings().service_extent, field)
     return lon, lat
 
@@ -82,16 +84,16 @@ def _lonlat_args() -> tuple[float, float]:
     try:
         return _point(lon, lat, "point")
     except GeometryError as e:
-        raise GeometryError(e.reason, "lon,lat") from None
+        raise GeometryError(e.reason, "lon,lat", key="err.geom.outside_area") from None
 
 
 def _pair(name: str) -> tuple[float, float]:
     raw = request.args.get(name)
     if not raw:
-        raise ValidationError("is required, as lon,lat", name)
+        raise ValidationError("is required, as lon,lat", name, key="err.lonlat")
     parts = raw.split(",")
     if len(parts) != 2:
-        raise ValidationError(f"must be lon,lat, got {raw!r:.60}", name)
+        raise ValidationError(f"must be lon,lat, got {raw!r:.60}", name, key="err.lonlat")
     return _point(arg_float(name, parts[0]), arg_float(name, parts[1]), name)
 
 
@@ -100,7 +102,8 @@ def _must_exist(conn, table: str, ids: list[int] | None, field: str) -> None:
         return
     missing = sorted(set(ids) - routing.queries.existing_ids(conn, table, ids))
     if missing:
-        raise NotFound(f"no {table.replace('_', ' ')} with id {', '.join(map(str, missing))}", field)
+        raise NotFound(f"no {table.replace('_', ' ')} with id {', '.join(map(str, missing))}", field,
+                       key="err.ids_not_found", params={"ids": ", ".join(map(str, missing))})
 
 
 def _feature(geom, props: dict, fid: Any = None) -> dict:
@@ -143,22 +146,26 @@ def nearest_units():
         caps = [c.strip() for c in request.args["capability"].split(",") if c.strip()]
         for c in caps:
             if not _TAG.match(c):
-                raise ValidationError(f"capability tags are lower-case words, got {c!r:.40}", "capability")
+                raise ValidationError(f"capability tags are lower-case words, got {c!r:.40}", "capability",
+                                      key="err.capability_tag")
     statuses = tuple(x.strip() for x in request.args.get("status", "available").split(",") if x.strip())
     if not statuses or any(x not in UNIT_STATUSES for x in statuses):
-        raise ValidationError(f"must be a comma-separated list of {', '.join(UNIT_STATUSES)}", "status")
+        raise ValidationError(f"must be a comma-separated list of {', '.join(UNIT_STATUSES)}", "status",
+                              key="err.one_of", params={"options": Text.codes("unit.", UNIT_STATUSES)})
     orgs = _scoped_organisations(arg_ids("organisation_id"))
     jz = arg_ids("joint_zone_id")
     if jz is not None and len(jz) != 1:
-        raise ValidationError("one joint zone id", "joint_zone_id")
+        raise ValidationError("one joint zone id", "joint_zone_id", key="err.one_id")
     inc = arg_ids("incident_id")
     with _read_only() as conn:
         if inc is not None:
             if len(inc) != 1 or "lon" in request.args or "lat" in request.args:
-                raise ValidationError("give one incident_id, or lon and lat", "incident_id")
+                raise ValidationError("give one incident_id, or lon and lat", "incident_id",
+                                      key="err.routing.incident_or_point")
             pt = routing.queries.incident_point(conn, inc[0])
             if pt is None:
-                raise NotFound(f"no incident with id {inc[0]}", "incident_id")
+                raise NotFound(f"no incident with id {inc[0]}", "incident_id",
+                               key="err.incident.not_found", params={"id": inc[0]})
             lon, lat = pt
         else:
             lon, lat = _lonlat_args()
@@ -203,18 +210,21 @@ def _budgets() -> list[float]:
     raw = request.args.get("budgets", "5,10,15,20,30")
     vals = [x.strip() for x in raw.split(",") if x.strip()]
     if not vals:
-        raise ValidationError("give one or more budgets in minutes, e.g. 5,10,15", "budgets")
+        raise ValidationError("give one or more budgets in minutes, e.g. 5,10,15", "budgets",
+                              key="err.budgets.none")
     if len(vals) > s.service_area_max_budgets:
-        raise ValidationError(f"at most {s.service_area_max_budgets} budgets", "budgets")
+        raise ValidationError(f"at most {s.service_area_max_budgets} budgets", "budgets",
+                              key="err.budgets.many", params={"most": s.service_area_max_budgets})
     out = []
     for v in vals:
         m = arg_float("budgets", v)
         if not 0 < m <= s.service_area_max_budget_min:
             raise ValidationError(f"each budget must be > 0 and <= {s.service_area_max_budget_min:g} minutes",
-                                  "budgets")
+                                  "budgets",
+                                  key="err.budgets.range", params={"most": f"{s.service_area_max_budget_min:g}"})
         out.append(m)
     if len(set(out)) != len(out):
-        raise ValidationError("budgets must differ", "budgets")
+        raise ValidationError("budgets must differ", "budgets", key="err.budgets.differ")
     return sorted(out)
 
 
@@ -241,7 +251,8 @@ def service_areas_route():
             no_hq = sorted(set(orgs) - {r[0] for r in rows})
             if no_hq:
                 raise ValidationError(f"organisation {', '.join(map(str, no_hq))} has no headquarters point",
-                                      "organisation_id", status=422)
+                                      "organisation_id", status=422,
+                                      key="err.routing.no_hq", params={"ids": ", ".join(map(str, no_hq))})
             points += [(r[3], r[4]) for r in rows]
             labels += [{"kind": "organisation", "id": r[0], "code": r[1], "name": r[2]} for r in rows]
         if units:
@@ -251,11 +262,13 @@ def service_areas_route():
             rows = routing.queries.units_by_id(conn, units)
             no_pos = sorted(set(units) - {r[0] for r in rows})
             if no_pos:
-                raise ValidationError(f"unit {', '.join(map(str, no_pos))} has no position", "unit_id", status=422)
+                raise ValidationError(f"unit {', '.join(map(str, no_pos))} has no position", "unit_id", status=422,
+                                      key="err.routing.no_position", params={"ids": ", ".join(map(str, no_pos))})
             points += [(r[4], r[5]) for r in rows]
             labels += [{"kind": "unit", "id": r[0], "code": r[1], "name": r[2]} for r in rows]
         if not points:
-            raise ValidationError("give organisation_id, unit_id, or lon and lat", "organisation_id")
+            raise ValidationError("give organisation_id, unit_id, or lon and lat", "organisation_id",
+                                  key="err.routing.what")
         router = _router(conn)
     snaps = router.snap(np.array(points, dtype=np.float64))
     res = service_areas(router, snaps, [b * 60.0 for b in budgets], buffer_m=s.service_area_buffer_m,
@@ -325,13 +338,15 @@ def coverage_gaps():
     limit = arg_int("limit", 100, 1, 5000)
     road_class = request.args.get("road_class")
     if road_class is not None and road_class not in routing.graph.ROAD_CLASSES:
-        raise ValidationError(f"must be one of {', '.join(routing.graph.ROAD_CLASSES)}", "road_class")
+        raise ValidationError(f"must be one of {', '.join(routing.graph.ROAD_CLASSES)}", "road_class",
+                              key="err.one_of", params={"options": Text.codes("road.", routing.graph.ROAD_CLASSES)})
     area, area_id = request.args.get("area"), None
     if area is not None:
         area = arg_choice("area", coverage.AREA_KINDS, "station")
         area_id = parse_id(request.args.get("area_id", ""), "area_id")
     elif "area_id" in request.args:
-        raise ValidationError("give area (station, traffic, grid or joint_zone) with area_id", "area")
+        raise ValidationError("give area (station, traffic, grid or joint_zone) with area_id", "area",
+                              key="err.routing.area")
     with db_tx() as conn:
         if area is not None:
             table = {"station": "jurisdiction", "traffic": "jurisdiction", "grid": None,
@@ -352,12 +367,12 @@ def coverage_refresh():
     require_role("dispatcher", "planner")
     body = json_body() if request.content_length else {}
     if not isinstance(body, dict):
-        raise ValidationError("must be a JSON object", "body")
+        raise ValidationError("must be a JSON object", "body", key="err.not_object")
     for key in body:
         if key not in ("static", "live"):
-            raise ValidationError("unknown field; use static, live", key)
+            raise ValidationError("unknown field; use static, live", key, key="err.unknown_property")
         if not isinstance(body[key], bool):
-            raise ValidationError("must be true or false", key)
+            raise ValidationError("must be true or false", key, key="err.not_bool")
     out = {}
     with db_tx() as conn:
         if body.get("static", True):

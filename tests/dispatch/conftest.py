@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from support.database import create_test_database, make_users
-from support.dispatch import DISPATCH_DB, World, make_org, make_world
+from support.dispatch import DISPATCH_DB, TEST_CALLER_KEY, World, make_org, make_world
 from support.server import LiveServer, login_factory
 
 from gisapp.core import db
@@ -42,7 +42,7 @@ def accident_section(dispatch_db) -> int:
 def dapp(dispatch_db):
     """The service on the dispatch test database (short stream heartbeat, quick SLA sweeps)."""
     return create_app({"database_url": dispatch_db, "secret_key": "test-secret", "pool_max_size": 30,
-                       "stream_heartbeat_s": 1.0, "sla_sweep_interval_s": 1.0})
+                       "stream_heartbeat_s": 1.0, "sla_sweep_interval_s": 1.0, "caller_key": TEST_CALLER_KEY})
 
 
 @pytest.fixture(scope="session")

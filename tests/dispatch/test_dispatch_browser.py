@@ -42,7 +42,7 @@ def test_live_panel_takes_dispatches_and_signs_off_without_reload(page, demo_liv
         # its detail: the plan of the dual dispatch with recommended units (road ETA) and a route drawn
         page.click(item)
         page.wait_for_selector("#dp-detail .dp-rec", timeout=30000)
-        assert "injury_accident_dual_dispatch" in page.inner_text("#dp-detail")
+        assert "伤人事故一警双派" in page.inner_text("#dp-detail")  # the rule by its name, not its code
         assert page.evaluate("document.querySelectorAll('#dp-detail .dp-leg').length") == 2
         assert page.evaluate("gisapp.map.hasLayer && Object.values(gisapp.map._layers).some("
                              "l => l.feature && l.feature.type === 'LineString' || (l.options && "

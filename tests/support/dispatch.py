@@ -21,6 +21,8 @@ from support.server import Client
 from support.sseclient import SSEClient
 
 DISPATCH_DB = TEST_DB + "_dispatch"
+# the key of caller numbers in the dispatch tests' service (call-back; gisapp.core.callerkey)
+TEST_CALLER_KEY = "dGVzdC1jYWxsZXIta2V5LTMyLWJ5dGVzLWxvbmctLS0="
 _codes = itertools.count(1)
 
 

@@ -15,7 +15,7 @@
   var lang = panel.getAttribute('data-lang') === 'en' ? 'en' : 'zh';
   // Texts come from the server's catalogue (gisapp/core/i18n.py) through gisapp.t: the panel's own
   // keys are under 'dp.', unit statuses, channels and severities are the map's own keys.
-  function t(k) { return window.gisapp.t(/^(unit|channel|severity)\./.test(k) ? k : 'dp.' + k); }
+  function t(k) { return window.gisapp.t(/^(unit|channel|severity|cap)\./.test(k) ? k : 'dp.' + k); }
   function esc(s) { return window.gisapp.esc(s); }
   function $(sel, root) { return (root || panel).querySelector(sel); }
 
@@ -151,7 +151,7 @@
   function recsHtml(rec, mode, key, chosen) {
     if (!rec) { return ''; }
     if (!rec.units || !rec.units.length) {
-      return '<div class="dp-recs empty-note">' + esc(t('detail.no_unit')) + '</div>';
+      return '<div class="dp-recs empty-note" data-testid="rec-reason">' + esc(reasonText(rec)) + '</div>';
     }
     var need = rec.capability;
     return '<div class="dp-recs" data-testid="recs"><div class="hint">' + esc(t('detail.recs')) +
@@ -195,6 +195,13 @@
     Object.keys(S.units).forEach(function (k) { var u = S.units[k]; add(u.organisation_id, u); });
     return out;
   }
+  // rule names and reasons as a person reads them (issue 13): the rule's zh/en from the rules
+  // file, else the i18n key rule.<name>; a reason by its code (dp.reason.<code>), never the English detail
+  function ruleText(p) { return (lang === 'en' ? p.rule_en : p.rule_zh) || window.gisapp.t('rule.' + p.rule, p.rule); }
+  function reasonText(o) {
+    if (!o || !o.reason_code) { return t('detail.no_unit'); }
+    return t('reason.' + o.reason_code).replace('{cap}', o.capability ? t('cap.' + o.capability) : '');
+  }
   function renderDetail() {
     var box = $('#dp-detail');
     var inc = S.selected !== null ? S.incidents[S.selected] : null;
@@ -204,7 +211,7 @@
       '</span></h3><div class="meta">' + esc(inc.channel) + ' · ' + esc(t('severity.' + inc.severity)) + ' · ' +
       esc(t('detail.reported')) + ' <span data-testid="reported-at">' + esc(fmtTime(inc.reported_at)) + '</span>' +
       (inc.address ? '<br>' + esc(inc.address) : '') + (inc.outside_county ? ' · <b>' + esc(t('detail.outside')) + '</b>' : '') +
-      (inc.description ? '<br>' + esc(inc.description) : '') + '</div>';
+      (inc.description ? '<br>' + esc(inc.description) : '') + '</div>' + callbackHtml(inc);
     var dups = (inc.duplicates || []).filter(function (d) { return d.status !== 'merged' && d.status !== 'cancelled'; });
     if (dups.length && (inc.status === 'open' || inc.status === 'dispatched')) {
       h += '<div class="meta dp-dups" data-testid="duplicates">' + esc(t('detail.duplicate_of')) + dups.map(function (d) {
@@ -234,10 +241,10 @@
           esc(t(any ? 'detail.dispatch_chosen' : 'detail.dispatch')) + '</button></div>';
       }
       if (S.plan && S.plan.incident === inc.id && !needsOwner(inc)) {
-        h += '<div class="hint">' + esc(t('detail.plan')) + ': ' + esc(window.gisapp.t('rule.' + S.plan.data.rule, S.plan.data.rule)) + '</div>';
+        h += '<div class="hint" data-testid="plan-rule">' + esc(t('detail.plan')) + ': ' + esc(ruleText(S.plan.data)) + '</div>';
         S.plan.data.legs.forEach(function (leg) {
           h += '<div class="dp-leg" data-plan-role="' + esc(leg.role) + '"><div class="hd"><span>' + esc(t('role.' + leg.role)) + ' · ' +
-            esc(orgName(leg) || '—') + '</span>' + (leg.fallback_from_org_id ? '<span class="dp-tag flag">' + esc(t('detail.fallback')) + '</span>' : '') +
+            esc(orgName(leg) || reasonText(leg)) + '</span>' + (leg.fallback_from_org_id ? '<span class="dp-tag flag">' + esc(t('detail.fallback')) + '</span>' : '') +
             '</div>' + recsHtml(leg.recommendation, 'plan', leg.role, choice[leg.role]) + '</div>';
         });
       }
@@ -723,6 +730,27 @@
     });
   }
 
+  // --- call-back (issue 13): the caller's full number on request; the server audits each read ----
+  function callbackHtml(inc) {
+    if (!inc.caller_masked) { return ''; }
+    return '<div class="meta dp-callback" data-testid="callback">' + esc(t('callback.caller')) + ': <span class="dp-caller" ' +
+      'data-testid="caller-number">' + esc(inc.caller_masked) + '</span> <button class="dp-btn dp-btn-light" data-callback="' +
+      Number(inc.id) + '" data-testid="callback-btn">' + esc(t('callback.show')) + '</button></div>';
+  }
+  function onCallback(ev) {
+    var btn = ev.target.closest('[data-callback]');
+    if (!btn || !panel.contains(btn)) { return; }
+    btn.disabled = true;
+    api('GET', '/api/v1/dispatch/incidents/' + btn.getAttribute('data-callback') + '/caller').then(function (r) {
+      btn.parentNode.querySelector('.dp-caller').innerHTML = '<a href="tel:' + esc(encodeURIComponent(r.caller_number)) +
+        '" data-testid="caller-full">' + esc(r.caller_number) + '</a> · ' + esc(t('callback.call'));
+      btn.remove();
+    }).catch(function (e) {
+      btn.disabled = false;
+      btn.parentNode.querySelector('.dp-caller').textContent += ' · ' + errText(e);
+    });
+  }
+
   function init(G) {
     S.G = G;
     indexMarkers();
@@ -732,6 +760,7 @@
     panel.addEventListener('toggle', function (ev) {
       if (ev.target.classList && ev.target.classList.contains('dp-close')) { S.closeOpen = ev.target.open ? S.selected : null; }
     }, true);
+    panel.addEventListener('click', onCallback);
     G.map.on('click', function (e) {
       if (!S.picking) { return; }
       S.picking = false;

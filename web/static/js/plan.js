@@ -185,7 +185,8 @@
         onEachFeature: function (f, l) { l.bindTooltip(esc(f.properties.text)); }
       }).addTo(gisapp.map);
       box.innerHTML = '<div class="worse">' + v.issues.length + esc(t('pl.issues')) + '</div>' + v.issues.map(function (i, n) {
-        return '<div class="plan-issue" data-n="' + n + '"><span class="code">' + esc(i.code) + '</span>' +
+        return '<div class="plan-issue" data-n="' + n + '" data-code="' + esc(i.code) + '"><span class="code">' +
+          esc(t('pl.issue.' + i.code)) + '</span>' +
           esc(EN ? i.message_en : i.message_zh) + '</div>';
       }).join('');
       box.querySelectorAll('.plan-issue').forEach(function (el) {
@@ -233,7 +234,8 @@
       state.changed = L.geoJSON(c.changed_incidents.geojson, {pointToLayer: function (f, ll) {
         var p = f.properties;
         return L.circleMarker(ll, {radius: 2, color: '#ea580c', weight: 1, opacity: 0.6, fillOpacity: 0.5})
-          .bindTooltip(esc(p.code + ' ' + p.type + ': ' + p.from_code + ' → ' + p.to_code));
+          .bindTooltip(esc(t('pl.changed_tip').replace('{code}', p.code).replace('{type}', t('itype.' + p.type))
+            .replace('{from}', p.from_code).replace('{to}', p.to_code)));
       }}).addTo(gisapp.map);
       return c;
     }).catch(fail);
@@ -267,7 +269,7 @@
       var code = $('plan-grid-code').value.trim(), to;
       try { to = target(); } catch (err) { fail(err); return; }
       api('GET', '/api/v1/grids?code=' + encodeURIComponent(code)).then(function (fc) {
-        if (!fc.features.length) { throw new Error('grid ' + code + '?'); }
+        if (!fc.features.length) { throw new Error(t('pl.grid_not_found') + ': ' + code); }
         return api('POST', '/api/v1/plans/' + state.plan.id + '/move-grid', {grid_id: fc.features[0].id, to_organisation_id: to});
       }).then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
     });
