@@ -302,6 +302,12 @@ def _duty_points(conn, n: int) -> list[dict]:
 def test_reassign_a_leg_to_another_recommended_unit(page, lang, demo_live, demo_conn, demo_login):
     """Fix 4 (after dispatch): a dispatched leg is given another recommended unit from the panel."""
     v = _village(demo_conn, 101 if lang == "zh" else 102)
+    # earlier walks on the shared demo may have left the station's cars on open legs: two free
+    # cars (one is dispatched, the other is the one to reassign to)
+    demo_conn.execute("UPDATE unit SET status = 'available', current_leg_id = NULL "
+                      "WHERE status NOT IN ('off_duty', 'out_of_service') AND organisation_id IN ("
+                      "SELECT organisation_id FROM jurisdiction WHERE kind = 'station' AND valid_to IS NULL "
+                      "AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)))", [v["lon"], v["lat"]])
     other = demo_login("dispatcher")
     r = other.post("/api/v1/dispatch/incidents", json={"channel": "110", "type": "dispute", "lon": v["lon"],
                                                        "lat": v["lat"], "dispatch": True, "auto_assign": True})
