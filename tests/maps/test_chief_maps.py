@@ -11,7 +11,7 @@ one village. Patrol days, incidents and one available unit are placed relative t
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from support.database import PASSWORD, create_test_database, make_users
