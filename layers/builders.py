@@ -578,6 +578,7 @@ def popup_specs(lang: str) -> dict[str, Any]:
         "grid_measure": {"tooltip": "label", "title": "label", "fields": [
             f("prop.code", "code"), f("prop.organisation", "org_label"),
             f("prop.drive_time_min", "drive_time_min", "min"), f("prop.farthest_village", "farthest_village"),
+            f("prop.drive_to", "drive_to", "enum:legend.drive_to_"),
             f("prop.patrol_share", "patrol_share", "pct"), f("prop.patrol_share_prev", "patrol_share_prev", "pct"),
             f("prop.patrol_trend", "patrol_trend", "pct"), f("prop.incidents_window", "incidents", "int"),
             f("prop.incidents_per_km", "incidents_per_km", "num"), f("prop.patrolled_km", "patrolled_km", "num"),

@@ -5,7 +5,9 @@ days or from-to, Beijing-local days, ``to`` inclusive):
 
 - ``drive_time_s``: road travel time (the routing engine's graph, off-road legs included) from
   the station's headquarters, or with ``source='units'`` from the nearest of the headquarters
-  and the station's available units, to the grid's farthest village (None: no village);
+  and the station's available units, to the grid's farthest village; a grid without villages
+  (a town's community grids) gets the time by which its farthest road segment is wholly
+  reached instead (``drive_to``: ``village`` or ``road``; None: unreachable or no road);
 - ``patrol_share``: share of the grid's road km (segments whose midpoint lies in the grid, as
   everywhere on the maps) driven by a unit on at least one day of the window;
   ``patrol_share_prev`` the same over the window of the same length just before, and
@@ -157,6 +159,30 @@ def _station_sources(conn: psycopg.Connection, station_id: int, source: str) -> 
     return pts
 
 
+def farthest_road_times(conn: psycopg.Connection, settings: Settings, station_id: int,
+                        edge_sets: dict[int, list[int]], source: str = "station") -> dict[int, float | None]:
+    """Per key of ``edge_sets`` (road edge ids): the time (s) by which every one of those road
+    segments is wholly reached from the station (or its nearest available unit); None: some never is."""
+    import routing
+    from routing.reach import full_times
+
+    if not edge_sets:
+        return {}
+    src = _station_sources(conn, station_id, source)
+    router = routing.get_router(conn, settings)
+    g = router.graph
+    if not src or g.n_edges == 0:
+        return {k: None for k in edge_sets}
+    sources = router.snap(np.array(src, dtype=np.float64).reshape(-1, 2))
+    t = full_times(g, router.from_points(sources, with_sources=False).dist, sources)
+    out: dict[int, float | None] = {}
+    for k, ids in edge_sets.items():
+        idx = [g.edge_index_by_id[i] for i in ids if i in g.edge_index_by_id]
+        worst = float(t[idx].max()) if idx else np.inf
+        out[k] = worst if idx and np.isfinite(worst) else None
+    return out
+
+
 def drive_times(conn: psycopg.Connection, settings: Settings, station_id: int, points: list[tuple[float, float]],
                 source: str = "station") -> tuple[list[float | None], list[int]]:
     """Road travel time (s) from the station (or its nearest available unit) to each point, None when
@@ -240,12 +266,24 @@ def grid_measures(conn: psycopg.Connection, settings: Settings, station_id: int,
         worse = cur is None or (tm is None and cur[0] is not None) or (
             tm is not None and cur[0] is not None and tm > cur[0])
         far[v["grid_id"]] = (tm, v["name"], n) if worse else (cur[0], cur[1], n)
+    # a grid without a village (a town's community grids): the time to its farthest road instead
+    bare = [r["id"] for r in rows if r["id"] not in far]
+    road_t: dict[int, float | None] = {}
+    if bare:
+        edge_sets = {r["grid_id"]: r["edges"] for r in conn.execute(
+            """SELECT g.id AS grid_id, array_agg(e.id ORDER BY e.id) AS edges
+                 FROM grid g JOIN road_edge e ON e.geom && g.geom
+                                             AND ST_Intersects(g.geom, ST_LineInterpolatePoint(e.geom, 0.5))
+                WHERE g.id = ANY(%s) GROUP BY g.id""", [bare])}
+        road_t = farthest_road_times(conn, settings, station_id, edge_sets, source)
     feats = []
     for r in rows:
         geom = r.pop("geometry")
         length, cur_m, prev_m = r.pop("length_m"), r.pop("cur_m"), r.pop("prev_m")
         share, share_prev = _share(cur_m, length), _share(prev_m, length)
         f = far.get(r["id"])
+        if f is None and road_t.get(r["id"]) is not None:
+            f = (road_t[r["id"]], None, 0)
         props = {**r, "road_km": round(length / 1000, 3), "patrolled_km": round(cur_m / 1000, 3),
                  "patrol_share": share, "patrol_share_prev": share_prev,
                  "patrol_trend": round(share - share_prev, 4) if share is not None and share_prev is not None
@@ -254,6 +292,7 @@ def grid_measures(conn: psycopg.Connection, settings: Settings, station_id: int,
                  "drive_time_s": round(f[0], 1) if f and f[0] is not None else None,
                  "drive_time_min": round(f[0] / 60, 1) if f and f[0] is not None else None,
                  "farthest_village": f[1] if f else None, "villages": f[2] if f else 0,
+                 "drive_to": ("village" if f[1] is not None else "road") if f else None,
                  "window_from": window.start.isoformat(), "window_to": window.end.isoformat(),
                  "window_days": window.days}
         feats.append({"type": "Feature", "id": r["id"], "geometry": geom, "properties": props})

@@ -4,9 +4,9 @@ scope (a chief sees their own station's villages and gaps only; another station'
 the /map/grids and /map/coverage pages of the small map world over real HTTP.
 
 The tiny world: station A's headquarters at a road node; a straight township road of three
-1000 m segments east of it (40 km/h: 90 s each); grid A1 holds segment 1 and village V1 at its
+1000 m segments east of it and one west (40 km/h: 90 s each); grid A1 holds segment 1 and village V1 at its
 end, grid A2 segments 2 and 3 with villages V2 and V3 at their ends; station B next door with
-one village. Patrol days, incidents and one available unit are placed relative to today.
+one village; grid A3 west of the station has a road but no village. Patrol days, incidents and one available unit are placed relative to today.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ SELECT id, 'station', 1, name, ST_Multi(CASE WHEN code = 'ST-A' THEN ST_MakeEnve
   FROM organisation;
 INSERT INTO grid (code, name, organisation_id, geom)
 SELECT g.code, g.name, o.id, ST_Multi(ST_MakeEnvelope(g.x0, 36.85, g.x1, 36.95, 4326))
-  FROM (VALUES ('A1', '甲一警格', 'ST-A', 117.65, 117.712), ('A2', '甲二警格', 'ST-A', 117.712, 117.75),
+  FROM (VALUES ('A1', '甲一警格', 'ST-A', 117.699, 117.712), ('A2', '甲二警格', 'ST-A', 117.712, 117.75),
+               ('A3', '甲三警格', 'ST-A', 117.65, 117.699),
                ('B1', '乙一警格', 'ST-B', 117.75, 117.85)) g(code, name, org, x0, x1)
   JOIN organisation o ON o.code = g.org;
 INSERT INTO road_node (geom, osm_id)
-SELECT ST_SetSRID(ST_MakePoint(117.70 + i * 0.01, 36.90), 4326), i FROM generate_series(0, 3) i;
+SELECT ST_SetSRID(ST_MakePoint(117.70 + i * 0.01, 36.90), 4326), i FROM generate_series(-1, 3) i;
 INSERT INTO road_edge (source, target, road_class, name, oneway, length_m, geom)
 SELECT a.id, b.id, 'township', '测试路' || a.osm_id, false, 1000.0, ST_MakeLine(a.geom, b.geom)
   FROM road_node a JOIN road_node b ON b.osm_id = a.osm_id + 1;
@@ -136,7 +137,7 @@ def test_grid_measures_exact(tiny_conn, tiny_settings):
     a = _org(tiny_conn, "ST-A")
     w7 = M.parse_window({"window": "7"}, tiny_settings)
     g = _by_code(M.grid_measures(tiny_conn, tiny_settings, a, w7))
-    assert set(g) == {"A1", "A2"}
+    assert set(g) == {"A1", "A2", "A3"}
     a1, a2 = g["A1"], g["A2"]
     assert (a1["road_km"], a1["patrolled_km"], a1["patrol_share"], a1["patrol_share_prev"], a1["patrol_trend"]) == \
         (1.0, 1.0, 1.0, 0.0, 1.0)
@@ -147,6 +148,13 @@ def test_grid_measures_exact(tiny_conn, tiny_settings):
     assert (a1["drive_time_s"], a1["farthest_village"], a1["villages"]) == (round(SEG_S, 1), "一村", 1)
     assert (a2["drive_time_s"], a2["farthest_village"], a2["villages"]) == (round(3 * SEG_S, 1), "三村", 2)
     assert a2["drive_time_min"] == 4.5
+    # A3 has no village: the time by which its farthest road (the segment west of the station) is reached
+    a3 = g["A3"]
+    assert (a3["drive_time_s"], a3["drive_to"], a3["farthest_village"], a3["villages"]) == (round(SEG_S, 1), "road",
+                                                                                            None, 0)
+    assert (a3["road_km"], a3["patrol_share"], a3["patrol_trend"], a3["incidents"], a3["incidents_per_km"]) == \
+        (1.0, 0.0, 0.0, 0, None)
+    assert a1["drive_to"] == a2["drive_to"] == "village"
 
     # 30 days: the patrol of ten days ago and the incident of 20 days ago count; nothing before
     w30 = M.parse_window({"window": "30"}, tiny_settings)
@@ -203,7 +211,7 @@ def test_api_scope_chief_sees_own_station_only(tiny_live, tiny_conn):
     assert body["window"]["days"] == 7
     r = c.get("/api/v1/maps/grid-measures", params={"window": "30"})
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/geo+json")
-    assert sorted(f["properties"]["code"] for f in r.json()["features"]) == ["A1", "A2"]
+    assert sorted(f["properties"]["code"] for f in r.json()["features"]) == ["A1", "A2", "A3"]
     for path in ("/api/v1/maps/villages", "/api/v1/maps/grid-measures"):
         for other in ("ST-B", str(_org(tiny_conn, "ST-B"))):
             r = c.get(path, params={"station": other})
