@@ -315,7 +315,9 @@ def grid_measures(fc: dict, lang: str, measure: str, show: bool = True) -> MapLa
         entries.append(LegendEntry(lab, col))
     entries.append(LegendEntry(t("common.none", lang), S.NO_DATA_COLOR))
     layer = GeoLayer(data, "grid_measure", title, show=show, highlight={"weight": 3, "color": "#0f172a"})
-    return MapLayer("grids_measure", layer, LegendSection(title, entries, note=t("chief.measure", lang)))
+    win = fc.get("window") or {}
+    note = f"{win.get('from')} – {win.get('to')}" if win else ""
+    return MapLayer("grids_measure", layer, LegendSection(title, entries, note=note))
 
 
 # --- roads and coverage (vector tiles) -------------------------------------------------------------

@@ -125,6 +125,7 @@ def test_chief_grids_and_coverage(lang, browser, demo_live, daixi):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.evaluate("() => { gisapp.map.closePopup(); }")
             page.evaluate("() => { gisapp.map.fitBounds(gisapp.layers.grids_measure.getBounds()); }")
+            page.evaluate("() => { document.querySelector('[data-testid=side-panel]').scrollTop = 0; }")
             wait_map_idle(page, rec=rec)
             page.screenshot(path=str(SHOTS / "grids-chief-zh.png"))
         before = _figures(page)
