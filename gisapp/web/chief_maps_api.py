@@ -17,6 +17,7 @@ from gisapp.core.errors import NotFound
 from layers import measures as M
 
 from .context import db_tx, geojson, require_role, settings
+from .openapi import document, param
 
 bp = Blueprint("chief_maps_api", __name__, url_prefix="/api/v1/maps")
 
@@ -59,6 +60,19 @@ def stations_in_scope(conn, user: dict, raw: str | None) -> list[dict]:
 def _params():
     s = settings()
     return s, M.parse_window(request.args, s), M.parse_source(request.args.get("source"))
+
+
+_PARAMS = [param("station", {"type": "string"}, "station id or code (a chief: their own; county roles: all without it)"),
+           param("window", {"enum": [7, 30, 90]}, "the last 7 (default), 30 or 90 Beijing-local days"),
+           param("from", {"type": "string", "format": "date"}, "first day of a from-to window (Beijing-local)"),
+           param("to", {"type": "string", "format": "date"}, "last day, inclusive (default today)"),
+           param("source", {"enum": list(M.SOURCES)}, "drive times from the station (default) or also its available units")]
+document("/api/v1/maps/grid-measures", "get",
+         "A station's grids with drive time to the farthest village, patrol share and its trend, incidents per "
+         "patrolled km over a patrol window (GeoJSON)", tag="maps", params=_PARAMS)
+document("/api/v1/maps/villages", "get",
+         "A station's villages with grid, drive time, within target or not and patrol share of their roads",
+         tag="maps", params=_PARAMS)
 
 
 @bp.get("/grid-measures")
