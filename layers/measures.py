@@ -229,7 +229,7 @@ SELECT g.id, g.code, g.name, g.organisation_id, o.name AS org_name, o.name_en AS
 """
 
 
-def _villages_rows(conn: psycopg.Connection, station_id: int) -> list[dict]:
+def station_villages(conn: psycopg.Connection, station_id: int) -> list[dict]:
     """The villages of a station: inside its grids, else inside its current jurisdiction (no grid)."""
     return conn.execute(
         """WITH j AS (SELECT geom FROM jurisdiction WHERE organisation_id = %(org)s AND kind = 'station'
@@ -255,7 +255,7 @@ def grid_measures(conn: psycopg.Connection, settings: Settings, station_id: int,
     t0, t1 = window.utc_bounds(settings.local_timezone)
     rows = conn.execute(_GRID_SQL, {"org": station_id, "s": window.start, "e": window.end, "ps": prev.start,
                                     "pe": prev.end, "t0": t0, "t1": t1}).fetchall()
-    vills = _villages_rows(conn, station_id)
+    vills = station_villages(conn, station_id)
     times, _ = drive_times(conn, settings, station_id, [(v["lon"], v["lat"]) for v in vills], source)
     far: dict[int, tuple[float | None, str, int]] = {}
     for v, tm in zip(vills, times, strict=True):
@@ -307,7 +307,7 @@ def villages(conn: psycopg.Connection, settings: Settings, station_id: int, wind
     """The station's villages: grid, drive time, within target or not, patrol share of its roads."""
     from .data import target_min
 
-    vills = _villages_rows(conn, station_id)
+    vills = station_villages(conn, station_id)
     times, edges = drive_times(conn, settings, station_id, [(v["lon"], v["lat"]) for v in vills], source)
     classes: dict[int, str] = {}
     if vills:

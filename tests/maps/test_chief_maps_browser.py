@@ -46,12 +46,12 @@ def daixi(demo_users, demo_database_url) -> dict:
     from gisapp.core import db
     from gisapp.core.config import Settings
     from layers.data import coverage_gaps
-    from layers.measures import _villages_rows
+    from layers.measures import station_villages
 
     with db.connect(demo_database_url) as conn:
         org = conn.execute("SELECT id, name, name_en FROM organisation WHERE id = %s",
                            [demo_users["chief"]["station_id"]]).fetchone()
-        names = sorted(v["name"] for v in _villages_rows(conn, org["id"]))
+        names = sorted(v["name"] for v in station_villages(conn, org["id"]))
         s = Settings.from_env({"database_url": demo_database_url})
         gaps = [f["id"] for f in coverage_gaps(conn, s, s.map_gap_list_limit, station_id=org["id"])["features"]]
         county = [f["id"] for f in coverage_gaps(conn, s, s.map_gap_list_limit)["features"]]
