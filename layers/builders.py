@@ -252,6 +252,74 @@ def grids(fc: dict, lang: str, color_by: str | None = None, show: bool = True) -
     return MapLayer(key, layer, LegendSection(title, entries))
 
 
+# The chief's grid measures (issue 14): property coloured, palette from good to bad or low to high,
+# whether a higher value is better, and how the legend prints a break.
+MEASURE_STYLE: dict[str, dict[str, Any]] = {
+    "drive_time": {"prop": "drive_time_min", "palette": "bad_high", "fmt": "{:.1f}′"},
+    "patrol_share": {"prop": "patrol_share", "palette": "good_high", "fmt": "pct"},
+    "patrol_trend": {"prop": "patrol_trend", "palette": "good_high", "fmt": "signed_pct"},
+    "incidents_per_km": {"prop": "incidents_per_km", "palette": "bad_high", "fmt": "{:.2f}"},
+}
+
+
+def _fmt_break(v: float, fmt: str) -> str:
+    if fmt == "pct":
+        return f"{v * 100:.0f}%"
+    if fmt == "signed_pct":
+        return f"{v * 100:+.0f}%"
+    return fmt.format(v)
+
+
+def grid_measures(fc: dict, lang: str, measure: str, show: bool = True) -> MapLayer:
+    """The chief's grids coloured by one measure (``layers.measures``) in quantile classes (each
+    distinct value its own class when there are few), with every measure in the popup."""
+    from .measures import class_of, quantile_breaks
+
+    spec = MEASURE_STYLE[measure]
+    prop = spec["prop"]
+    breaks = quantile_breaks([f["properties"].get(prop) for f in fc["features"]], len(S.MEASURE_COLORS))
+    k = len(breaks) + 1
+    # spread the classes over the palette (ordered good -> bad)
+    picks = [S.MEASURE_COLORS[round(i * (len(S.MEASURE_COLORS) - 1) / (k - 1))] if k > 1 else S.MEASURE_COLORS[0]
+             for i in range(k)]
+    if spec["palette"] == "good_high":
+        picks = picks[::-1]
+
+    def st(p: dict) -> dict:
+        ci = class_of(p.get(prop), breaks)
+        return {"color": S.GRID_LINE, "weight": 1.2, "fillColor": S.NO_DATA_COLOR if ci is None else picks[ci],
+                "fillOpacity": 0.65}
+
+    data = _with_style(fc, st)
+    for f in data["features"]:
+        p = f["properties"]
+        p["label"] = p.get("name") or ""
+        p["org_label"] = _name(p, lang, "org_name")
+        p["measure_class"] = class_of(p.get(prop), breaks)
+        p["window_label"] = f"{p.get('window_from')} – {p.get('window_to')}"
+    mname = t(f"chief.measure.{measure}", lang)
+    title = t("layer.grids_measure", lang, measure=mname)
+    lows: list[float | None] = [None, *breaks]
+    highs: list[float | None] = [*breaks, None]
+    entries = []
+    for lo, hi, col in zip(lows, highs, picks, strict=True):
+        if lo is None and hi is None:
+            vals = [f["properties"].get(prop) for f in fc["features"] if f["properties"].get(prop) is not None]
+            lab = _fmt_break(vals[0], spec["fmt"]) if vals else t("common.none", lang)
+        elif lo is None:
+            lab = f"< {_fmt_break(hi, spec['fmt'])}"
+        elif hi is None:
+            lab = f"≥ {_fmt_break(lo, spec['fmt'])}"
+        else:
+            lab = f"{_fmt_break(lo, spec['fmt'])} – {_fmt_break(hi, spec['fmt'])}"
+        entries.append(LegendEntry(lab, col))
+    entries.append(LegendEntry(t("common.none", lang), S.NO_DATA_COLOR))
+    layer = GeoLayer(data, "grid_measure", title, show=show, highlight={"weight": 3, "color": "#0f172a"})
+    win = fc.get("window") or {}
+    note = f"{win.get('from')} – {win.get('to')}" if win else ""
+    return MapLayer("grids_measure", layer, LegendSection(title, entries, note=note))
+
+
 # --- roads and coverage (vector tiles) -------------------------------------------------------------
 
 def _road_entries(lang: str) -> list[LegendEntry]:
@@ -509,6 +577,15 @@ def popup_specs(lang: str) -> dict[str, Any]:
             f("prop.incidents_year", "incidents", "int"),
             f("prop.road_km", "road_km", "num"), f("prop.staff", "staff", "int"),
             f("prop.area_km2", "area_km2", "num")]},
+        "grid_measure": {"tooltip": "label", "title": "label", "fields": [
+            f("prop.code", "code"), f("prop.organisation", "org_label"),
+            f("prop.drive_time_min", "drive_time_min", "min"), f("prop.farthest_village", "farthest_village"),
+            f("prop.drive_to", "drive_to", "enum:legend.drive_to_"),
+            f("prop.patrol_share", "patrol_share", "pct"), f("prop.patrol_share_prev", "patrol_share_prev", "pct"),
+            f("prop.patrol_trend", "patrol_trend", "pct"), f("prop.incidents_window", "incidents", "int"),
+            f("prop.incidents_per_km", "incidents_per_km", "num"), f("prop.patrolled_km", "patrolled_km", "num"),
+            f("prop.road_km", "road_km", "num"), f("prop.villages", "villages", "int"),
+            f("prop.window", "window_label")]},
         "road": {"tooltip": "name", "title": "name", "fields": [
             f("prop.road_class", "road_class", "enum:road."), f("prop.oneway", "oneway", "bool")]},
         "roads": {"tooltip": "name", "title": "name", "fields": [

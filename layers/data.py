@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -304,14 +305,25 @@ def _org_names(conn: psycopg.Connection, ids: list[int]) -> dict[int, dict]:
                                              [ids])}
 
 
-def coverage_gaps(conn: psycopg.Connection, settings: Settings, limit: int) -> dict:
+def coverage_gaps(conn: psycopg.Connection, settings: Settings, limit: int, station_id: int | None = None) -> dict:
     """Return routing's coverage gaps (edges not wholly reached within target, ranked by uncovered km x
-    past-year incidents) as a FeatureCollection with road names and the nearest station."""
+    past-year incidents) as a FeatureCollection with road names and the nearest station; with
+    ``station_id`` only the gaps inside that station's current jurisdiction (a chief's own)."""
     import routing.coverage
 
     if conn.execute("SELECT count(station_within_m) AS n FROM road_coverage").fetchone()["n"] == 0:
         return {"type": "FeatureCollection", "features": []}
-    items = routing.coverage.gaps(conn, settings, "static", limit=limit)
+    if station_id is None:
+        items = routing.coverage.gaps(conn, settings, "static", limit=limit)
+    else:
+        jid = conn.execute(
+            """SELECT id FROM jurisdiction WHERE organisation_id = %s AND kind = 'station' AND valid_from <= now()
+                  AND (valid_to IS NULL OR valid_to > now()) ORDER BY valid_from DESC LIMIT 1""",
+            [station_id]).fetchone()
+        if jid is None:
+            return {"type": "FeatureCollection", "features": []}
+        items = routing.coverage.gaps(conn, settings, "static", limit=limit, area_kind="station",
+                                      area_id=jid["id"])
     ids = [it["edge_id"] for it in items]
     extra = {r["id"]: r for r in conn.execute(
         """SELECT e.id, e.name, c.station_org_id, o.name AS station_name, o.name_en AS station_name_en
@@ -372,18 +384,25 @@ def organisation_hq(conn: psycopg.Connection, organisation_id: int) -> list[floa
     return [row["lon"], row["lat"]] if row else None
 
 
-def unpatrolled_roads(conn: psycopg.Connection, settings: Settings, organisation_id: int) -> dict:
+def unpatrolled_roads(conn: psycopg.Connection, settings: Settings, organisation_id: int, window: Any = None) -> dict:
     """The road segments of a station's jurisdiction (by midpoint) that no unit drove along in
-    the last ``patrol_days`` days, with the day of their last patrol if any (routing.patrol)."""
+    the patrol window (``layers.measures.Window``; default: the last ``patrol_days`` days), with
+    the day of their last patrol if any (routing.patrol)."""
+    if window is None:
+        today = datetime.now(ZoneInfo(settings.local_timezone)).date()
+        start, end = today - timedelta(days=settings.patrol_days - 1), today
+    else:
+        start, end = window.start, window.end
     rows = conn.execute(
         """WITH j AS (SELECT geom FROM jurisdiction WHERE organisation_id = %(org)s AND kind = 'station'
                         AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now()))
            SELECT e.id, e.road_class, e.name, round(e.length_m::numeric, 1)::float AS length_m,
-                  (SELECT max(p.day) FROM patrol_edge_day p WHERE p.edge_id = e.id)::text AS last_patrol_day,
+                  (SELECT max(p.day) FROM patrol_edge_day p WHERE p.edge_id = e.id AND p.day <= %(end)s)::text
+                      AS last_patrol_day,
                   ST_AsGeoJSON(e.geom, 6)::json AS geometry
              FROM road_edge e JOIN j ON e.geom && j.geom AND ST_Intersects(j.geom, ST_LineInterpolatePoint(e.geom, 0.5))
             WHERE NOT EXISTS (SELECT 1 FROM patrol_edge_day p WHERE p.edge_id = e.id
-                                AND p.day > (now() AT TIME ZONE %(tz)s)::date - %(days)s)
+                                AND p.day BETWEEN %(start)s AND %(end)s)
             ORDER BY e.id""",
-        {"org": organisation_id, "tz": settings.local_timezone, "days": settings.patrol_days}).fetchall()
+        {"org": organisation_id, "start": start, "end": end}).fetchall()
     return _fc(rows)

@@ -177,10 +177,14 @@ def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads:
         c.add(B.coverage_tiles(tile_url("coverage", versions, TILE_LAYERS["coverage"].areas), lang,
                                settings.main_road_target_min, settings.rural_road_target_min, live=True,
                                show=False))
-    gaps = _memo(settings, versions, ("roads", "coverage"), "gaps",
-                 lambda: mapdata.coverage_gaps(conn, settings, settings.map_gap_list_limit))
+    # a chief's gap list is their station's (issue 14); county roles see the county's
+    gaps = _memo(settings, versions, ("roads", "coverage", "jurisdictions"), "gaps",
+                 lambda: mapdata.coverage_gaps(conn, settings, settings.map_gap_list_limit,
+                                               station_id=chief_station_id), chief_station_id)
     c.add(B.coverage_gaps(gaps, lang, show=bool(gaps["features"])))
-    c.add(B.service_areas(None, lang, tuple(budgets)))
+    # 出警半径 is empty until the user asks for a station's or unit's radius (then gisapp.loadServiceAreas
+    # fills and switches it on): not ticked when it has nothing to show (issue 14)
+    c.add(B.service_areas(None, lang, tuple(budgets), show=False))
     c.add(B.villages(_EMPTY, lang, show=False, lazy_url=lazy_url("villages")))
     c.add(B.towns(mapdata.towns(conn), lang))
     c.add(B.stations(mapdata.organisations(conn), lang))
@@ -197,25 +201,35 @@ def coverage_map(conn: psycopg.Connection, settings: Settings, lang: str, roads:
         "stations": mapdata.stations_list(conn),
         "budgets": budgets,
         "mine": chief_station_id,
+        "gaps_station": mapdata.station_org(conn, chief_station_id) if chief_station_id else None,
         "targets": {"main": settings.main_road_target_min, "rural": settings.rural_road_target_min},
     }
     return PageMap(c, panel)
 
 
-def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_id: int) -> PageMap:
-    """The station chief's page: their station's grids by response coverage and by incidents."""
+def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_id: int,
+              window: Any = None, measure: str = "drive_time", source: str = "station") -> PageMap:
+    """The station chief's page: their station's grids coloured by a chosen measure (drive time to
+    the farthest village, patrol share and its trend, incidents per patrolled km, over ``window``:
+    ``layers.measures``), by response coverage and by incidents; the villages table."""
+    from . import measures as M
+
+    window = window or M.parse_window({}, settings)
     versions = mapdata.data_versions(conn)
     c = _composer(conn, settings, lang)
     _base(c, conn, settings, lang)
     since = datetime.now(UTC) - timedelta(days=settings.map_heat_days)
     fc = mapdata.grids(conn, settings, organisation_id=station_id, since=since)
+    mfc = M.grid_measures(conn, settings, station_id, window, source)
+    vills = M.villages(conn, settings, station_id, window, source)
     juris = mapdata.jurisdictions(conn, "station", settings.map_simplify_m, settings.metric_srid,
                                   organisation_id=station_id)
     c.add(B.roads_tiles(tile_url("roads", versions, TILE_LAYERS["roads"].areas), lang))
-    c.add(B.grids(fc, lang, color_by="coverage", show=True))
+    c.add(B.grid_measures(mfc, lang, measure, show=True))
+    c.add(B.grids(fc, lang, color_by="coverage", show=False))
     c.add(B.grids(fc, lang, color_by="incidents", show=False))
-    c.add(B.unpatrolled_roads(mapdata.unpatrolled_roads(conn, settings, station_id), lang, settings.patrol_days,
-                              show=True))
+    unpatrolled = mapdata.unpatrolled_roads(conn, settings, station_id, window=window)
+    c.add(B.unpatrolled_roads(unpatrolled, lang, window.days, show=True))
     c.add(B.station_jurisdictions(juris, lang, show=True))
     c.add(B.incidents_heatmap(None, lang, show=False, lazy_url=lazy_url("heatmap", station=station_id)))
     recent = datetime.now(UTC) - timedelta(days=settings.map_incident_days)
@@ -230,7 +244,16 @@ def grids_map(conn: psycopg.Connection, settings: Settings, lang: str, station_i
         _coords(juris["features"][0]["geometry"]["coordinates"], xs, ys)
         c.bounds = [[min(ys), min(xs)], [max(ys), max(xs)]]
     _finish_attribution(c, conn)
-    return PageMap(c, {"grids": [f["properties"] for f in fc["features"]], "patrol_days": settings.patrol_days})
+    cov = {f["properties"]["id"]: f["properties"] for f in fc["features"]}
+    rows = []
+    for f in mfc["features"]:
+        p = dict(f["properties"])
+        p["share_within"] = cov.get(p["id"], {}).get("share_within")
+        p["staff"] = cov.get(p["id"], {}).get("staff")
+        rows.append(p)
+    return PageMap(c, {"grids": rows, "villages": vills, "patrol_days": window.days, "window": window,
+                       "measure": measure, "measures": M.MEASURES, "source": source, "sources": M.SOURCES,
+                       "presets": [int(p) for p in settings.chief_window_presets]})
 
 
 def _coords(obj: Any, xs: list[float], ys: list[float]) -> None:

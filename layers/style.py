@@ -75,6 +75,8 @@ GRID_LINE = "#475569"
 SHARE_BREAKS = (0.5, 0.7, 0.85, 0.95)
 SHARE_COLORS = ("#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850")
 NO_DATA_COLOR = "#cbd5e1"
+# The chief's grid measures, from good to bad (layers.builders.grid_measures).
+MEASURE_COLORS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
 INCIDENT_COLORS = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")
 
 SERVICE_AREA_COLORS = ("#1e40af", "#2563eb", "#60a5fa", "#93c5fd", "#dbeafe", "#eff6ff")

@@ -119,6 +119,32 @@ class Router:
         return search_arrays(g.forward, len(sources), owner[order], nodes[order], offs[order], limit=limit,
                              predecessors=predecessors, sources=with_sources)
 
+    def times_to(self, sources: Snaps, targets: Snaps) -> np.ndarray:
+        """Best time (s) from the nearest of ``sources`` to each point of ``targets`` (off-road legs
+        at both ends included; inf: unreachable or no road): one multi-source search."""
+        g = self.graph
+        n = len(targets)
+        out = np.full(n, np.inf)
+        if n == 0 or len(sources) == 0 or g.n_edges == 0:
+            return out
+        d = self.from_points(sources, with_sources=False).dist
+        te = targets.edge
+        ok = te >= 0
+        ec = np.where(ok, te, 0)
+        f = targets.fraction
+        c = g.edge_cost_s[ec]
+        via_u = d[g.edge_u[ec]] + f * c
+        back_ok = (~g.edge_oneway[ec]) | (f == 1.0)
+        via_v = np.where(back_ok, d[g.edge_v[ec]] + (1.0 - f) * c, np.inf)
+        best = np.minimum(via_u, via_v)
+        for si in np.flatnonzero((sources.edge >= 0) & np.isfinite(sources.offroad_s)):
+            se = int(sources.edge[si])
+            for ti in np.flatnonzero(ok & (te == se)):  # source and target on the same edge
+                t = sources.offroad_s[si] + same_edge_time(g, se, float(sources.fraction[si]), float(f[ti]))[0]
+                best[ti] = min(best[ti], t)
+        out = np.where(ok, best + targets.offroad_s, np.inf)
+        return np.where(np.isfinite(out), out, np.inf)
+
     def etas_to(self, tree: Tree, target: Snaps, ti: int, sources: Snaps) -> tuple[np.ndarray, np.ndarray]:
         """Times from each source point to target point ``ti`` given the reverse search ``tree``.
 

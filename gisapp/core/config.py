@@ -169,6 +169,12 @@ class Settings:
     # The 满天星 ranking's weights file (versioned TOML; empty: gisapp/reports/ranking.toml).
     ranking_path: str = ""
     # issue 14: reports page
+    # issue 14: chief maps
+    # The patrol windows a chief picks on /map/grids (days; the first is the default) and the
+    # longest from-to window; a village's roads: segments whose midpoint is this close to it.
+    chief_window_presets: tuple[int, ...] = (7, 30, 90)
+    chief_window_max_days: int = 366
+    chief_village_road_m: float = 1000.0
     # Call-back: the key that encrypts full caller numbers at rest (gisapp.core.callerkey;
     # urlsafe base64 of 32 bytes). Empty: read from caller_key_file (empty: var/caller_key,
     # made by `gisapp caller-key init`, which make setup/run call). caller_key_previous keeps

@@ -22,12 +22,13 @@ from markupsafe import Markup, escape
 
 from gisapp.core import scope
 from gisapp.core.catalog import ORGANISATION_ROLES
-from gisapp.core.errors import Unauthorized
+from gisapp.core.errors import Unauthorized, ValidationError
 from gisapp.core.i18n import LANGUAGES, MESSAGES, catalogue, normalise_language, t
 from gisapp.core.sessions import TooManyAttempts
 from gisapp.web import audit_page
 from gisapp.web.context import db_tx, end_login_session, page_csrf_token, settings, start_login_session
 from layers import data as mapdata
+from layers import measures
 
 log = logging.getLogger("gisapp.pages")
 
@@ -291,7 +292,13 @@ def grids():
         if station_id is None:
             return render_template("error.html", title=t("grids.none", g.lang), detail=""), 404
         station = mapdata.station_org(conn, station_id)
-        pm = grids_map(conn, settings(), g.lang, station_id)
+        try:  # the patrol window, measure and source the user chose (kept in the URL)
+            window = measures.parse_window(request.args, settings())
+            measure = measures.parse_measure(request.args.get("measure"))
+            source = measures.parse_source(request.args.get("source"))
+        except ValidationError as e:
+            return render_template("error.html", title=e.message(g.lang), detail="", field=e.field), 400
+        pm = grids_map(conn, settings(), g.lang, station_id, window=window, measure=measure, source=source)
         return _render_map("grids", "grids.html", pm, station=station, stations=stations)
 
 
