@@ -612,6 +612,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "field.any_organisation": ("所有单位", "any organisation"),
     "field.display_name": ("显示名称", "display name"),
     "field.properties": ("属性", "properties"),
+    "field.table": ("表格", "table"),
     "dp.reason.no_owner": ("此处没有对应的管辖单位", "no organisation owns this place"),
     "dp.reason.zone_fallback": ("管辖单位无可用警力：由联合战区相邻成员增援", "the owner has no available unit: a neighbouring member of the joint war zone"),
     "dp.reason.no_unit_in_zone": ("管辖单位及其联合战区均无可用警力", "no available unit in the owner or its joint war zone"),
