@@ -86,6 +86,15 @@ PACKAGES: tuple[Package, ...] = (
             (("files/noto-sans-sc-*-400-normal.woff2", "files/"), ("400.css", "400.css"), ("LICENSE", "LICENSE")),
             "Chinese UI font (Noto Sans SC, regular; bold is synthesised), the fallback when a workstation has no "
             "CJK font: split by unicode range, a page loads only the slices it uses"),
+    # Apache ECharts (issue 14): the charting library of Chinese government and police dashboards, so
+    # the charts look like what leadership already reads; one self-contained file (no dependency, no
+    # eval, canvas and SVG renderers: a canvas prints and saves as an image), bar / line / pie /
+    # calendar heat map in one library, zh and en locales built in. Apache-2.0: LICENSE and NOTICE kept.
+    Package("echarts", "6.1.0", "Apache-2.0", "sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA==",
+            "echarts",
+            (("dist/echarts.min.js", "echarts.min.js"), ("LICENSE", "LICENSE"), ("NOTICE", "NOTICE")),
+            "the report charts (/reports, /reports/print, the chief's and leadership's home): bars, lines, pies, "
+            "the hour x weekday heat map"),
 )
 
 # Files copied from installed PyPI packages: (package, path in it, dest, licence, purpose).
