@@ -107,7 +107,9 @@ PYPI_FILES = (
 # icons.svg, ``<use href="...#fa-NAME">``): pages need no icon web font (saves ~150 KB per first visit).
 SPRITE_ICONS = ("shield-halved", "traffic-light", "car-burst", "tower-broadcast", "car-side", "car", "motorcycle",
                 "truck-medical", "van-shuttle", "bell", "id-card", "route", "table-cells", "draw-polygon", "user",
-                "language", "right-from-bracket", "list", "circle-info", "circle-exclamation", "lock")
+                "language", "right-from-bracket", "list", "circle-info", "circle-exclamation", "lock",
+                # issue 14: reports
+                "chart-column", "star", "star-half-stroke", "print", "download", "arrow-up", "arrow-down", "minus")
 
 _SOURCEMAP = re.compile(rb"\n?(//|/\*)# sourceMappingURL=[^\n]*")
 
