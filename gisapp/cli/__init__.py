@@ -11,6 +11,7 @@ from gisapp.core.config import Settings
 
 from .io import export_cmd, import_cmd
 from .plan import plan_group
+from .report import report_group
 from .routing import import_osm_command, routing_group
 from .simulate import simulate_live
 
@@ -97,7 +98,7 @@ def user_group() -> None:
 @user_group.command("create")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice(
-    ["admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway"]))
+    ["admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway", "leadership"]))
 @click.option("--station", default=None,
               help="organisation code (required for a chief and a duty officer: the organisation they work for)")
 @click.option("--unit", "units", multiple=True,
@@ -168,7 +169,8 @@ def demo_accounts() -> None:
         station = conn.execute(
             "SELECT id, name FROM organisation WHERE kind = 'station' ORDER BY code LIMIT 1").fetchone()
         wanted = [("admin", "admin", None), ("dispatcher", "dispatcher", None), ("planner", "planner", None),
-                  ("viewer", "viewer", None)]
+                  ("viewer", "viewer", None),
+                  ("leader", "leadership", None)]  # issue 14: command centre / bureau leadership, read-only
         if station:
             wanted.append(("chief", "chief", station["id"]))
             wanted.append(("duty", "duty_officer", station["id"]))  # the chief's station's desk
@@ -191,7 +193,7 @@ def demo_accounts() -> None:
             made.append("device")
         conn.commit()
     click.echo("demo accounts (password for all: {}){}".format(DEMO_PASSWORD, f", created {made}" if made else ""))
-    click.echo("  admin, dispatcher, planner, viewer" + (f", chief and duty (of {station['name']})" if station else "")
+    click.echo("  admin, dispatcher, planner, viewer, leader (leadership: every organisation's reports, read-only)" + (f", chief and duty (of {station['name']})" if station else "")
                + (f", duty_accident (of {accident['name']})" if accident else "")
                + (f", device (unit {unit['code']})" if unit else ""))
     click.echo("  log in at /login, or: curl -c c.txt -H 'Content-Type: application/json' "
@@ -258,5 +260,5 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
-for _cmd in (import_cmd, export_cmd, import_osm_command, routing_group, plan_group, simulate_live):
+for _cmd in (import_cmd, export_cmd, import_osm_command, routing_group, plan_group, simulate_live, report_group):
     main.add_command(_cmd)

@@ -68,7 +68,9 @@ ROAD_CLASSES = ("expressway", "national", "provincial", "county", "township", "v
 UNIT_KINDS = ("patrol_car", "traffic_car", "motorcycle", "accident_car", "command_car")
 UNIT_STATUSES = ("available", "assigned", "en_route", "on_scene", "off_duty", "out_of_service")
 SEVERITIES = ("none", "minor", "injury", "fatal")
-ROLES = ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway")
+ROLES = ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "gateway", "leadership")
+# Read-only roles over every organisation (issue 14: the command centre and bureau leadership)
+READ_ONLY_ROLES = ("viewer", "leadership")
 # Roles bound to one organisation (app_user.station_id): they see and act on its records only.
 ORGANISATION_ROLES = ("chief", "duty_officer")
 

@@ -166,6 +166,8 @@ class Settings:
     reverse_geocode_road_m: float = 300.0
     # issue 13: messages
     # issue 14: reports backend
+    # The 满天星 ranking's weights file (versioned TOML; empty: gisapp/reports/ranking.toml).
+    ranking_path: str = ""
     # issue 14: reports page
     # Call-back: the key that encrypts full caller numbers at rest (gisapp.core.callerkey;
     # urlsafe base64 of 32 bytes). Empty: read from caller_key_file (empty: var/caller_key,

@@ -258,6 +258,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unit.kind.command_car": ("指挥车", "command car"),
     # issue 13: messages
     # issue 14: reports backend
+    "role.leadership": ("指挥中心/局领导", "Command centre / leadership"),
+    "err.reports.month": ("月份应为 YYYY-MM 格式（收到 {value}）", "The month must be YYYY-MM (got {value})"),
+    "err.reports.date": ("日期应为 YYYY-MM-DD 格式（收到 {value}）", "Dates must be YYYY-MM-DD (got {value})"),
+    "err.reports.month_or_dates": ("请指定月份或起止日期，不能同时指定", "Give a month or from/to dates, not both"),
+    "err.reports.period_reversed": ("截止日期早于起始日期", "The end of the period is before its start"),
+    "err.reports.period_too_long": ("统计期间不能超过 {years} 年", "The period may not be longer than {years} years"),
+    "err.reports.channel": ("报警渠道应为 {options} 之一", "The channel must be one of {options}"),
+    "err.reports.type": ("没有警情类型 {value}", "There is no incident type {value}"),
+    "err.reports.measure": ("指标 {value} 不存在", "There is no measure {value}"),
+    "err.reports.weights_format": ("权重格式应为 指标:权重,…（指标：{options}）",
+                                   "Weights are measure:weight,... (measures: {options})"),
+    "err.reports.weights_measure": ("没有排名指标 {value}（可选：{options}）",
+                                    "There is no ranking measure {value} (measures: {options})"),
+    "err.reports.weights_sum": ("各项权重之和必须为 1（现为 {sum}）", "The weights must sum to 1 (they sum to {sum})"),
+    "err.reports.not_a_station": ("单位 {id} 不是参与排名的派出所", "Organisation {id} is not a ranked station"),
     # issue 14: reports page
     # call-back: the caller's full number (dispatcher, the owning duty officer), audited
     "dp.callback.caller": ("报警电话", "Caller"),

@@ -1,7 +1,7 @@
 """Organisation scoping: which organisations' records a user may see and act on, in one place.
 
 ``visible_organisations(user)`` is the one rule: None means every organisation (dispatcher,
-admin, viewer, planner), a set means only those (a chief, a duty officer: their organisation). Every read and
+admin, viewer, planner, leadership), a set means only those (a chief, a duty officer: their organisation). Every read and
 write of dispatch, the layer API's incident, unit and grid layers, the SLA metrics and the map
 data go through the helpers below, so a new role or a wider chief scope changes one function.
 A single record outside the scope answers 404 when read (its existence is not revealed); acting
@@ -20,7 +20,8 @@ from gisapp.core.errors import Forbidden, NotFound
 
 # Roles that see every organisation. Any other role (chief; devices and gateways, which read
 # nothing of dispatch) is bound to organisations of its own.
-ALL_ORGANISATION_ROLES = frozenset({"admin", "dispatcher", "viewer", "planner"})
+# leadership (issue 14): the command centre and bureau leadership read every organisation, write nothing.
+ALL_ORGANISATION_ROLES = frozenset({"admin", "dispatcher", "viewer", "planner", "leadership"})
 
 
 def visible_organisations(user: dict | None) -> frozenset[int] | None:

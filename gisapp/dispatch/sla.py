@@ -100,6 +100,60 @@ def sweep_overdue(conn: psycopg.Connection, settings, limit: int = 500) -> list[
     return flagged
 
 
+# --- the one definition of the figures (sla_metrics and gisapp.reports use these fragments) --------
+#
+# The legs counted: dispatched in the period, not cancelled, not after ``as_of``. Parameters:
+# %(start)s, %(end)s, %(as_of)s; the leg is ``l``.
+LEGS_COUNTED = ("l.dispatched_at >= %(start)s AND l.dispatched_at < %(end)s AND l.status <> 'cancelled' "
+                "AND l.dispatched_at <= %(as_of)s")
+# Per leg (``l``): the delay of each milestone from the start of its clock, the arrival time, the
+# age of its sign-off clock and of its other clocks at ``as_of`` (seconds).
+LEG_MEASURES = """
+       extract(epoch FROM l.signed_off_at - l.dispatched_at) AS so_s,
+       extract(epoch FROM l.first_feedback_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS ff_s,
+       extract(epoch FROM l.closed_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS cl_s,
+       extract(epoch FROM l.arrived_at - l.dispatched_at) AS arr_s,
+       extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s,
+       extract(epoch FROM %(as_of)s::timestamptz - coalesce(l.first_dispatched_at, l.dispatched_at)) AS wait_s"""
+# Per clock: met (the milestone came within the limit) and decided (met, late, or overdue; a
+# handed-back leg's sign-off is decided, its other clocks go with the new leg), over the columns of
+# LEG_MEASURES plus ``status``. Parameters %(so)s, %(ff)s, %(cl)s (sla_params).
+CLOCK_MET = {
+    "sign_off": "so_s <= %(so)s",
+    "first_feedback": "ff_s <= %(ff)s",
+    "close": "cl_s <= %(cl)s",
+}
+CLOCK_DECIDED = {
+    "sign_off": "so_s IS NOT NULL OR age_s > %(so)s OR status = 'handed_back'",
+    "first_feedback": "ff_s IS NOT NULL OR (wait_s > %(ff)s AND status <> 'handed_back')",
+    "close": "cl_s IS NOT NULL OR (wait_s > %(cl)s AND status <> 'handed_back')",
+}
+# Open now and past its limit (the overdue list; ``status`` and the measures).
+CLOCK_OVERDUE = {
+    "sign_off": "so_s IS NULL AND age_s > %(so)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
+    "first_feedback": "ff_s IS NULL AND wait_s > %(ff)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
+    "close": "cl_s IS NULL AND wait_s > %(cl)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
+}
+SLA_COUNTS = ",\n".join(
+    f"count(*) FILTER (WHERE {CLOCK_MET[c]}) AS {c}_met, count(*) FILTER (WHERE {CLOCK_DECIDED[c]}) AS {c}_decided"
+    for c in ("sign_off", "first_feedback", "close")) + ",\ncount(*) FILTER (WHERE status = 'handed_back') AS handed_back"
+# The brief's 84%: accident (``type = ANY(%(acc)s)``) primary legs closed with the mediation outcome
+# (``%(med)s``) among those closed with any outcome.
+MEDIATION_DECIDED = "type = ANY(%(acc)s) AND role = 'primary' AND status = 'closed' AND outcome IS NOT NULL"
+MEDIATION_MET = MEDIATION_DECIDED + " AND outcome = %(med)s"
+
+
+def sla_params(settings, as_of: datetime) -> dict[str, Any]:
+    """The parameters of the fragments above: the limits of the three clocks and ``as_of``."""
+    return {"as_of": as_of, "so": settings.sign_off_sla_s, "ff": settings.first_feedback_sla_s,
+            "cl": settings.close_sla_s}
+
+
+def rate(met: int, decided: int) -> float | None:
+    """met / decided rounded to 6 places; None when nothing is decided (no division by zero)."""
+    return round(met / decided, 6) if decided else None
+
+
 def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | None:
 
     if organisation is None:
@@ -116,7 +170,8 @@ def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | N
 
 def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: datetime,
                 organisation: int | str | None = None, as_of: datetime | None = None,
-                orgs: frozenset[int] | None = None) -> dict[str, Any]:
+                orgs: frozenset[int] | None = None, channel: str | None = None,
+                types: list[str] | None = None) -> dict[str, Any]:
     """Compute the brief's rates and the mean arrival time over the legs dispatched in [start, end).
 
     Parameters
@@ -128,6 +183,8 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     orgs : frozenset of int, optional
         The organisations the caller may see (gisapp.core.scope.visible_organisations; None:
         all). Another organisation is refused (403); none asked means the caller's own.
+    channel, types : optional
+        Only incidents taken on this channel / of these types (the reports' filters).
 
     Returns
     -------
@@ -156,43 +213,23 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     rules = load_rules(settings)
     accident_types = rules.types_of_category("accident")
     as_of = as_of or datetime.now(UTC)
-    params = {"start": start, "end": end, "org": org_id, "as_of": as_of, "acc": accident_types,
-              "med": rules.mediation_outcome,
-              "so": settings.sign_off_sla_s, "ff": settings.first_feedback_sla_s, "cl": settings.close_sla_s}
+    params = sla_params(settings, as_of)
+    params.update({"start": start, "end": end, "org": org_id, "acc": accident_types, "med": rules.mediation_outcome,
+                   "channel": channel, "types": types})
     row = conn.execute(
-        """
-        WITH l AS (
-            SELECT l.incident_id, i.type, l.status, l.role, l.outcome,
-                   extract(epoch FROM l.signed_off_at - l.dispatched_at) AS so_s,
-                   extract(epoch FROM l.first_feedback_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS ff_s,
-                   extract(epoch FROM l.closed_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS cl_s,
-                   extract(epoch FROM l.arrived_at - l.dispatched_at) AS arr_s,
-                   extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s,
-                   extract(epoch FROM %(as_of)s::timestamptz - coalesce(l.first_dispatched_at, l.dispatched_at))
-                       AS wait_s
+        "WITH l AS (SELECT l.incident_id, i.type, l.status, l.role, l.outcome, " + LEG_MEASURES + """
             FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id
-            WHERE l.dispatched_at >= %(start)s AND l.dispatched_at < %(end)s AND l.status <> 'cancelled'
-              AND l.dispatched_at <= %(as_of)s
+            WHERE """ + LEGS_COUNTED + """
               AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)
+              AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
+              AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))
         )
-        SELECT count(*) AS legs, count(DISTINCT incident_id) AS incidents,
-               count(*) FILTER (WHERE so_s <= %(so)s) AS sign_off_met,
-               count(*) FILTER (WHERE so_s IS NOT NULL OR age_s > %(so)s OR status = 'handed_back')
-                   AS sign_off_decided,
-               count(*) FILTER (WHERE ff_s <= %(ff)s) AS first_feedback_met,
-               count(*) FILTER (WHERE ff_s IS NOT NULL OR (wait_s > %(ff)s AND status <> 'handed_back'))
-                   AS first_feedback_decided,
-               count(*) FILTER (WHERE cl_s <= %(cl)s) AS close_met,
-               count(*) FILTER (WHERE cl_s IS NOT NULL OR (wait_s > %(cl)s AND status <> 'handed_back'))
-                   AS close_decided,
-               count(*) FILTER (WHERE status = 'handed_back') AS handed_back,
+        SELECT count(*) AS legs, count(DISTINCT incident_id) AS incidents, """ + SLA_COUNTS + """,
                count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
                count(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS accident_arrivals,
                avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents,
-               count(*) FILTER (WHERE type = ANY(%(acc)s) AND role = 'primary' AND status = 'closed'
-                                AND outcome IS NOT NULL) AS accident_closed_with_outcome,
-               count(*) FILTER (WHERE type = ANY(%(acc)s) AND role = 'primary' AND status = 'closed'
-                                AND outcome = %(med)s) AS accident_mediated,
+               count(*) FILTER (WHERE """ + MEDIATION_DECIDED + """) AS accident_closed_with_outcome,
+               count(*) FILTER (WHERE """ + MEDIATION_MET + """) AS accident_mediated,
                coalesce((SELECT jsonb_object_agg(outcome, n) FROM (SELECT outcome, count(*) AS n FROM l
                          WHERE status = 'closed' AND outcome IS NOT NULL GROUP BY outcome) o), '{}'::jsonb)
                    AS outcomes
@@ -205,6 +242,8 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
               WHERE i.status = 'closed' AND i.outcome IS NOT NULL AND i.reported_at >= %(start)s
                 AND i.reported_at < %(end)s AND i.reported_at <= %(as_of)s
                 AND NOT EXISTS (SELECT 1 FROM dispatch_leg l WHERE l.incident_id = i.id AND l.status = 'closed')
+                AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
+                AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))
                 AND (%(org)s::bigint IS NULL OR i.station_org_id = %(org)s::bigint
                      OR i.traffic_org_id = %(org)s::bigint)
               GROUP BY i.outcome) o
@@ -213,15 +252,16 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         """
         SELECT count(DISTINCT i.id) AS accident_incidents,
                count(DISTINCT i.id) FILTER (WHERE o.kind = 'station' AND l.status <> 'cancelled'
-                   AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint)) AS accident_incidents_station
+                   AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint)) AS accident_incidents_station,
+               count(DISTINCT i.id) FILTER (WHERE o.kind = 'accident_section' AND l.status <> 'cancelled')
+                   AS accident_incidents_section
         FROM incident i LEFT JOIN dispatch_leg l ON l.incident_id = i.id
              LEFT JOIN organisation o ON o.id = l.organisation_id
         WHERE i.type = ANY(%(acc)s) AND i.reported_at >= %(start)s AND i.reported_at < %(end)s
           AND i.status NOT IN ('merged', 'cancelled')
+          AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
+          AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))
         """, params).fetchone()
-
-    def rate(met: int, decided: int) -> float | None:
-        return round(met / decided, 6) if decided else None
 
     def secs(v) -> float | None:
         return round(float(v), 1) if v is not None else None
@@ -251,6 +291,8 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         "accident_incidents": share["accident_incidents"],
         "accident_incidents_station": share["accident_incidents_station"],
         "station_share_of_accidents": rate(share["accident_incidents_station"], share["accident_incidents"]),
+        "accident_incidents_section": share["accident_incidents_section"],
+        "accident_section_share": rate(share["accident_incidents_section"], share["accident_incidents"]),
     }
 
 

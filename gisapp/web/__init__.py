@@ -27,7 +27,19 @@ from gisapp.core.i18n import t
 from gisapp.core.sessions import TooManyAttempts, session_user
 from gisapp.maintenance import Maintenance
 
-from . import auth_api, desk_api, dispatch_api, health, layers_api, pages, planning_api, routing_api, security, tiles
+from . import (
+    auth_api,
+    desk_api,
+    dispatch_api,
+    health,
+    layers_api,
+    pages,
+    planning_api,
+    reports_api,
+    routing_api,
+    security,
+    tiles,
+)
 from .context import check_cross_site, db_tx, request_language, settings, start_on_first_request
 
 log = logging.getLogger("gisapp")
@@ -112,7 +124,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     _register_errors(app)
     security.init_app(app)
-    for module in (health, auth_api, layers_api, routing_api, dispatch_api, desk_api, planning_api, pages, tiles):
+    for module in (health, auth_api, layers_api, routing_api, dispatch_api, desk_api, planning_api, reports_api, pages,
+                   tiles):
         module.init_app(app)
     if max(settings.maintenance_interval_s, settings.sla_sweep_interval_s) > 0:
         start_on_first_request(app, "gisapp.maintenance", lambda: Maintenance(

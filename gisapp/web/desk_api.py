@@ -88,7 +88,7 @@ def legs():
 
 @bp.get("/dispatch/legs/<lid>/timeline")
 def timeline(lid: str):
-    user = require_role(*_LEG_WORKERS, "viewer")
+    user = require_role(*_LEG_WORKERS, "viewer", "leadership")
     leg_id = parse_id(lid)
     with db_tx() as conn:
         scope.check_leg(conn, user, leg_id)  # reading another organisation's leg: 404 (not revealed)

@@ -69,7 +69,7 @@ from gisapp.web.routing_api import poke_live_coverage
 bp = Blueprint("dispatch", __name__, url_prefix="/api/v1")
 
 _DISPATCHERS = ("dispatcher",)
-_READERS = ("dispatcher", "chief", "duty_officer", "viewer", "planner")
+_READERS = ("dispatcher", "chief", "duty_officer", "viewer", "planner", "leadership")
 _LEG_WORKERS = ("dispatcher", "chief", "duty_officer")
 
 

@@ -44,8 +44,8 @@ def init_app(app) -> None:
 # Which roles may open which page (admin may open all).
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "index": ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "leadership"),
-    "coverage": ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer"),
-    "grids": ("admin", "planner", "chief", "duty_officer", "viewer"),
+    "coverage": ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "leadership"),
+    "grids": ("admin", "planner", "chief", "duty_officer", "viewer", "leadership"),
     "plan": ("admin", "planner"),
     "dispatch": ("admin", "dispatcher"),
     # the station desk: a duty officer's and a chief's own organisation; dispatchers and admins

@@ -23,7 +23,7 @@ from gisapp.web.openapi import ID_PARAM, document, param
 bp = Blueprint("planning_api", __name__, url_prefix="/api/v1/plans")
 
 _WRITERS = ("planner",)
-_READERS = ("planner", "viewer", "chief", "duty_officer", "dispatcher")
+_READERS = ("planner", "viewer", "chief", "duty_officer", "dispatcher", "leadership")
 _TAG = "planning"
 
 
