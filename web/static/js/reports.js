@@ -223,7 +223,7 @@
     el.innerHTML = '<table class="table-compact rp-table" data-rows="' + rows.length + '"><tr><th>' + t('rp.col.code') + '</th><th>' +
       t('rp.col.organisation') + '</th><th>' + t('rp.col.clock') + '</th><th>' + t('rp.col.due_at') + '</th><th class="num">' +
       t('rp.col.late') + '</th></tr>' + rows.map(function (r) {
-        return '<tr data-leg="' + esc(r.leg_id) + '"><td class="code">' + esc(r.code) + '</td><td>' + esc(r.organisation) + '</td><td>' +
+        return '<tr data-leg="' + esc(r.leg_id) + '"><td class="code">' + esc(r.code) + '</td><td>' + esc(lang === 'en' ? (r.organisation_en || r.organisation) : r.organisation) + '</td><td>' +
           esc(t('rp.clock.' + r.clock)) + '</td><td>' + esc(G.time(r.due_at)) + '</td><td class="num bad">' + esc(span(r.late_s)) + '</td></tr>';
       }).join('') + '</table>';
   }
@@ -327,8 +327,9 @@
         var mine = cfg.own_organisation && r.organisation_id === cfg.own_organisation;
         return '<tr class="' + (mine ? 'mine' : '') + '" data-org="' + esc(r.organisation_id) + '" data-testid="rp-rank-row"><td class="num rank">' +
           esc(r.rank) + '</td><td>' + change(r.rank_change) + '</td><td>' + esc(orgName(r)) + '</td><td>' + stars(r.stars) +
-          '</td><td class="num">' + (PRINT ? esc(Number(r.score).toFixed(1)) : '<button type="button" class="score" data-action="score" data-org="' +
-          esc(r.organisation_id) + '" data-testid="rp-score">' + esc(Number(r.score).toFixed(1)) + '</button>') + '</td></tr>';
+          '</td><td class="num">' + (PRINT || (cfg.own_organisation && !mine) || r.score === null || r.score === undefined ?
+          esc(r.score === null || r.score === undefined ? '—' : Number(r.score).toFixed(1)) : '<button type="button" class="score" data-action="score" data-org="' +
+          esc(r.organisation_id) + '" data-testid="rp-score" title="' + esc(t('rp.rank.click')) + '">' + esc(Number(r.score).toFixed(1)) + '</button>') + '</td></tr>';
       }).join('') + '</table>';
   }
   function explainScore(orgId) {
@@ -367,8 +368,9 @@
     var c = chart('trend_rates');
     if (c) {
       var o = baseOption();
-      o.title = {text: t('rp.trend.rates'), left: 0, textStyle: {fontSize: 13}};
-      o.legend = {top: 0, right: 0};
+      o.title = {text: t('rp.trend.rates'), left: 0, top: 0, textStyle: {fontSize: 13}};
+      o.legend = {bottom: 0, type: 'scroll'};
+      o.grid = {left: 48, right: 24, top: 44, bottom: 40, containLabel: true};
       o.tooltip.valueFormatter = function (v) { return v === null || v === undefined ? '—' : v.toFixed(1) + '%'; };
       o.xAxis = {type: 'category', data: months};
       o.yAxis = {type: 'value', axisLabel: {formatter: '{value}%'}, scale: true};
@@ -387,8 +389,9 @@
     var v = chart('trend_volume');
     if (v) {
       var o2 = baseOption();
-      o2.title = {text: t('rp.trend.volume'), left: 0, textStyle: {fontSize: 13}};
-      o2.legend = {top: 0, right: 0};
+      o2.title = {text: t('rp.trend.volume'), left: 0, top: 0, textStyle: {fontSize: 13}};
+      o2.legend = {bottom: 0};
+      o2.grid = {left: 48, right: 24, top: 56, bottom: 40, containLabel: true};
       o2.xAxis = {type: 'category', data: months};
       o2.yAxis = [{type: 'value', name: t('rp.trend.incidents')}, {type: 'value', name: t('rp.minutes'), splitLine: {show: false}}];
       o2.series = [{name: t('rp.trend.incidents'), type: 'bar', data: s.incidents || [], barMaxWidth: 26},
@@ -411,8 +414,8 @@
     c.clear();
     c.setOption({animation: !PRINT, tooltip: {position: 'top', confine: true,
       formatter: function (p) { return esc(days[p.data[1]]) + ' ' + p.data[0] + ':00–' + p.data[0] + ':59 · ' + esc(t('rp.heat.n', {n: p.data[2]})); }},
-      grid: {left: 56, right: 16, top: 12, bottom: 64},
-      xAxis: {type: 'category', data: hours, name: t('rp.hour'), nameLocation: 'middle', nameGap: 26, splitArea: {show: true}},
+      grid: {left: 56, right: 16, top: 12, bottom: 84},
+      xAxis: {type: 'category', data: hours, name: t('rp.hour'), nameLocation: 'middle', nameGap: 24, splitArea: {show: true}},
       yAxis: {type: 'category', data: days, inverse: true, splitArea: {show: true}},
       visualMap: {min: 0, max: Math.max(1, max), calculable: true, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 120,
         inRange: {color: ['#f8fafc', '#bfdbfe', '#3b82f6', '#1e3a8a']}},
@@ -501,8 +504,10 @@
       var list = $('[data-testid=rp-drawer-list]');
       var html = rows.map(function (r) {
         return '<tr data-incident="' + esc(r.incident_id) + '" data-testid="rp-incident"><td class="code">' + esc(r.code) + '</td><td>' +
-          esc(G.time(r.reported_at, 'full')) + '</td><td>' + esc(typeName(r.type)) + '</td><td>' + esc(t('channel.' + r.channel, String(r.channel || ''))) +
-          '</td><td>' + esc(r.organisation || '') + '</td><td>' + esc(t('dp.status.' + r.status, String(r.status || ''))) + '</td><td>' + esc(r.outcome_label || r.outcome || '') + '</td></tr>';
+          esc(G.time(r.reported_at, 'full')) + '</td><td>' + esc(lang === 'en' ? (r.type_label_en || r.type_label || typeName(r.type)) : (r.type_label || typeName(r.type))) +
+          '</td><td>' + esc(t('channel.' + r.channel, String(r.channel || ''))) + '</td><td>' + esc(lang === 'en' ? (r.organisation_en || r.organisation || '') : (r.organisation || '')) +
+          '</td><td>' + esc(t('dp.status.' + r.status, String(r.status || ''))) + '</td><td>' +
+          esc(lang === 'en' ? (r.outcome_label_en || r.outcome_label || r.outcome || '') : (r.outcome_label || r.outcome || '')) + '</td></tr>';
       }).join('');
       if (!more) {
         list.innerHTML = rows.length ? '<table class="table-compact rp-table"><tr><th>' + t('rp.col.code') + '</th><th>' + t('rp.col.reported') + '</th><th>' +
@@ -542,9 +547,9 @@
     if (status) { status.textContent = t('rp.loading'); }
     syncLinks();
     var calls = {
-      sla: get('sla', qs()), overdue: get('overdue', qs({month: null, from: null, to: null})), arrivals: get('arrivals', qs()),
+      sla: get('sla', qs()), overdue: get('overdue', qs()), arrivals: get('arrivals', qs()),
       outcomes: get('outcomes', qs()), ranking: get('ranking', qs({month: rankMonth()}, true)),
-      trends: get('trends', qs({months: 12, month: null, from: null, to: null})), heatmap: get('heatmap', qs())
+      trends: get('trends', qs({months: 12})), heatmap: get('heatmap', qs())
     };
     if (!PRINT) { calls.grids = get('grids', qs()); }
     var names = Object.keys(calls);
