@@ -62,7 +62,7 @@ def make_users(url: str) -> dict[str, dict]:
         unit = conn.execute("SELECT id FROM unit ORDER BY code LIMIT 1").fetchone() or conn.execute(
             "INSERT INTO unit (code, name, organisation_id, kind, status, synthetic) VALUES ('T-DEVICE-UNIT', "
             "'测试终端车', %s, 'patrol_car', 'off_duty', false) RETURNING id", [st["id"]]).fetchone()
-        for role in ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device"):
+        for role in ("admin", "dispatcher", "planner", "chief", "duty_officer", "viewer", "device", "leadership"):
             name = f"t_{role}"
             row = conn.execute("SELECT id, username, role, station_id, unit_id FROM app_user WHERE username = %s",
                                [name]).fetchone()
