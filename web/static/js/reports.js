@@ -208,7 +208,7 @@
     if (sla.county) {
       var c = sla.county, q = {organisation: null};
       rows.push('<tr class="county" data-testid="rp-sla-county"><td>' + esc(t('rp.county_compare')) + '</td><td>' +
-        esc(c.month || t('rp.period.whole')) + '</td><td class="num">' + fig(num(c.legs), 'all', q, t('rp.measure.all')) + '</td>' +
+        esc(c.month || (F.pmode === 'range' && F.from && F.to ? F.from + ' – ' + F.to : F.month)) + '</td><td class="num">' + fig(num(c.legs), 'all', q, t('rp.measure.all')) + '</td>' +
         rateCell(c, 'sign_off', q) + rateCell(c, 'first_feedback', q) + rateCell(c, 'close', q) +
         '<td class="num">' + fig(num(c.overdue_now), 'overdue', q, t('rp.measure.overdue')) + '</td></tr>');
     }
@@ -443,7 +443,7 @@
     if (fc !== undefined) { mapState.fc = fc; }
     fc = mapState.fc;
     if (!mapState.map) {
-      mapState.map = L.map(el, {zoomControl: true, attributionControl: false, preferCanvas: false});
+      mapState.map = L.map(el, {zoomControl: true, attributionControl: false, zoomSnap: 0.25});
       mapState.map.setView([36.9, 117.7], 10);
     }
     if (mapState.layer) { mapState.map.removeLayer(mapState.layer); mapState.layer = null; }
@@ -489,7 +489,8 @@
     el.hidden = false;
     el.setAttribute('data-measure', measure);
     el.setAttribute('data-state', 'loading');
-    $('[data-testid=rp-drawer-title]').textContent = t('rp.drawer.title', {label: lbl || measureLabel(measure)});
+    var ml = measureLabel(measure);  // the figure's name and what is listed: "90 s sign-off · sign-off missed"
+    $('[data-testid=rp-drawer-title]').textContent = t('rp.drawer.title', {label: lbl && lbl !== ml && measure !== 'all' ? lbl + ' · ' + ml : (lbl || ml)});
     $('[data-testid=rp-drawer-list]').innerHTML = '<div class="empty-note">' + esc(t('rp.loading')) + '</div>';
     $('[data-testid=rp-drawer-total]').textContent = '';
     loadIncidents(false);
