@@ -22,7 +22,7 @@ else
 DB_TARGET := db-external
 endif
 
-.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults demo clean
+.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults bench-reports demo clean
 
 help:
 	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
@@ -30,6 +30,7 @@ help:
 	@echo "make stop           stop the private PostgreSQL cluster"
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
 	@echo "make bench-faults   database restarts and a worker kill under load (bench/bench_faults.py)"
+	@echo "make bench-reports  report API and XLSX export on 3 years of history (bench/bench_reports.py)"
 	@echo "make lint           ruff and the import contracts (lint-imports)"
 	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
 
@@ -94,6 +95,10 @@ bench-live: setup
 
 bench-maps: setup $(BENCH_STAMP)
 	@$(PY) bench/bench_maps.py
+
+# Three years of county history (~120,000 incidents) in its own database (gisapp_bench_reports).
+bench-reports: setup
+	@$(PY) bench/bench_reports.py
 
 # Its own throwaway PostgreSQL (var/bench_faults), stopped twice, and its own gunicorn.
 bench-faults: setup

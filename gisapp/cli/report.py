@@ -29,6 +29,9 @@ def monthly(month: str, out: str, organisation: str | None, lang: str) -> None:
     s = Settings.from_env()
     with db.connect(s.database_url) as conn:
         try:
+            from gisapp.reports.figures import tune
+
+            tune(conn)
             f = parse_filters(conn, s, None, {"month": month, "organisation": organisation})
         except GisappError as e:
             raise click.ClickException(f"{e.field}: {e.message('en')}") from None

@@ -106,33 +106,37 @@ def sweep_overdue(conn: psycopg.Connection, settings, limit: int = 500) -> list[
 # %(start)s, %(end)s, %(as_of)s; the leg is ``l``.
 LEGS_COUNTED = ("l.dispatched_at >= %(start)s AND l.dispatched_at < %(end)s AND l.status <> 'cancelled' "
                 "AND l.dispatched_at <= %(as_of)s")
-# Per leg (``l``): the delay of each milestone from the start of its clock, the arrival time, the
-# age of its sign-off clock and of its other clocks at ``as_of`` (seconds).
+# Per leg (``l``): the start of its sign-off clock (its dispatch) and of its other clocks (the first
+# dispatch of its role), and its milestones. The clock conditions below compare times (no per-row
+# arithmetic on seconds: the reports scan years of legs); ARRIVAL_S is the arrival time in seconds.
 LEG_MEASURES = """
-       extract(epoch FROM l.signed_off_at - l.dispatched_at) AS so_s,
-       extract(epoch FROM l.first_feedback_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS ff_s,
-       extract(epoch FROM l.closed_at - coalesce(l.first_dispatched_at, l.dispatched_at)) AS cl_s,
-       extract(epoch FROM l.arrived_at - l.dispatched_at) AS arr_s,
-       extract(epoch FROM %(as_of)s::timestamptz - l.dispatched_at) AS age_s,
-       extract(epoch FROM %(as_of)s::timestamptz - coalesce(l.first_dispatched_at, l.dispatched_at)) AS wait_s"""
-# Per clock: met (the milestone came within the limit) and decided (met, late, or overdue; a
-# handed-back leg's sign-off is decided, its other clocks go with the new leg), over the columns of
-# LEG_MEASURES plus ``status``. Parameters %(so)s, %(ff)s, %(cl)s (sla_params).
+       l.dispatched_at AS so_start, coalesce(l.first_dispatched_at, l.dispatched_at) AS clock_start,
+       l.signed_off_at, l.first_feedback_at, l.closed_at, l.arrived_at"""
+ARRIVAL_S = "extract(epoch FROM l.arrived_at - l.dispatched_at)"
+# Per clock: met (the milestone came within the limit) and decided (met, late, or overdue at
+# ``as_of``; a handed-back leg's sign-off is decided, its other clocks go with the new leg), over
+# the columns of LEG_MEASURES plus ``status``. Parameters %(as_of)s, %(so)s, %(ff)s, %(cl)s
+# (the limits as intervals: sla_params).
 CLOCK_MET = {
-    "sign_off": "so_s <= %(so)s",
-    "first_feedback": "ff_s <= %(ff)s",
-    "close": "cl_s <= %(cl)s",
+    "sign_off": "signed_off_at <= so_start + %(so)s::interval",
+    "first_feedback": "first_feedback_at <= clock_start + %(ff)s::interval",
+    "close": "closed_at <= clock_start + %(cl)s::interval",
 }
 CLOCK_DECIDED = {
-    "sign_off": "so_s IS NOT NULL OR age_s > %(so)s OR status = 'handed_back'",
-    "first_feedback": "ff_s IS NOT NULL OR (wait_s > %(ff)s AND status <> 'handed_back')",
-    "close": "cl_s IS NOT NULL OR (wait_s > %(cl)s AND status <> 'handed_back')",
+    "sign_off": "signed_off_at IS NOT NULL OR so_start < %(as_of)s::timestamptz - %(so)s::interval "
+                "OR status = 'handed_back'",
+    "first_feedback": "first_feedback_at IS NOT NULL OR (clock_start < %(as_of)s::timestamptz - %(ff)s::interval "
+                      "AND status <> 'handed_back')",
+    "close": "closed_at IS NOT NULL OR (clock_start < %(as_of)s::timestamptz - %(cl)s::interval "
+             "AND status <> 'handed_back')",
 }
-# Open now and past its limit (the overdue list; ``status`` and the measures).
+# Open now and past its limit (the overdue list).
+OPEN_LEG = "status NOT IN ('closed', 'cancelled', 'handed_back')"
 CLOCK_OVERDUE = {
-    "sign_off": "so_s IS NULL AND age_s > %(so)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
-    "first_feedback": "ff_s IS NULL AND wait_s > %(ff)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
-    "close": "cl_s IS NULL AND wait_s > %(cl)s AND status NOT IN ('closed', 'cancelled', 'handed_back')",
+    "sign_off": f"signed_off_at IS NULL AND so_start < %(as_of)s::timestamptz - %(so)s::interval AND {OPEN_LEG}",
+    "first_feedback": f"first_feedback_at IS NULL AND clock_start < %(as_of)s::timestamptz - %(ff)s::interval "
+                      f"AND {OPEN_LEG}",
+    "close": f"closed_at IS NULL AND clock_start < %(as_of)s::timestamptz - %(cl)s::interval AND {OPEN_LEG}",
 }
 SLA_COUNTS = ",\n".join(
     f"count(*) FILTER (WHERE {CLOCK_MET[c]}) AS {c}_met, count(*) FILTER (WHERE {CLOCK_DECIDED[c]}) AS {c}_decided"
@@ -145,8 +149,8 @@ MEDIATION_MET = MEDIATION_DECIDED + " AND outcome = %(med)s"
 
 def sla_params(settings, as_of: datetime) -> dict[str, Any]:
     """The parameters of the fragments above: the limits of the three clocks and ``as_of``."""
-    return {"as_of": as_of, "so": settings.sign_off_sla_s, "ff": settings.first_feedback_sla_s,
-            "cl": settings.close_sla_s}
+    return {"as_of": as_of, "so": timedelta(seconds=settings.sign_off_sla_s),
+            "ff": timedelta(seconds=settings.first_feedback_sla_s), "cl": timedelta(seconds=settings.close_sla_s)}
 
 
 def rate(met: int, decided: int) -> float | None:
@@ -214,10 +218,13 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     accident_types = rules.types_of_category("accident")
     as_of = as_of or datetime.now(UTC)
     params = sla_params(settings, as_of)
+    kinds = conn.execute("SELECT array_agg(id) FILTER (WHERE kind = 'station') AS st, "
+                         "array_agg(id) FILTER (WHERE kind = 'accident_section') AS acc FROM organisation").fetchone()
     params.update({"start": start, "end": end, "org": org_id, "acc": accident_types, "med": rules.mediation_outcome,
-                   "channel": channel, "types": types})
+                   "channel": channel, "types": types, "stations": kinds["st"] or [], "sections": kinds["acc"] or []})
     row = conn.execute(
-        "WITH l AS (SELECT l.incident_id, i.type, l.status, l.role, l.outcome, " + LEG_MEASURES + """
+        "WITH l AS (SELECT l.incident_id, i.type, l.status, l.role, l.outcome, " + ARRIVAL_S + " AS arr_s, "
+        + LEG_MEASURES + """
             FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id
             WHERE """ + LEGS_COUNTED + """
               AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)
@@ -229,12 +236,19 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
                count(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS accident_arrivals,
                avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents,
                count(*) FILTER (WHERE """ + MEDIATION_DECIDED + """) AS accident_closed_with_outcome,
-               count(*) FILTER (WHERE """ + MEDIATION_MET + """) AS accident_mediated,
-               coalesce((SELECT jsonb_object_agg(outcome, n) FROM (SELECT outcome, count(*) AS n FROM l
-                         WHERE status = 'closed' AND outcome IS NOT NULL GROUP BY outcome) o), '{}'::jsonb)
-                   AS outcomes
+               count(*) FILTER (WHERE """ + MEDIATION_MET + """) AS accident_mediated
         FROM l
         """, params).fetchone()
+    # closed legs per outcome (the same legs)
+    filtered = channel is not None or types is not None
+    row["outcomes"] = {r["outcome"]: r["n"] for r in conn.execute(
+        "SELECT l.outcome, count(*) AS n FROM dispatch_leg l "
+        + ("JOIN incident i ON i.id = l.incident_id " if filtered else "") + "WHERE " + LEGS_COUNTED
+        + """ AND l.status = 'closed' AND l.outcome IS NOT NULL
+              AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)"""
+        + (""" AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
+              AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))""" if filtered else "")
+        + " GROUP BY 1", params)}
     closed_direct = conn.execute(
         """
         SELECT coalesce(jsonb_object_agg(outcome, n), '{}'::jsonb) AS outcomes, coalesce(sum(n), 0) AS n
@@ -250,13 +264,14 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         """, params).fetchone()
     share = conn.execute(
         """
-        SELECT count(DISTINCT i.id) AS accident_incidents,
-               count(DISTINCT i.id) FILTER (WHERE o.kind = 'station' AND l.status <> 'cancelled'
-                   AND (%(org)s::bigint IS NULL OR o.id = %(org)s::bigint)) AS accident_incidents_station,
-               count(DISTINCT i.id) FILTER (WHERE o.kind = 'accident_section' AND l.status <> 'cancelled')
+        SELECT count(*) AS accident_incidents,
+               count(*) FILTER (WHERE EXISTS (SELECT 1 FROM dispatch_leg l WHERE l.incident_id = i.id
+                   AND l.organisation_id = ANY(%(stations)s) AND l.status <> 'cancelled'
+                   AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint))) AS accident_incidents_station,
+               count(*) FILTER (WHERE EXISTS (SELECT 1 FROM dispatch_leg l WHERE l.incident_id = i.id
+                   AND l.organisation_id = ANY(%(sections)s) AND l.status <> 'cancelled'))
                    AS accident_incidents_section
-        FROM incident i LEFT JOIN dispatch_leg l ON l.incident_id = i.id
-             LEFT JOIN organisation o ON o.id = l.organisation_id
+        FROM incident i
         WHERE i.type = ANY(%(acc)s) AND i.reported_at >= %(start)s AND i.reported_at < %(end)s
           AND i.status NOT IN ('merged', 'cancelled')
           AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)

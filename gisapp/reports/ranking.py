@@ -9,6 +9,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def _part_sql() -> dict[str, tuple[str, str]]:
         "sign_off_rate": (CLOCK_MET["sign_off"], CLOCK_DECIDED["sign_off"]),
         "first_feedback_rate": (CLOCK_MET["first_feedback"], CLOCK_DECIDED["first_feedback"]),
         "close_rate": (CLOCK_MET["close"], CLOCK_DECIDED["close"]),
-        "arrival_rate": ("arr_s <= %(target)s", "arr_s IS NOT NULL"),
+        "arrival_rate": ("arrived_at <= so_start + %(target)s::interval", "arrived_at IS NOT NULL"),
         "mediation_rate": (MEDIATION_MET, MEDIATION_DECIDED),
     }
 
@@ -162,12 +163,12 @@ def _counts(conn: psycopg.Connection, p: dict) -> dict[tuple[str, int], dict[str
                     for k, (met, dec) in _part_sql().items())
     rows = conn.execute(
         "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, i.type, "
-        "to_char(l.dispatched_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS month, " + LEG_MEASURES
+        "width_bucket(l.dispatched_at, %(bounds)s::timestamptz[]) AS month, " + LEG_MEASURES
         + " FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id JOIN organisation o ON o.id = l.organisation_id "
         "WHERE " + LEGS_COUNTED + " AND o.kind = 'station') SELECT month, organisation_id, count(*) AS legs, " + sel
         + " FROM l GROUP BY 1, 2", p).fetchall()
-    return {(r["month"], r["organisation_id"]): {k: (r[f"{k}_met"], r[f"{k}_decided"]) for k in MEASURES}
-            for r in rows}
+    return {(p["names"][r["month"] - 1], r["organisation_id"]): {k: (r[f"{k}_met"], r[f"{k}_decided"])
+                                                                for k in MEASURES} for r in rows}
 
 
 def _score(w: Weights, counts: dict[str, tuple[int, int]]) -> tuple[float | None, list[dict]]:
@@ -205,7 +206,11 @@ def ranking(conn: psycopg.Connection, settings, f: Filters, month: str, weights:
     prev = shift_month(month, -1)
     span = f.with_month(prev)
     span = Filters(span.first_day, f.with_month(month).last_day, f.tz, None, None, None, f.orgs, f.as_of)
-    counts = _counts(conn, params(settings, span, target=weights.arrival_target_s))
+    from .figures import month_buckets
+
+    names, bounds = month_buckets(span)
+    counts = _counts(conn, params(settings, span, target=timedelta(seconds=weights.arrival_target_s), bounds=bounds,
+                                  names=names))
     stations = conn.execute("SELECT id, code, name, name_en FROM organisation WHERE kind = 'station' ORDER BY code"
                             ).fetchall()
     now, before = {}, {}
@@ -242,7 +247,7 @@ def explain(conn: psycopg.Connection, settings, f: Filters, month: str, weights:
         raise NotFound(f"no station {organisation_id}", "organisation_id", key="err.reports.not_a_station",
                        params={"id": organisation_id})
     mf = f.with_month(month)
-    p = params(settings, mf, target=weights.arrival_target_s, org=organisation_id)
+    p = params(settings, mf, target=timedelta(seconds=weights.arrival_target_s), org=organisation_id)
     conds = _part_sql()
     sel = ", ".join(f"CASE WHEN {dec} THEN coalesce({met}, false) END AS {k}" for k, (met, dec) in conds.items())
     legs = conn.execute(

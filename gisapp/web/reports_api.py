@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
 
 
 def _filters(conn, user):
+    figures.tune(conn)
     return parse_filters(conn, settings(), user, request.args)
 
 
