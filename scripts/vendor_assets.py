@@ -224,7 +224,8 @@ def write_vendor_md(rows: list[dict]) -> None:
         "Project-written assets beside them (MIT, this project): `web/static/css/gisapp.css`,",
         "`web/static/js/gisapp-map.js` (legend toggling, vector-tile popups, the GCJ-02 display",
         "transform), `web/static/vendor/folium/leaflet.awesome.rotate.min.css` (a stand-in for the",
-        "rotation rule folium.Map references from its repository).",
+        "rotation rule folium.Map references from its repository); the report pages' `web/static/js/reports.js`,",
+        "`web/static/js/home.js` and `web/static/css/reports.css` (issue 14, drawing with ECharts).",
         "",
     ]
     (ROOT / "web" / "static" / "VENDOR.md").write_text("\n".join(lines), encoding="utf-8")
