@@ -384,6 +384,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rp.heat.title": ("警情时段分布（小时 × 星期）", "Incidents by hour and weekday"),
     "rp.heat.n": ("{n} 起", "{n} incidents"),
     "rp.hour": ("时", "hour"),
+    "rp.hour_suffix": ("时", "h"),
     "rp.wd.1": ("周一", "Mon"),
     "rp.wd.2": ("周二", "Tue"),
     "rp.wd.3": ("周三", "Wed"),

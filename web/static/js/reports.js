@@ -290,7 +290,7 @@
     var c = chart('outcomes');
     if (!c) { return; }
     if (!outs.length && !direct.length) { emptyChart('outcomes'); return; }
-    var opt = {animation: !PRINT, color: COLORS, tooltip: {trigger: 'item', confine: true, formatter: '{b}: {c} ({d}%)'},
+    var opt = {animation: !PRINT, color: COLORS, tooltip: {trigger: 'item', confine: true, formatter: function (p) { return esc(p.name) + ': ' + num(p.value) + ' (' + p.percent + '%)'; }},
       legend: {type: 'scroll', bottom: 0},
       series: [{name: t('rp.out.outcomes'), type: 'pie', radius: ['36%', '62%'], center: ['50%', '45%'],
         label: {formatter: '{b}\n{d}%'},
@@ -414,8 +414,8 @@
     c.clear();
     c.setOption({animation: !PRINT, tooltip: {position: 'top', confine: true,
       formatter: function (p) { return esc(days[p.data[1]]) + ' ' + p.data[0] + ':00–' + p.data[0] + ':59 · ' + esc(t('rp.heat.n', {n: p.data[2]})); }},
-      grid: {left: 56, right: 16, top: 12, bottom: 84},
-      xAxis: {type: 'category', data: hours, name: t('rp.hour'), nameLocation: 'middle', nameGap: 24, splitArea: {show: true}},
+      grid: {left: 56, right: 16, top: 12, bottom: 70},
+      xAxis: {type: 'category', data: hours, axisLabel: {formatter: '{value}' + t('rp.hour_suffix')}, splitArea: {show: true}},
       yAxis: {type: 'category', data: days, inverse: true, splitArea: {show: true}},
       visualMap: {min: 0, max: Math.max(1, max), calculable: true, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 120,
         inRange: {color: ['#f8fafc', '#bfdbfe', '#3b82f6', '#1e3a8a']}},
