@@ -518,6 +518,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "err.intake.type": ("未知的警情类型：{type}", "Unknown incident type: {type}"),
     "err.intake.type_channel": ("“{type}”应通过 {channels} 受理，不是 {channel}", "{type} is taken on {channels}, not {channel}"),
     "err.intake.severity": ("“{type}”的程度只能是：{options}", "{type} takes the severity: {options}"),
+    "err.intake.point_or_address": ("请在地图上选点，或填写地址", "Pick the point on the map or give an address"),
     "err.intake.address_not_found": ("地址中找不到村庄、道路或镇街，请在地图上选点", "No village, road or town of the gazetteer in this address; pick the point on the map"),
     "err.intake.no_location": ("请填写地址或在地图上选点", "Give an address or pick a point on the map"),
     "err.intake.masked": ("脱敏号码的格式应为 138****5678", "A masked number looks like 138****5678"),

@@ -271,7 +271,8 @@ def check_intake(conn: psycopg.Connection, settings, lon: float | None, lat: flo
         geocode = resolve_address(conn, address or "")
         if geocode is None:
             raise ValidationError("no village, road or town of the gazetteer found in this address; "
-                                  "give a location point", "address", status=422)
+                                  "give a location point", "address", status=422,
+                                  key="err.intake.address_not_found")
         lon, lat = geocode["lon"], geocode["lat"]
     own = ownership(conn, lon, lat, db_now(conn))
     dups = find_duplicates(conn, settings, lon, lat, db_now(conn))

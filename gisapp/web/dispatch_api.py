@@ -244,12 +244,14 @@ def geocode():
 def _coordinate(name: str, low: float, high: float) -> float:
     raw = request.args.get(name)
     if raw is None or raw.strip() == "":
-        raise ValidationError("is required", name)
+        raise ValidationError("is required", name, key="err.required")
     if len(raw) > 40 or not re.fullmatch(r" *-?[0-9]+(\.[0-9]+)? *", raw):
-        raise ValidationError(f"must be a number from {low:g} to {high:g}", name)
+        raise ValidationError(f"must be a number from {low:g} to {high:g}", name,
+                              key="err.range", params={"lo": low, "hi": high})
     val = float(raw)
     if not low <= val <= high:
-        raise ValidationError(f"must be a number from {low:g} to {high:g}", name)
+        raise ValidationError(f"must be a number from {low:g} to {high:g}", name,
+                              key="err.range", params={"lo": low, "hi": high})
     return val
 
 
@@ -260,7 +262,7 @@ def intake_check():
     address = request.args.get("address")
     if request.args.get("lon") is None and request.args.get("lat") is None:
         if not address or not address.strip():
-            raise ValidationError("give lon and lat, or an address", "lon")
+            raise ValidationError("give lon and lat, or an address", "lon", key="err.intake.point_or_address")
         lon = lat = None
     else:
         lon, lat = _coordinate("lon", -180, 180), _coordinate("lat", -90, 90)

@@ -56,7 +56,7 @@ def test_metrics_count_met_late_and_overdue_the_same_way_for_live_and_history(dl
     make_unit(dconn, world.station_a, *world.pt_a())
     lon, lat = world.pt_a(dy=0.017)
     body = {"channel": "110", "type": "theft", "location": {"type": "Point", "coordinates": [lon, lat]},
-            "dispatch": True}
+            "dispatch": True, "confirm_duplicates": True}
     live1 = disp.post("/api/v1/dispatch/incidents", json=body).json()
     live2 = disp.post("/api/v1/dispatch/incidents", json=dict(body, type="fraud")).json()
     leg1 = live1["legs"][0]["id"]
