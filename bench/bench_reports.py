@@ -132,6 +132,7 @@ def main() -> None:
     periods = {"month": f"month={month}",
                "year": f"from={year_start.isoformat()}&to={month_end.isoformat()}"}
     print(f"history: {counts['i']} incidents, {counts['l']} legs; month {month}, year {year_start} .. {month_end}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)")
 
     def report(q: str) -> tuple[float, dict]:
         out, per = {}, {}
@@ -184,6 +185,7 @@ def main() -> None:
             print(f"{label}: legs {county['legs']}, sign-off {county['sign_off_rate']}, first feedback "
                   f"{county['first_feedback_rate']}, closure {county['close_rate']}, stations' share of accidents "
                   f"{o['station_share']}, mediation {o['mediation_rate']}")
+    print(f"machine after: load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"reports: month_p50_ms={results['month'][0]:.0f} year_p50_ms={results['year'][0]:.0f} "
           f"xlsx_s={statistics.median(xs):.2f} identical={'true' if identical else 'false'}")
 

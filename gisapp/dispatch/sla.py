@@ -175,7 +175,7 @@ def _org_id(conn: psycopg.Connection, organisation: int | str | None) -> int | N
 def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: datetime,
                 organisation: int | str | None = None, as_of: datetime | None = None,
                 orgs: frozenset[int] | None = None, channel: str | None = None,
-                types: list[str] | None = None) -> dict[str, Any]:
+                types: list[str] | None = None, outcomes_only: bool = False) -> dict[str, Any]:
     """Compute the brief's rates and the mean arrival time over the legs dispatched in [start, end).
 
     Parameters
@@ -189,6 +189,9 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         all). Another organisation is refused (403); none asked means the caller's own.
     channel, types : optional
         Only incidents taken on this channel / of these types (the reports' filters).
+    outcomes_only : bool
+        Only the legs counted, the outcomes, mediation and the shares (the reports' outcomes): the
+        clock rates, arrivals and incident count are None.
 
     Returns
     -------
@@ -231,10 +234,10 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
               AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
               AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))
         )
-        SELECT count(*) AS legs, count(DISTINCT incident_id) AS incidents, """ + SLA_COUNTS + """,
-               count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
+        SELECT count(*) AS legs, """ + ("" if outcomes_only else """count(DISTINCT incident_id) AS incidents,
+               """ + SLA_COUNTS + """, count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
                count(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS accident_arrivals,
-               avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents,
+               avg(arr_s) FILTER (WHERE type = ANY(%(acc)s)) AS mean_arrival_s_accidents,""") + """
                count(*) FILTER (WHERE """ + MEDIATION_DECIDED + """) AS accident_closed_with_outcome,
                count(*) FILTER (WHERE """ + MEDIATION_MET + """) AS accident_mediated
         FROM l
@@ -287,22 +290,22 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
         "targets_s": {"sign_off": settings.sign_off_sla_s, "first_feedback": settings.first_feedback_sla_s,
                       "close": settings.close_sla_s},
         "legs": row["legs"],
-        "incidents": row["incidents"],
-        "sign_off_rate": rate(row["sign_off_met"], row["sign_off_decided"]),
-        "first_feedback_rate": rate(row["first_feedback_met"], row["first_feedback_decided"]),
-        "close_rate": rate(row["close_met"], row["close_decided"]),
-        "counts": {k: row[k] for k in ("sign_off_met", "sign_off_decided", "first_feedback_met",
-                                       "first_feedback_decided", "close_met", "close_decided", "arrivals",
-                                       "accident_arrivals", "handed_back", "accident_closed_with_outcome",
-                                       "accident_mediated")},
+        "incidents": row.get("incidents"),
+        "sign_off_rate": rate(row.get("sign_off_met"), row.get("sign_off_decided")),
+        "first_feedback_rate": rate(row.get("first_feedback_met"), row.get("first_feedback_decided")),
+        "close_rate": rate(row.get("close_met"), row.get("close_decided")),
+        "counts": {k: row.get(k) for k in ("sign_off_met", "sign_off_decided", "first_feedback_met",
+                                           "first_feedback_decided", "close_met", "close_decided", "arrivals",
+                                           "accident_arrivals", "handed_back", "accident_closed_with_outcome",
+                                           "accident_mediated")},
         # closed legs per outcome; incidents closed without dispatch per outcome
         "outcomes": dict(sorted(row["outcomes"].items())),
         "incidents_closed_without_dispatch": dict(sorted(closed_direct["outcomes"].items())),
         # the brief's 84%: accident primary legs closed with the mediation outcome among those closed
         # with an outcome (None when none is)
         "mediation_rate": rate(row["accident_mediated"], row["accident_closed_with_outcome"]),
-        "mean_arrival_s": secs(row["mean_arrival_s"]),
-        "mean_arrival_s_accidents": secs(row["mean_arrival_s_accidents"]),
+        "mean_arrival_s": secs(row.get("mean_arrival_s")),
+        "mean_arrival_s_accidents": secs(row.get("mean_arrival_s_accidents")),
         "accident_incidents": share["accident_incidents"],
         "accident_incidents_station": share["accident_incidents_station"],
         "station_share_of_accidents": rate(share["accident_incidents_station"], share["accident_incidents"]),

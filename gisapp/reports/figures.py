@@ -254,7 +254,7 @@ def outcomes_report(conn: psycopg.Connection, settings, f: Filters) -> dict[str,
     """Stations' and the accident section's share of accident incidents, the mediation rate and the
     outcomes of closed legs and of incidents closed without dispatch: sla_metrics itself."""
     m = sla_metrics(conn, settings, f.start, f.end, f.organisation_id, as_of=f.as_of, channel=f.channel,
-                    types=f.types)
+                    types=f.types, outcomes_only=True)
     rules = load_rules(settings)
 
     def listed(counts: dict) -> list[dict]:

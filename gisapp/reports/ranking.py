@@ -164,8 +164,8 @@ def _counts(conn: psycopg.Connection, p: dict) -> dict[tuple[str, int], dict[str
     rows = conn.execute(
         "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, i.type, "
         "width_bucket(l.dispatched_at, %(bounds)s::timestamptz[]) AS month, " + LEG_MEASURES
-        + " FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id JOIN organisation o ON o.id = l.organisation_id "
-        "WHERE " + LEGS_COUNTED + " AND o.kind = 'station') SELECT month, organisation_id, count(*) AS legs, " + sel
+        + " FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id "
+        "WHERE " + LEGS_COUNTED + " AND l.organisation_id = ANY(%(stations)s)) SELECT month, organisation_id, count(*) AS legs, " + sel
         + " FROM l GROUP BY 1, 2", p).fetchall()
     return {(p["names"][r["month"] - 1], r["organisation_id"]): {k: (r[f"{k}_met"], r[f"{k}_decided"])
                                                                 for k in MEASURES} for r in rows}
@@ -209,10 +209,10 @@ def ranking(conn: psycopg.Connection, settings, f: Filters, month: str, weights:
     from .figures import month_buckets
 
     names, bounds = month_buckets(span)
-    counts = _counts(conn, params(settings, span, target=timedelta(seconds=weights.arrival_target_s), bounds=bounds,
-                                  names=names))
     stations = conn.execute("SELECT id, code, name, name_en FROM organisation WHERE kind = 'station' ORDER BY code"
                             ).fetchall()
+    counts = _counts(conn, params(settings, span, target=timedelta(seconds=weights.arrival_target_s), bounds=bounds,
+                                  names=names, stations=[s["id"] for s in stations]))
     now, before = {}, {}
     for s in stations:
         now[s["id"]] = _score(weights, counts.get((month, s["id"]), {}))

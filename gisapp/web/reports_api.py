@@ -26,6 +26,8 @@ READERS = ("leadership", "chief")  # and admin (require_role lets admin through)
 
 
 def init_app(app: Flask) -> None:
+    # a weights file that is malformed or does not sum to 1 stops the service here (RankingError)
+    ranking.load_weights(app.extensions["gisapp.settings"])
     app.register_blueprint(bp)
 
 

@@ -366,3 +366,31 @@ def rp_tz():
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("Asia/Shanghai")
+
+
+def test_demo_accounts_include_the_leader(server_url, demo_template, monkeypatch):
+    from support.database import copy_database
+
+    from gisapp.cli import main
+    from gisapp.core import db
+
+    url = copy_database(server_url, demo_template, "gisapp_test_demo_leader")
+    monkeypatch.setenv("GISAPP_DATABASE_URL", url)
+    r = CliRunner().invoke(main, ["user", "demo-accounts"])
+    assert r.exit_code == 0, r.output
+    with db.connect(url) as conn:
+        row = conn.execute("SELECT role, station_id FROM app_user WHERE username = 'leader'").fetchone()
+    assert row["role"] == "leadership" and row["station_id"] is None
+    assert "leader" in r.output
+
+
+def test_a_weights_file_not_summing_to_one_stops_the_service(reports_db, tmp_path):
+    from support.dispatch import TEST_CALLER_KEY
+
+    from gisapp.web import create_app
+
+    bad = tmp_path / "ranking.toml"
+    bad.write_text('version = "bad"\n[weights]\nsign_off_rate = 0.6\nclose_rate = 0.6\n', encoding="utf-8")
+    with pytest.raises(rk.RankingError, match=r"sum to 1, they sum to 1\.2"):
+        create_app({"database_url": reports_db, "secret_key": "x", "ranking_path": str(bad),
+                    "caller_key": TEST_CALLER_KEY})
