@@ -86,6 +86,15 @@ PACKAGES: tuple[Package, ...] = (
             (("files/noto-sans-sc-*-400-normal.woff2", "files/"), ("400.css", "400.css"), ("LICENSE", "LICENSE")),
             "Chinese UI font (Noto Sans SC, regular; bold is synthesised), the fallback when a workstation has no "
             "CJK font: split by unicode range, a page loads only the slices it uses"),
+    # Apache ECharts (issue 14): the charting library of Chinese government and police dashboards, so
+    # the charts look like what leadership already reads; one self-contained file (no dependency, no
+    # eval, canvas and SVG renderers: a canvas prints and saves as an image), bar / line / pie /
+    # calendar heat map in one library, zh and en locales built in. Apache-2.0: LICENSE and NOTICE kept.
+    Package("echarts", "6.1.0", "Apache-2.0", "sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA==",
+            "echarts",
+            (("dist/echarts.min.js", "echarts.min.js"), ("LICENSE", "LICENSE"), ("NOTICE", "NOTICE")),
+            "the report charts (/reports, /reports/print, the chief's and leadership's home): bars, lines, pies, "
+            "the hour x weekday heat map"),
 )
 
 # Files copied from installed PyPI packages: (package, path in it, dest, licence, purpose).
@@ -98,7 +107,9 @@ PYPI_FILES = (
 # icons.svg, ``<use href="...#fa-NAME">``): pages need no icon web font (saves ~150 KB per first visit).
 SPRITE_ICONS = ("shield-halved", "traffic-light", "car-burst", "tower-broadcast", "car-side", "car", "motorcycle",
                 "truck-medical", "van-shuttle", "bell", "id-card", "route", "table-cells", "draw-polygon", "user",
-                "language", "right-from-bracket", "list", "circle-info", "circle-exclamation", "lock")
+                "language", "right-from-bracket", "list", "circle-info", "circle-exclamation", "lock",
+                # issue 14: reports
+                "chart-column", "star", "star-half-stroke", "print", "download", "arrow-up", "arrow-down", "minus")
 
 _SOURCEMAP = re.compile(rb"\n?(//|/\*)# sourceMappingURL=[^\n]*")
 
@@ -213,7 +224,8 @@ def write_vendor_md(rows: list[dict]) -> None:
         "Project-written assets beside them (MIT, this project): `web/static/css/gisapp.css`,",
         "`web/static/js/gisapp-map.js` (legend toggling, vector-tile popups, the GCJ-02 display",
         "transform), `web/static/vendor/folium/leaflet.awesome.rotate.min.css` (a stand-in for the",
-        "rotation rule folium.Map references from its repository).",
+        "rotation rule folium.Map references from its repository); the report pages' `web/static/js/reports.js`,",
+        "`web/static/js/home.js` and `web/static/css/reports.css` (issue 14, drawing with ECharts).",
         "",
     ]
     (ROOT / "web" / "static" / "VENDOR.md").write_text("\n".join(lines), encoding="utf-8")

@@ -38,6 +38,9 @@ bp = Blueprint("pages", __name__)
 def init_app(app) -> None:
     app.register_blueprint(bp)
     audit_page.init_app(app)  # the admins' audit page (and its API)
+    from gisapp.web import reports_page  # imports this module (page, PAGE_ROLES)
+
+    reports_page.init_app(app)  # /reports, /reports/print (issue 14)
 
 # Which roles may open which page (admin may open all).
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
@@ -49,7 +52,11 @@ PAGE_ROLES: dict[str, tuple[str, ...]] = {
     # the station desk: a duty officer's and a chief's own organisation; dispatchers and admins
     # open any organisation's desk with ?organisation_id=
     "desk": ("admin", "dispatcher", "chief", "duty_officer"),
+    # issue 14: the reports (SLA, arrivals, outcomes, 满天星 ranking) and the monthly print report
+    "reports": ("admin", "leadership", "chief"),
 }
+# Roles whose home is today's figures (reports_page.home) instead of the layer counts.
+REPORT_HOME_ROLES = ("chief", "leadership")
 # Roles whose nav shows the desk (dispatchers have their own screen) and whose home is the desk.
 DESK_NAV_ROLES = ("chief", "duty_officer")
 DESK_HOME_ROLES = ("duty_officer",)
@@ -108,6 +115,9 @@ def _nav_items() -> list[dict]:
              for p, key, icon in NAV if _allowed(user, p)]
     if user["role"] in DESK_NAV_ROLES:
         items.insert(0, {"page": "desk", "label": "nav.desk", "icon": "fa-bell", "href": "/desk"})
+    if _allowed(user, "reports"):
+        items.insert(1 if user["role"] in DESK_NAV_ROLES else 0,
+                     {"page": "reports", "label": "nav.reports", "icon": "fa-chart-column", "href": "/reports"})
     if user["role"] == "admin":
         items.append({"page": "audit", "label": "nav.audit", "icon": "fa-list", "href": "/audit"})
     return items
@@ -206,7 +216,12 @@ def index():
 
 @page("index")
 def _index():
-    """Links to the maps the role may open, the data counts and their provenance."""
+    """Links to the maps the role may open, the data counts and their provenance; a chief's and the
+    leadership's home: today's figures (reports_page.home)."""
+    if g.user["role"] in REPORT_HOME_ROLES:
+        from gisapp.web import reports_page
+
+        return reports_page.home(g.user)
     with db_tx() as conn:
         counts = mapdata.layer_counts(conn)
         meta = mapdata.dataset_meta(conn)
