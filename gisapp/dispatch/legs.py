@@ -14,6 +14,7 @@ from gisapp.core.errors import Conflict, Forbidden, NotFound, Text, ValidationEr
 from .events import emit
 from .fitness import Requirements, check_fit
 from .outcomes import leg_outcome, status_params, text_value
+from .participation import takes_part_at
 from .recommend import recommend_units
 from .records import (
     ACTIVE_INCIDENT,
@@ -75,8 +76,10 @@ def _zone_members(conn, inc: dict, owner_id: int) -> list[int]:
         "SELECT DISTINCT m.organisation_id FROM joint_zone_member m JOIN organisation o ON o.id = m.organisation_id "
         "JOIN organisation own ON own.id = %(owner)s "
         "WHERE m.joint_zone_id = ANY(%(zones)s) AND m.organisation_id <> own.id AND (o.kind = own.kind "
-        "OR (own.kind = 'squadron' AND o.kind = 'station' AND o.takes_part_in_traffic)) ORDER BY 1",
-        {"zones": zone_ids, "owner": owner_id})]
+        "OR (own.kind = 'squadron' AND o.kind = 'station' AND EXISTS (SELECT 1 FROM organisation_participation p "
+        "WHERE p.organisation_id = o.id AND p.takes_part_in_traffic AND p.valid_from <= %(at)s "
+        "AND (p.valid_to IS NULL OR p.valid_to > %(at)s)))) ORDER BY 1",
+        {"zones": zone_ids, "owner": owner_id, "at": inc["reported_at"]})]
 
 
 def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool = True) -> dict[str, Any]:
@@ -88,7 +91,9 @@ def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool
                        key="err.dispatch.type_unknown", params={"type": Text.code("itype.", inc["type"]),
                                                                 "version": rules.version})
     station = _org(conn, inc["station_org_id"])
-    rule = rules.match(itype, inc["severity"], inc["channel"], station["takes_part_in_traffic"] if station else None)
+    # the station's participation in force when the incident was reported (issue 15)
+    traffic = takes_part_at(conn, station["id"], inc["reported_at"]) if station else None
+    rule = rules.match(itype, inc["severity"], inc["channel"], traffic)
     legs = []
     for spec in rule.legs:
         legs.append(_plan_leg(conn, settings, inc, spec, recommend))
