@@ -156,3 +156,18 @@ def test_a_change_dated_later_comes_into_force_then(dlogin, hw, dconn):
     assert r.json()["organisation"]["takes_part_in_traffic"] is True
     h = participation.history(dconn)
     assert h.takes_part(hw["t"], NOW) and not h.takes_part(hw["t"], later)
+
+
+def test_the_plan_page_shows_the_programme_history(demo_login):
+    """The demo's programme on /map/plan: 14 stations join, 4 stations and 4 squadrons merge; zh and en."""
+    planner = demo_login("planner")
+    zh = planner.get("/map/plan", params={"lang": "zh"})
+    assert zh.status_code == 200
+    html = zh.text
+    assert 'data-testid="plan-participation-table"' in html
+    assert html.count("参与交通管理</td>") == 14 and html.count("交所合一（所长兼任中队长）</td>") == 8
+    assert "2021-07-01" in html and "2022-03-01" in html and "2022-11-01" in html
+    en = planner.get("/map/plan", params={"lang": "en"}).text
+    assert en.count("joins traffic management</td>") == 14 and "Participation history" in en
+    listed = planner.get("/api/v1/participation").json()["organisations"]
+    assert len([o for o in listed if o["kind"] == "station"]) == 17
