@@ -205,11 +205,11 @@ def history_span(hp: dict, end: datetime) -> tuple[datetime, int, int]:
     return recent_start - timedelta(days=earlier), days, earlier
 
 
-def history_counts(hp: dict, end: datetime) -> tuple[int, int, int]:
-    """How many 110 calls, 122 accidents and other 122 calls the whole history holds: the counts of
-    the demo year, and before it ``earlier_rate`` times the same daily rate."""
+def earlier_counts(hp: dict, end: datetime) -> tuple[int, int, int]:
+    """How many 110 calls, 122 accidents and other 122 calls the history holds before the demo
+    year: ``earlier_rate`` times the demo year's daily rate."""
     _, days, earlier = history_span(hp, end)
-    scale = 1.0 + float(hp.get("earlier_rate", 1.0)) * earlier / days
+    scale = float(hp.get("earlier_rate", 1.0)) * earlier / days
     return tuple(int(round(int(hp[k]) * scale)) for k in ("incidents_110", "accidents_122", "other_122"))
 
 
@@ -290,10 +290,9 @@ def _choose(rng, keys_probs: dict, n: int) -> np.ndarray:
     return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
 
 
-def _times(rng, hp: dict, end: datetime, n: int, hourly, weekday, monthly) -> np.ndarray:
-    """``n`` report times (epoch seconds) over the history with daily/weekly/seasonal rhythm."""
-    start, recent, earlier = history_span(hp, end)
-    days = recent + earlier
+def _times(rng, days: int, end: datetime, n: int, hourly, weekday, monthly) -> np.ndarray:
+    """``n`` report times (epoch seconds) over the ``days`` before ``end`` with daily/weekly/seasonal rhythm."""
+    start = end - timedelta(days=days)
     slots = np.arange(days * 24)
     t0 = int(start.timestamp())
     slot_t = t0 + slots * 3600
@@ -304,7 +303,6 @@ def _times(rng, hp: dict, end: datetime, n: int, hourly, weekday, monthly) -> np
     month = np.repeat(month, 24)[: len(slots)]
     day_noise = np.repeat(rng.lognormal(0, 0.12, days), 24)[: len(slots)]
     w = np.asarray(hourly)[hour] * np.asarray(weekday)[dow] * np.asarray(monthly)[month] * day_noise
-    w[: earlier * 24] *= float(hp.get("earlier_rate", 1.0))   # before the demo year: a lower rate
     pick = rng.choice(len(slots), size=n, p=w / w.sum())
     t = slot_t[pick] + rng.integers(0, 3600, n)
     return np.minimum(t, int(end.timestamp()) - 300)
@@ -315,12 +313,18 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
                   units: list[dict], rng: np.random.Generator, end: datetime) -> tuple[dict, dict]:
     """A year of incidents (110 and 122) and their dispatch legs with lifecycle timestamps."""
     hp = world.params["history"]
-    n110, nacc, noth = history_counts(hp, end)
-    t110, t122 = _report_times(rng, hp, end, n110, nacc + noth)
-    type110, type122, sev122 = _incident_types(rng, hp, n110, nacc, noth)
-    xy110 = _places_110(world, hp, n110, rng)
-    e122, xy122 = _places_122(net, hp, nacc + noth, rng)
-    channel, itype, sev, t_rep, xy, road_edge = _in_report_order(n110, nacc + noth, type110, type122, sev122,
+    _, recent, earlier = history_span(hp, end)
+    # the demo year first, from the main random stream (the same as a history of the year alone);
+    # the earlier years from their own stream, so the demo year's places and times do not move
+    parts = [_draws(world, net, hp, rng, recent, end, hp["incidents_110"], hp["accidents_122"], hp["other_122"])]
+    if earlier:
+        rng_e = np.random.default_rng([int(world.params["seed"]), 15])
+        parts.insert(0, _draws(world, net, hp, rng_e, earlier, end - timedelta(days=recent),
+                               *earlier_counts(hp, end)))
+    type110, type122, sev122, t110, t122, xy110, xy122, e122 = (
+        np.concatenate([p[k] for p in parts]) for k in range(8))
+    n110, n122 = len(type110), len(type122)
+    channel, itype, sev, t_rep, xy, road_edge = _in_report_order(n110, n122, type110, type122, sev122,
                                                                  t110, t122, xy110, xy122, e122)
     lon, lat, grid_of = _grids_of(world, xy)
     st_of = world.grid_station[grid_of]
@@ -356,11 +360,22 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     return incidents, legs
 
 
-def _report_times(rng: np.random.Generator, hp: dict, end: datetime, n110: int,
+def _draws(world: World, net: RoadNetwork, hp: dict, rng: np.random.Generator, days: int, end: datetime,
+           n110: int, nacc: int, noth: int) -> tuple:
+    """When, what and where of the incidents of the ``days`` before ``end``: the 110 and 122 types,
+    the accidents' severities, the report times, the places and the 122 calls' road edges."""
+    t110, t122 = _report_times(rng, hp, days, end, n110, nacc + noth)
+    type110, type122, sev122 = _incident_types(rng, hp, n110, nacc, noth)
+    xy110 = _places_110(world, hp, n110, rng)
+    e122, xy122 = _places_122(net, hp, nacc + noth, rng)
+    return type110, type122, sev122, t110, t122, xy110, xy122, e122
+
+
+def _report_times(rng: np.random.Generator, hp: dict, days: int, end: datetime, n110: int,
                   n122: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw when: the report times of the 110 and of the 122 incidents."""
-    t110 = _times(rng, hp, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
-    t122 = _times(rng, hp, end, n122, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
+    t110 = _times(rng, days, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
+    t122 = _times(rng, days, end, n122, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
     return t110, t122
 
 
