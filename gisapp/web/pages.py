@@ -353,7 +353,7 @@ def _participation_changes(conn) -> list[dict]:
                              "name_en": o["name_en"], "kind": o["kind"], "changes": changes, "note": v["note"],
                              "future": at > datetime.now(tz)})
             prev = v
-    return sorted(rows, key=lambda r: (r["at"], r["kind"] != "station", r["code"]), reverse=True)
+    return sorted(rows, key=lambda r: (-r["at"].timestamp(), r["kind"] != "station", r["code"]))
 
 
 @bp.get("/map/dispatch")
