@@ -171,3 +171,38 @@ def test_the_plan_page_shows_the_programme_history(demo_login):
     assert en.count("joins traffic management</td>") == 14 and "Participation history" in en
     listed = planner.get("/api/v1/participation").json()["organisations"]
     assert len([o for o in listed if o["kind"] == "station"]) == 17
+
+
+def test_the_squadrons_keep_the_trunk_roads(demo_conn):
+    """Rules 2026.1 on the demo: a minor accident on a national road of a station taking part goes
+    to the squadron, one on a township road of the same station to the station; an injury
+    accident on the national road to the squadron and the accident section."""
+    settings = Settings()
+    st = demo_conn.execute("SELECT id FROM organisation WHERE code = 'PS-371681105'").fetchone()["id"]  # 韩店
+    sq = demo_conn.execute("SELECT id FROM organisation WHERE code = 'SQ-HD'").fetchone()["id"]
+    places = {}
+    for cls in ("national", "township"):
+        r = demo_conn.execute(
+            "SELECT ST_X(ST_LineInterpolatePoint(e.geom, 0.5)) AS lon, ST_Y(ST_LineInterpolatePoint(e.geom, 0.5)) AS lat "
+            "FROM road_edge e JOIN jurisdiction j ON j.organisation_id = %s AND j.kind = 'station' AND j.valid_to IS NULL "
+            "WHERE e.road_class = %s AND ST_Within(e.geom, j.geom) AND e.length_m > 300 ORDER BY e.id LIMIT 1",
+            [st, cls]).fetchone()
+        places[cls] = (r["lon"], r["lat"])
+    from gisapp.dispatch.legs import road_class_at
+
+    assert road_class_at(demo_conn, settings, *places["national"]) == "national"
+    assert road_class_at(demo_conn, settings, 117.0, 36.0) is None      # far from every road
+
+    def plan(cls, severity="minor"):
+        lon, lat = places[cls]
+        return plan_incident(demo_conn, settings, {
+            "type": "traffic_accident", "severity": severity, "channel": "122", "station_org_id": st,
+            "traffic_org_id": sq, "joint_zone_id": None, "reported_at": NOW, "lon": lon, "lat": lat}, recommend=False)
+
+    national, township, injury = plan("national"), plan("township"), plan("national", "injury")
+    assert national["rule"] == "trunk_road_accident_squadron"
+    # the squadron, or a zone member standing in when other tests keep its cars busy
+    assert sq in (national["legs"][0]["organisation_id"], national["legs"][0]["fallback_from_org_id"])
+    assert township["rule"] == "minor_accident_traffic_station"
+    assert injury["rule"] == "trunk_road_injury_accident"
+    assert [leg["target"] for leg in injury["legs"]] == ["squadron", "accident_section"]
