@@ -106,13 +106,14 @@ def _organisation(conn: psycopg.Connection, organisation: int | str, lock: bool 
 
 def sync_flags(conn: psycopg.Connection) -> int:
     """Bring organisation's own flags to the version in force now (a dated change has come due)."""
-    conn.execute("SELECT set_config('gisapp.participation_sync', 'off', true)")
-    n = conn.execute(
-        "UPDATE organisation o SET takes_part_in_traffic = p.takes_part_in_traffic, merged = p.merged, "
-        "updated_at = now() FROM organisation_participation p WHERE p.organisation_id = o.id "
-        "AND p.valid_from <= now() AND (p.valid_to IS NULL OR p.valid_to > now()) "
-        "AND (o.takes_part_in_traffic, o.merged) IS DISTINCT FROM (p.takes_part_in_traffic, p.merged)").rowcount
-    conn.execute("SELECT set_config('gisapp.participation_sync', '', true)")
+    with conn.transaction():  # the setting is local to a transaction (a savepoint in the caller's)
+        conn.execute("SELECT set_config('gisapp.participation_sync', 'off', true)")
+        n = conn.execute(
+            "UPDATE organisation o SET takes_part_in_traffic = p.takes_part_in_traffic, merged = p.merged, "
+            "updated_at = now() FROM organisation_participation p WHERE p.organisation_id = o.id "
+            "AND p.valid_from <= now() AND (p.valid_to IS NULL OR p.valid_to > now()) "
+            "AND (o.takes_part_in_traffic, o.merged) IS DISTINCT FROM (p.takes_part_in_traffic, p.merged)").rowcount
+        conn.execute("SELECT set_config('gisapp.participation_sync', '', true)")
     return n
 
 
@@ -156,6 +157,11 @@ def change(conn: psycopg.Connection, user: dict | None, organisation: int | str,
         raise ValidationError("must be text of at most 500 characters", "note", key="err.participation.note")
     if not datetime(1901, 1, 1, tzinfo=UTC) < valid_from < datetime(2200, 1, 1, tzinfo=UTC):
         raise ValidationError("out of range", "valid_from", key="err.participation.valid_from")
+    with conn.transaction():  # all or nothing, also on an autocommit connection
+        return _change(conn, user, organisation, valid_from, takes_part_in_traffic, merged, note)
+
+
+def _change(conn, user, organisation, valid_from, takes_part_in_traffic, merged, note) -> dict[str, Any]:
     org = _organisation(conn, organisation, lock=True)
     last = conn.execute(f"SELECT {_COLS} FROM organisation_participation WHERE organisation_id = %s "
                         "ORDER BY valid_from DESC LIMIT 1", [org["id"]]).fetchone()
