@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.browser import launch, login, new_context, wait_for_js, watch
 from support.database import PASSWORD
+from support.dispatch import off_trunk_points
 
 from gisapp.core.config import ROOT
 
@@ -43,11 +44,8 @@ def station(demo_users, demo_database_url):
 
     with db.connect(demo_database_url) as conn:
         org = demo_users[OFFICER_ROLE]["station_id"]
-        pts = conn.execute(
-            "SELECT ST_X(p) AS lon, ST_Y(p) AS lat FROM (SELECT (ST_Dump(ST_GeneratePoints(ST_Buffer(geom::geography, -300)::geometry, "
-            "6, 13))).geom AS p FROM jurisdiction WHERE organisation_id = %s AND kind = 'station' "
-            "AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())) x", [org]).fetchall()
-        return {"id": org, "points": [(r["lon"], r["lat"]) for r in pts]}
+        # away from the trunk roads and streets, whose accidents the squadrons keep (issue 15)
+        return {"id": org, "points": off_trunk_points(conn, org, 6)}
 
 
 def _beijing(ts: datetime) -> str:

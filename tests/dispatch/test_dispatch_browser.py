@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from support.browser import logged_in_page, wait_map_idle, watch
 from support.database import PASSWORD
+from support.dispatch import off_trunk_points
 
 from gisapp.core.config import ROOT
 
@@ -27,13 +28,13 @@ def test_live_panel_takes_dispatches_and_signs_off_without_reload(page, demo_liv
         page.wait_for_selector("[data-testid=stream-state][data-state=live]", timeout=30000)
         assert page.inner_text("[data-testid=stream-state]") == "实时"
         # a call taken at another desk appears in the queue without a reload
-        row = demo_conn.execute(
-            "SELECT ST_X(hq) AS lon, ST_Y(hq) AS lat FROM organisation WHERE kind = 'station' AND hq IS NOT NULL "
-            "ORDER BY code LIMIT 1").fetchone()
+        # an injury accident in the first station's jurisdiction, off the trunk roads (issue 15)
+        st = demo_conn.execute("SELECT id FROM organisation WHERE kind = 'station' ORDER BY code LIMIT 1").fetchone()
+        lon, lat = off_trunk_points(demo_conn, st["id"])[0]
         other = demo_login("dispatcher")
         r = other.post("/api/v1/dispatch/incidents", json={
             "channel": "122", "type": "traffic_accident", "severity": "injury",
-            "location": {"type": "Point", "coordinates": [row["lon"] + 0.004, row["lat"] + 0.003]},
+            "location": {"type": "Point", "coordinates": [lon, lat]},
             "description": "两车相撞，一人受伤"})
         assert r.status_code == 201, r.text
         inc = r.json()

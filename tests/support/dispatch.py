@@ -184,3 +184,20 @@ def count_rows(url: str, table: str) -> int:
         return conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(psycopg.sql.Identifier(table))
                             ).fetchone()[0]
 
+
+
+def off_trunk_points(conn, org_id: int, n: int = 1, clearance_m: float = 80.0) -> list[tuple[float, float]]:
+    """Points inside the station's jurisdiction in force, away from the roads whose accidents the
+    squadrons keep (rules 2026.1, issue 15): an accident there follows the station's rules."""
+    from gisapp.dispatch.rules import load_rules
+
+    classes = sorted({c for r in load_rules(None).rules for c in (r.road_classes or ())})
+    rows = conn.execute(
+        "SELECT ST_X(x.p) AS lon, ST_Y(x.p) AS lat FROM (SELECT (ST_Dump(ST_GeneratePoints("
+        "ST_Buffer(geom::geography, -300)::geometry, 120, 13))).geom AS p FROM jurisdiction WHERE organisation_id = %s "
+        "AND kind = 'station' AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())) x "
+        "WHERE NOT EXISTS (SELECT 1 FROM road_edge e WHERE e.road_class = ANY(%s) "
+        "AND ST_DWithin(e.geom::geography, x.p::geography, %s)) LIMIT %s",
+        [org_id, classes, clearance_m, n]).fetchall()
+    assert len(rows) == n, f"only {len(rows)} points off the trunk roads in organisation {org_id}"
+    return [(r["lon"], r["lat"]) for r in rows]
