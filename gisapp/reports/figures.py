@@ -63,18 +63,18 @@ def _incident_filter(alias: str = "i") -> str:
             f"AND (%(types)s::text[] IS NULL OR {alias}.type = ANY(%(types)s::text[]))")
 
 
-def _needs_incident(f: Filters) -> bool:
-    return f.channel is not None or f.type is not None
+def _leg_incident_filter() -> str:
+    """Channel and type filters on the incident columns a leg carries (migration 0140)."""
+    return ("(%(channel)s::text IS NULL OR l.incident_channel = %(channel)s::text) "
+            "AND (%(types)s::text[] IS NULL OR l.incident_type = ANY(%(types)s::text[]))")
 
 
-def _legs_from(f: Filters, org: bool = True, incident: bool | None = None) -> str:
-    """FROM ... WHERE of the legs counted in the period with the filters (incident ``i`` joined when
-    a filter needs it or ``incident``)."""
-    join = incident if incident is not None else _needs_incident(f)
-    sql = "FROM dispatch_leg l " + ("JOIN incident i ON i.id = l.incident_id " if join else "")
-    sql += "WHERE " + LEGS_COUNTED
-    if join:
-        sql += " AND " + _incident_filter()
+def _legs_from(f: Filters, org: bool = True, incident: bool = False) -> str:
+    """FROM ... WHERE of the legs counted in the period with the filters. A leg carries its
+    incident's type, channel and road area (migration 0140); ``incident`` joins incident ``i`` for
+    the other columns (its grid)."""
+    sql = "FROM dispatch_leg l " + ("JOIN incident i ON i.id = l.incident_id " if incident else "")
+    sql += "WHERE " + LEGS_COUNTED + " AND " + _leg_incident_filter()
     if org:
         sql += " AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)"
     return sql
@@ -207,8 +207,9 @@ def arrivals_report(conn: psycopg.Connection, settings, f: Filters) -> dict[str,
     else:
         mine = "true"
     rows = conn.execute(
-        "WITH l AS (SELECT l.organisation_id, i.channel, i.type, i.road_area, " + mine + " AS mine, "
-        + ARRIVAL_S + " AS arr_s " + _legs_from(f, org=False, incident=True)
+        "WITH l AS (SELECT l.organisation_id, l.incident_channel AS channel, l.incident_type AS type, "
+        "l.incident_road_area AS road_area, " + mine + " AS mine, "
+        + ARRIVAL_S + " AS arr_s " + _legs_from(f, org=False)
         + " AND l.arrived_at IS NOT NULL) SELECT organisation_id, channel, type, road_area, "
         "grouping(organisation_id, channel, type, road_area) AS g, " + agg
         + " FROM l GROUP BY GROUPING SETS ((organisation_id), (channel), (type), (road_area), ())", p).fetchall()
@@ -289,9 +290,9 @@ def trends_report(conn: psycopg.Connection, settings, f: Filters, months: int = 
     _, bounds = month_buckets(span)
     p = params(settings, span, bounds=bounds)
     legs = {names[r["month"] - 1]: r for r in conn.execute(
-        "WITH l AS (SELECT l.status, l.role, l.outcome, i.type, " + MONTH_OF_LEG + " AS month, " + ARRIVAL_S
+        "WITH l AS (SELECT l.status, l.role, l.outcome, l.incident_type AS type, " + MONTH_OF_LEG + " AS month, " + ARRIVAL_S
         + " AS arr_s, " + LEG_MEASURES + " "
-        + _legs_from(span, incident=True) + ") SELECT month, count(*) AS legs, " + SLA_COUNTS
+        + _legs_from(span) + ") SELECT month, count(*) AS legs, " + SLA_COUNTS
         + ", avg(arr_s) AS mean_arrival_s, count(*) FILTER (WHERE " + MEDIATION_MET + ") AS mediated, "
         "count(*) FILTER (WHERE " + MEDIATION_DECIDED + ") AS mediation_decided FROM l GROUP BY month", p)}
     incidents = {names[r["month"] - 1]: r["n"] for r in conn.execute(

@@ -162,9 +162,9 @@ def _counts(conn: psycopg.Connection, p: dict) -> dict[tuple[str, int], dict[str
     sel = ", ".join(f"count(*) FILTER (WHERE {met}) AS {k}_met, count(*) FILTER (WHERE {dec}) AS {k}_decided"
                     for k, (met, dec) in _part_sql().items())
     rows = conn.execute(
-        "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, i.type, "
+        "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, l.incident_type AS type, "
         "width_bucket(l.dispatched_at, %(bounds)s::timestamptz[]) AS month, " + LEG_MEASURES
-        + " FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id "
+        + " FROM dispatch_leg l "
         "WHERE " + LEGS_COUNTED + " AND l.organisation_id = ANY(%(stations)s)) SELECT month, organisation_id, count(*) AS legs, " + sel
         + " FROM l GROUP BY 1, 2", p).fetchall()
     return {(p["names"][r["month"] - 1], r["organisation_id"]): {k: (r[f"{k}_met"], r[f"{k}_decided"])
