@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import psycopg
 
 from gisapp.core.errors import Forbidden, NotFound, ValidationError
+from gisapp.core.tomlfile import TomlFiles
 from gisapp.dispatch.sla import (
     CLOCK_DECIDED,
     CLOCK_MET,
@@ -97,25 +97,14 @@ def parse_weights(doc: dict[str, Any], path: str = "") -> Weights:
     return Weights(doc["version"], parts, float(target), float(zero), float(full), path)
 
 
-_cache: dict[str, tuple[float, Weights]] = {}
+_files: TomlFiles[Weights] = TomlFiles(parse_weights, RankingError)
 
 
 def load_weights(settings=None) -> Weights:
     """The weights of the configured file (setting ``ranking_path``, default the package's), re-read
     when the file changes; RankingError when it is malformed or its weights do not sum to 1."""
-    path = str(getattr(settings, "ranking_path", "") or os.environ.get("GISAPP_RANKING_PATH") or DEFAULT_PATH)
-    mtime = os.stat(path).st_mtime
-    hit = _cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    with open(path, "rb") as fh:
-        try:
-            doc = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as e:
-            raise RankingError(f"{path}: {e}") from None
-    w = parse_weights(doc, path)
-    _cache[path] = (mtime, w)
-    return w
+    return _files.load(str(getattr(settings, "ranking_path", "") or os.environ.get("GISAPP_RANKING_PATH")
+                           or DEFAULT_PATH))
 
 
 _PAIR = re.compile(r"\s*([a-z_]+)\s*[:=]\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*")
