@@ -450,6 +450,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rp.map.sla_misses": ("超时数", "SLA misses"),
     "rp.measure.all": ("全部警情", "All incidents"),
     "rp.measure.sign_off_miss": ("签收超时", "Sign-off missed"),
+    "rp.measure.any_miss": ("超时（任一时限）", "Any clock missed"),
+    "rp.heat.cell": ("{day} {hour}时", "{day} {hour}:00"),
     "rp.measure.first_feedback_miss": ("首次反馈超时", "First feedback missed"),
     "rp.measure.close_miss": ("结案超时", "Closure missed"),
     "rp.measure.overdue": ("当前超时", "Overdue now"),

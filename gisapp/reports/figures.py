@@ -39,7 +39,8 @@ INCIDENTS_COUNTED = "i.status NOT IN ('merged', 'cancelled')"
 # Any clock of a leg decided and missed (late or overdue).
 ANY_MISS = " OR ".join(f"(({CLOCK_DECIDED[c]}) AND NOT coalesce({CLOCK_MET[c]}, false))" for c in CLOCK_NAMES)
 ANY_OVERDUE = " OR ".join(f"({CLOCK_OVERDUE[c]})" for c in CLOCK_NAMES)
-MEASURES = ("all", "sign_off_miss", "first_feedback_miss", "close_miss", "overdue", "accident", "mediated")
+MEASURES = ("all", "sign_off_miss", "first_feedback_miss", "close_miss", "any_miss", "overdue", "accident",
+            "mediated")
 
 
 def tune(conn: psycopg.Connection) -> None:
@@ -368,6 +369,8 @@ def _measure_condition(settings, measure: str) -> tuple[str, dict]:
         if measure == f"{c}_miss":
             return f"{_incident_filter()} AND " + legs.format(
                 cond=f"({CLOCK_DECIDED[c]}) AND NOT coalesce({CLOCK_MET[c]}, false)"), {}
+    if measure == "any_miss":  # the grids' SLA misses
+        return f"{_incident_filter()} AND " + legs.format(cond=ANY_MISS), {}
     if measure == "overdue":
         return f"{_incident_filter()} AND " + legs.format(cond=ANY_OVERDUE), {}
     if measure == "mediated":
@@ -388,12 +391,25 @@ def _measure_condition(settings, measure: str) -> tuple[str, dict]:
 
 
 def incidents_report(conn: psycopg.Connection, settings, f: Filters, measure: str, limit: int = 50,
-                     offset: int = 0) -> dict[str, Any]:
-    """The incidents behind a figure, newest first, ``limit`` from ``offset``, and their total."""
+                     offset: int = 0, weekday: int | None = None, hour: int | None = None,
+                     grid: int | None = None) -> dict[str, Any]:
+    """The incidents behind a figure, newest first, ``limit`` from ``offset``, and their total;
+    ``weekday`` (ISO, 1 = Monday) and ``hour`` (local) narrow them to a cell of the heat map,
+    ``grid`` to a grid of the choropleth (404 when there is no such grid)."""
     cond, extra = _measure_condition(settings, measure or "all")
-    p = params(settings, f, **extra, limit=limit, offset=offset)
+    p = params(settings, f, **extra, limit=limit, offset=offset, weekday=weekday, hour=hour, grid=grid)
     if f.orgs is not None:  # a chief: their organisation's incidents only (the organisation filter is theirs)
         cond += " AND " + _incident_org()
+    if weekday is not None:
+        cond += " AND extract(isodow FROM i.reported_at AT TIME ZONE %(tz)s)::int = %(weekday)s"
+    if hour is not None:
+        cond += " AND extract(hour FROM i.reported_at AT TIME ZONE %(tz)s)::int = %(hour)s"
+    if grid is not None:
+        if not conn.execute("SELECT 1 FROM grid WHERE id = %s", [grid]).fetchone():
+            from gisapp.core.errors import NotFound
+
+            raise NotFound(f"no grid with id {grid}", "grid", key="err.grid.not_found", params={"id": grid})
+        cond += " AND i.grid_id = %(grid)s"
     total = conn.execute("SELECT count(*) AS n FROM incident i WHERE " + cond, p).fetchone()["n"]
     rows = conn.execute(
         "SELECT i.id AS incident_id, i.code, i.reported_at, i.type, i.channel, i.severity, i.status, i.outcome, "
@@ -411,5 +427,5 @@ def incidents_report(conn: psycopg.Connection, settings, f: Filters, measure: st
                     "organisation_en": r["organisation_en"], "status": r["status"], "outcome": r["outcome"],
                     "outcome_label": o.zh if o else None, "outcome_label_en": o.en if o else None})
     return {"period": f.period_json(), "filters": f.filters_json(), "measure": measure or "all", "total": total,
-            "limit": limit, "offset": offset, "rows": out}
+            "weekday": weekday, "hour": hour, "grid": grid, "limit": limit, "offset": offset, "rows": out}
 

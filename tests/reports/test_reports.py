@@ -162,6 +162,18 @@ def test_trends_heatmap_grids_and_the_incidents_behind_a_figure(rlogin, small_wo
     assert page["total"] == 6 and len(page["rows"]) == 2
     assert set(page["rows"][0]) >= {"incident_id", "code", "reported_at", "type", "channel", "organisation", "status",
                                     "outcome"}
+    # a heat-map cell and a grid of the choropleth open the incidents behind them
+    for d, h, n in hm["cells"]:
+        cell = admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday={d}&hour={h}").json()
+        assert cell["total"] == n and cell["weekday"] == d and cell["hour"] == h
+    assert admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday=2&hour=10").json()["total"] == 0
+    by_grid = admin.get(f"/api/v1/reports/incidents?{MARCH}&grid={w.grid_a}").json()
+    assert by_grid["total"] == g["properties"]["incidents"] == 2
+    missed = admin.get(f"/api/v1/reports/incidents?{MARCH}&grid={w.grid_a}&measure=any_miss").json()
+    assert missed["total"] == g["properties"]["sla_misses"] == 1
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&grid=999999"), 404, "grid")
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&hour=24"), 400, "hour")
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday=0"), 400, "weekday")
 
 
 def test_a_period_without_data_says_so(rlogin):
