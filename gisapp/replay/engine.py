@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from gisapp.dispatch.rules import LegSpec, Rules
+from gisapp.dispatch.rules import LegSpec
 
 SERVICE_CAP_S = 4 * 3600.0     # an on-scene time drawn from the record is cut at 4 h
 MIN_DRIVE_S = 60.0              # a drive takes at least a minute (the demo's recorded floor too)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from gisapp.core.errors import ValidationError
+
 from .engine import LOCAL_OFFSET_S
 
 ACCIDENT_TYPES = ("traffic_accident",)
@@ -237,7 +239,8 @@ def compare(baseline: Result, scenario: Result, *, n_boot: int = 1000, seed: int
     seeded); the interval is the 2.5 and 97.5 percentiles of the resampled differences.
     """
     if len(baseline.inc_id) != len(scenario.inc_id) or not np.array_equal(baseline.inc_id, scenario.inc_id):
-        raise ValueError("the two replays cover different incidents: replay one period under both scenarios")
+        raise ValidationError("the two replays cover different incidents: replay one period under both scenarios",
+                              "period", key="err.replay.different_periods")
     nd = int(max(baseline.inc_day.max(initial=0), scenario.inc_day.max(initial=0))) + 1
     b, s = _daily(baseline, nd), _daily(scenario, nd)
     rng = np.random.default_rng([seed, 1015])

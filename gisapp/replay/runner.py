@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import psycopg
 
-from gisapp.dispatch.rules import LegSpec, load_rules
+from gisapp.dispatch.rules import load_rules
 from gisapp.planning.compare import assign, draft_layout, published_layout
 from gisapp.planning.network import PlanNetwork
 
@@ -114,6 +114,7 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
             return True
         return org_id in chosen
 
+    alone = kind == "squadrons_alone"
     county = {}
     for o in w.orgs:
         county.setdefault(o.kind, o.id)
@@ -133,7 +134,10 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
         if rule is None:
             rule = match_cache[key] = rules.match(itype, w.inc_sev[i], w.inc_channel[i], traffic_flag)
         for spec in rule.legs:
-            owner = _target(spec.target, st, int(traffic[i]), county)
+            target = spec.target
+            if alone and target == "station" and itype.category == "accident":
+                target = "squadron"  # before the programme the squadron took every accident
+            owner = _target(target, st, int(traffic[i]), county)
             if owner < 0 and spec.otherwise:
                 owner = _target(spec.otherwise, st, int(traffic[i]), county)
             jobs.append(LegJob(i, spec.role, oi.get(owner, -1), spec, 0.0, 0.0, 0.0))
@@ -175,7 +179,8 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
     snaps = net.snap(w.inc_lonlat)
     node_t = net.node_times_from(np.array(base_ll, dtype=float))
     travel = net.point_times(node_t, snaps)
-    factor = _travel_factor(w, travel, base_of_org)
+    factors, factor = _travel_factors(w, travel, base_of_org)
+    travel = travel * factors[:, None]
     inc_hour = (((w.inc_t + LOCAL_OFFSET_S) // 3600) % 24).astype(np.int64)
     say(0.2, "simulating")
     org_kind = [o.kind for o in w.orgs]
@@ -199,7 +204,7 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
                     out.add(oi[m])
         return sorted(out)
 
-    sim = Simulation(units, len(w.orgs), travel, factor, inc_hour, zone_members)
+    sim = Simulation(units, len(w.orgs), travel, 1.0, inc_hour, zone_members)
     until = end.timestamp() - t_start
     sim.run(jobs, until, (lambda f, m: say(0.2 + 0.75 * f, m)) if progress else None)
     say(0.97, "summarising")
@@ -217,15 +222,28 @@ def _target(target: str, station: int, traffic: int, county: dict) -> int:
     return county.get(target, -1)
 
 
-def _travel_factor(w: World, travel: np.ndarray, base_of_org: dict[int, int]) -> float:
-    """Recorded drives over the road times from the recorded organisation's base (sum over sum)."""
+def _travel_factors(w: World, travel: np.ndarray, base_of_org: dict[int, int],
+                    prior_legs: float = 50.0) -> tuple[np.ndarray, float]:
+    """Per base: recorded drives over the road times from the recorded organisation's base.
+
+    The county-wide factor is the sum of recorded drives over the sum of road times; each
+    base's own ratio is shrunk towards it by its number of legs (``n / (n + prior_legs)``),
+    so a base with few recorded legs keeps the county's factor. Bases without a record (posts)
+    take the county's factor. Returns (factor per base, county factor).
+    """
+    k = travel.shape[0]
     ok = np.isfinite(w.rec_drive) & (w.rec_drive > 0)
     rows = np.array([base_of_org.get(int(o), -1) for o in w.rec_org], dtype=np.int64)
     ok &= rows >= 0
+    t = np.full(len(rows), np.nan)
+    t[ok] = travel[rows[ok], w.rec_inc[ok]]
+    ok &= np.isfinite(t) & (t > 0)
     if not ok.any():
-        return 1.0
-    t = travel[rows[ok], w.rec_inc[ok]]
-    fin = np.isfinite(t) & (t > 0)
-    if not fin.any():
-        return 1.0
-    return float(w.rec_drive[ok][fin].sum() / t[fin].sum())
+        return np.ones(k), 1.0
+    county = float(w.rec_drive[ok].sum() / t[ok].sum())
+    n = np.bincount(rows[ok], minlength=k).astype(float)
+    sd = np.bincount(rows[ok], weights=w.rec_drive[ok], minlength=k)
+    st = np.bincount(rows[ok], weights=t[ok], minlength=k)
+    own = np.divide(sd, st, out=np.full(k, county), where=st > 0)
+    wgt = n / (n + prior_legs)
+    return wgt * own + (1 - wgt) * county, county

@@ -1,4 +1,11 @@
-"""Read a replay scenario and a period from JSON, with a keyed 4xx naming the field for bad input."""
+"""Read a replay scenario and a period from JSON, with a keyed 4xx naming the field for bad input.
+
+Participation kinds: ``recorded`` (each station's version in force at the incident's
+reported_at, gisapp.dispatch.participation), ``all_stations`` / ``stations`` (every station,
+or the listed ones, take part throughout), ``squadrons_alone`` (no station takes part, and
+the accident legs the rules give a station go to the place's squadron instead: the county
+before the programme, when stations took no accidents at all).
+"""
 
 from __future__ import annotations
 
