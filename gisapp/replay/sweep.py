@@ -91,5 +91,6 @@ def sweep(settings, period: dict, scenarios: list[dict], *, baseline: dict | Non
     bj = base.to_json()
     return {"runner": runner, "baseline": {"scenario": bj["scenario"], "arrival_s": bj["arrival_s"]["all"],
                                            "accident_arrival_s": bj["arrival_s"]["accident"],
+                                           "fallbacks": bj["fallbacks"], "waited_legs": bj["waited"]["legs"],
                                            "calibration": bj["calibration"]},
             "results": results}
