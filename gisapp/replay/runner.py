@@ -18,6 +18,8 @@ from .results import Result
 from .scenario import Scenario, local_day_start
 from .world import World, load_world
 
+PLAN_ZONE_BASE = 10**12  # keys of a plan's joint zones among the recorded zones' ids
+
 
 def _owners(conn: psycopg.Connection, settings, w: World, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Station owner, traffic owner and joint zone id of each incident under the scenario's boundaries."""
@@ -39,7 +41,15 @@ def _owners(conn: psycopg.Connection, settings, w: World, sc: Scenario) -> tuple
             station[ok] = keys[ok].astype(np.int64)
         elif kind == "traffic":
             traffic[ok] = keys[ok].astype(np.int64)
-        else:  # zone codes -> the zone version in force at the date (or now, for a plan)
+        elif sc.boundaries == "plan":  # the plan's zones with the plan's members
+            for area_id in lay.area_ids.values():
+                r = conn.execute("SELECT centre_org_id, member_ids FROM plan_area WHERE id = %s", [area_id]).fetchone()
+                members = sorted({*(r["member_ids"] or []), *([r["centre_org_id"]] if r["centre_org_id"] else [])})
+                w.zones[PLAN_ZONE_BASE + area_id] = {"members": members, "from": -np.inf, "to": np.inf}
+            zid = np.array([PLAN_ZONE_BASE + lay.area_ids[k] if k in lay.area_ids else -1 for k in keys[ok]],
+                           dtype=np.int64)
+            zone[ok] = zid
+        else:  # zone codes -> the zone version in force at the date
             ids = {r["code"]: r["id"] for r in conn.execute(
                 "SELECT DISTINCT ON (code) id, code FROM joint_zone WHERE valid_from <= coalesce(%(at)s, now()) "
                 "AND (valid_to IS NULL OR valid_to > coalesce(%(at)s, now())) ORDER BY code, valid_from DESC",

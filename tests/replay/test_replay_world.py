@@ -107,3 +107,22 @@ def test_boundaries_of_a_draft_plan_and_at_a_date(replay_world):
     code = {m["organisation_id"]: m["code"] for m in base.org_meta}
     assert {(i["from_org"], i["to_org"]) for i in c["changed_owner"]["incidents"]} == {
         (code[orgs["s1"]], code[orgs["s2"]]), (code[orgs["s1"]], code[orgs["q"]])}
+
+
+def test_a_joint_zone_plan_gives_its_members_for_the_fallback(replay_world):
+    from support.dispatch import box
+
+    from gisapp.planning.drafts import create_plan
+
+    orgs = replay_world["orgs"]
+    with db.connect(replay_world["url"]) as conn:
+        plan = create_plan(conn, {"username": "t_planner", "role": "planner"}, name="one zone", kind="joint_zone",
+                           empty=True)
+        conn.execute("INSERT INTO plan_area (plan_id, zone_code, name, centre_org_id, member_ids, geom) "
+                     "VALUES (%s, 'RZP', '推演方案战区', %s, %s, ST_GeomFromText(%s, 4326))",
+                     [plan["id"], orgs["s1"], [orgs["s2"]], box(117.69, 36.84, 117.74, 36.86)])
+        res = _run(conn, replay_world["settings"], {"name": "zone", "boundaries": {"kind": "plan", "plan_id": plan["id"]}})
+        conn.rollback()
+    # as with the recorded zone: incident 2 falls back to S2's car (60 + 300 s)
+    assert _arrivals(res) == pytest.approx([260.0, 360.0, 160.0, 260.0, 260.0], abs=1e-6)
+    assert res.to_json()["fallbacks"] == 1
