@@ -126,3 +126,24 @@ def test_a_joint_zone_plan_gives_its_members_for_the_fallback(replay_world):
     # as with the recorded zone: incident 2 falls back to S2's car (60 + 300 s)
     assert _arrivals(res) == pytest.approx([260.0, 360.0, 160.0, 260.0, 260.0], abs=1e-6)
     assert res.to_json()["fallbacks"] == 1
+
+
+def test_progress_is_reported_and_the_comparison_is_plain_json(replay_world):
+    import json
+
+    seen: list[tuple[float, str]] = []
+    with db.connect(replay_world["url"]) as conn:
+        sc = replay.parse_scenario(conn, {"name": "baseline"})
+        start, end = replay.parse_period(conn, PERIOD)
+        a = replay.run(conn, replay_world["settings"], sc, start, end, progress=lambda f, m: seen.append((f, m)))
+        b = replay.run(conn, replay_world["settings"], replay.parse_scenario(
+            conn, {"name": "half", "roster": {"kind": "recorded", "cars_scale": 0.5}}), start, end)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert {m for _, m in seen} >= {"loading", "simulating", "done"}
+    out = replay.compare(a, b, n_boot=50)
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+    assert set(out) >= {"baseline", "scenario", "delta", "per_grid", "changed_owner", "workload"}
+    assert set(out["delta"]) >= {"mean_arrival_s", "accident_mean_arrival_s", "within_target_share"}
+    # every organisation keeps at least one unit: the same arrivals here
+    assert out["delta"]["mean_arrival_s"]["value"] == 0.0
