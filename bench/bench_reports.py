@@ -55,6 +55,7 @@ def _params() -> dict:
     p = demo.load_params()
     h = p["history"]
     h["days"] = 365 * YEARS
+    h.pop("start", None)  # three years at the full rate, nothing before them (issue 15's earlier years)
     for k in ("incidents_110", "accidents_122", "other_122"):
         h[k] = int(h[k]) * YEARS
     return p

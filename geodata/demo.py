@@ -25,7 +25,16 @@ from psycopg import sql
 
 from gisapp.core.config import Settings
 
-from .history import History, build_history, build_joint_zones, build_orgs, build_units, history_end
+from .history import (
+    History,
+    build_history,
+    build_joint_zones,
+    build_orgs,
+    build_units,
+    history_end,
+    history_span,
+    participation_versions,
+)
 from .names import masked_phones, person_names
 from .reference import load_reference
 from .roads import RoadNetwork, build_roads
@@ -262,10 +271,14 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     """Write the generated layers (the tables must be clear); return counts."""
     w, net, h, p = demo.world, demo.net, demo.history, demo.params
     proj = w.proj
-    valid_from = h.as_of - timedelta(days=int(p["history"]["days"]) + 1)
+    counts: dict[str, Any] = {}
+    valid_from = history_span(p["history"], h.as_of)[0] - timedelta(days=1)
     valid_from = valid_from.replace(hour=0)
 
-    # organisations: upsert by code so users linked to a station or unit keep their link
+    # organisations: upsert by code so users linked to a station or unit keep their link; their
+    # participation versions are the programme's (written below, so the sync trigger is off)
+    sync = conn.execute("SELECT current_setting('gisapp.participation_sync', true) AS v").fetchone()["v"]
+    conn.execute("SELECT set_config('gisapp.participation_sync', 'off', true)")
     org_ids: list[int] = []
     for o in h.orgs:
         lon, lat = proj.lonlat(o.x, o.y)
@@ -283,6 +296,8 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     for i, o in enumerate(h.orgs):
         if o.parent:
             conn.execute("UPDATE organisation SET parent_id = %s WHERE id = %s", [code_id[o.parent], org_ids[i]])
+    counts["participation_versions"] = _write_participation(conn, demo, org_ids)
+    conn.execute("SELECT set_config('gisapp.participation_sync', %s, true)", [sync or ""])
 
     # units: upsert by code, remove generated units the new demo does not have
     unit_ids: list[int] = []
@@ -304,7 +319,7 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     conn.execute("DELETE FROM organisation o WHERE synthetic AND NOT (code = ANY(%s)) AND NOT EXISTS "
                  "(SELECT 1 FROM unit u WHERE u.organisation_id = o.id)", [[o.code for o in h.orgs]])
 
-    counts: dict[str, Any] = {"organisations": len(h.orgs), "units": len(h.units)}
+    counts.update({"organisations": len(h.orgs), "units": len(h.units)})
 
     # jurisdictions: one station jurisdiction per station, one traffic jurisdiction per squadron
     jur_rows, jur_of_station = [], {}
@@ -420,6 +435,18 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     return counts
 
 
+def _write_participation(conn: psycopg.Connection, demo: Demo, org_ids: list[int]) -> int:
+    """The programme's participation versions of the demo's stations and squadrons (replacing theirs)."""
+    versions = participation_versions(demo.params, demo.history.orgs, None)
+    ids = sorted({org_ids[v["org"]] for v in versions})
+    conn.execute("DELETE FROM organisation_participation WHERE organisation_id = ANY(%s)", [ids])
+    return _copy(conn, "organisation_participation",
+                 ["organisation_id", "takes_part_in_traffic", "merged", "valid_from", "valid_to", "note",
+                  "created_by"],
+                 ((org_ids[v["org"]], v["takes_part_in_traffic"], v["merged"],
+                   v["valid_from"] or "1900-01-01 00:00+00", v["valid_to"], v["note"], AUTHOR) for v in versions))
+
+
 def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], unit_ids: list[int],
                    jur_of_org: dict[int, int], counts: dict) -> None:
     h = demo.history
@@ -483,7 +510,8 @@ def _write_meta(conn: psycopg.Connection, demo: Demo) -> None:
         "road_edges": "generated road network (G20 corridor, national/provincial/county/township roads, "
                       "village streets); not a survey of real roads",
         "units": "generated units with capabilities and shifts",
-        "incidents": "a generated year of 110 and 122 incidents with daily, weekly and seasonal rhythm",
+        "incidents": "generated 110 and 122 incidents with daily, weekly and seasonal rhythm: the demo year, and "
+                     "before it, at a lower rate, back to before the programme's pilot (July 2021)",
         "dispatch_legs": "generated dispatch legs with lifecycle timestamps matching the brief's SLA rates",
         "service_points": "one-window service points (一窗通办) at the generated stations",
     }

@@ -1,4 +1,4 @@
-"""Generate the organisations, units and a year of incidents with their dispatch legs."""
+"""Generate the organisations, units, the programme's participation versions and the incidents with their dispatch legs."""
 
 from __future__ import annotations
 
@@ -193,15 +193,105 @@ def history_end(params: dict, now: datetime | None = None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def history_span(hp: dict, end: datetime) -> tuple[datetime, int, int]:
+    """The history's start and its days: the demo year (``days``, the counts' span) and the days
+    before it back to ``start`` (a local date; none when the parameter is absent or not earlier)."""
+    days = int(hp["days"])
+    recent_start = end - timedelta(days=days)
+    if not hp.get("start"):
+        return recent_start, days, 0
+    start = local_midnight(str(hp["start"]))
+    earlier = max(0, int((recent_start - start).total_seconds() // 86400))
+    return recent_start - timedelta(days=earlier), days, earlier
+
+
+def earlier_counts(hp: dict, end: datetime) -> tuple[int, int, int]:
+    """How many 110 calls, 122 accidents and other 122 calls the history holds before the demo
+    year: ``earlier_rate`` times the demo year's daily rate."""
+    _, days, earlier = history_span(hp, end)
+    scale = float(hp.get("earlier_rate", 1.0)) * earlier / days
+    return tuple(int(round(int(hp[k]) * scale)) for k in ("incidents_110", "accidents_122", "other_122"))
+
+
+def local_midnight(day: str) -> datetime:
+    """A local date (Asia/Shanghai) as the UTC instant of its midnight."""
+    d = datetime.fromisoformat(day)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=LOCAL_OFFSET_H)
+
+
+def participation_versions(params: dict, orgs: list[Org], start: datetime) -> list[dict]:
+    """The programme's participation versions ([programme] steps) of every station and squadron.
+
+    Returns dicts (org index, takes_part_in_traffic, merged, valid_from, valid_to, note), one per
+    organisation and change, the first from ``start`` (None: since ever). Squadrons always take part
+    in traffic; a squadron is merged from the step that merges its station. The state after the
+    last step must be the organisations' own flags (the version in force now).
+    """
+    prog = params.get("programme") or {}
+    steps = sorted(prog.get("steps", []), key=lambda s: str(s["date"]))
+    by_key = {}
+    for i, o in enumerate(orgs):
+        if o.kind == "station":
+            by_key[o.code[3:] if o.code.startswith("PS-") else o.code] = i
+    merged_squadron = {}
+    for i, o in enumerate(orgs):
+        if o.kind == "squadron" and o.parent:
+            merged_squadron[next(j for j, x in enumerate(orgs) if x.code == o.parent)] = i
+    state = {i: [o.kind == "squadron", False] for i, o in enumerate(orgs) if o.kind in ("station", "squadron")}
+    if not steps:
+        state = {i: [orgs[i].traffic, orgs[i].merged] for i in state}
+    out = {i: [{"org": i, "takes_part_in_traffic": v[0], "merged": v[1], "valid_from": start, "valid_to": None,
+                "note": "before the programme" if steps else "demo"}] for i, v in state.items()}
+    for step in steps:
+        at = local_midnight(str(step["date"]))
+        changed = {}
+        for key in step.get("join", []):
+            if key not in by_key:
+                raise ValueError(f"programme step {step['date']}: unknown station {key!r}")
+            changed[by_key[key]] = (True, None)
+        for key in step.get("merge", []):
+            if key not in by_key:
+                raise ValueError(f"programme step {step['date']}: unknown station {key!r}")
+            st = by_key[key]
+            changed[st] = (changed.get(st, (None,))[0], True)
+            if st in merged_squadron:
+                changed[merged_squadron[st]] = (None, True)
+        for i, (traffic, merged) in changed.items():
+            new = [state[i][0] if traffic is None else traffic, state[i][1] if merged is None else merged]
+            if new == state[i]:
+                continue
+            state[i] = new
+            out[i][-1]["valid_to"] = at
+            out[i].append({"org": i, "takes_part_in_traffic": new[0], "merged": new[1], "valid_from": at,
+                           "valid_to": None, "note": str(step.get("note", ""))})
+    for i, (traffic, merged) in state.items():
+        if (traffic, merged) != (orgs[i].traffic, orgs[i].merged):
+            raise ValueError(f"the programme leaves {orgs[i].code} at takes_part_in_traffic={traffic}, "
+                             f"merged={merged}, not its flags ({orgs[i].traffic}, {orgs[i].merged})")
+    return [v for i in sorted(out) for v in out[i]]
+
+
+def _takes_part_at(versions: list[dict], org_of: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Whether each incident's organisation takes part in traffic at its report time (epoch s)."""
+    out = np.zeros(len(t), bool)
+    for v in versions:
+        sel = org_of == v["org"]
+        if v["valid_from"] is not None:
+            sel &= t >= int(v["valid_from"].timestamp())
+        if v["valid_to"] is not None:
+            sel &= t < int(v["valid_to"].timestamp())
+        out[sel] = v["takes_part_in_traffic"]
+    return out
+
+
 def _choose(rng, keys_probs: dict, n: int) -> np.ndarray:
     keys = list(keys_probs)
     p = np.array([keys_probs[k] for k in keys], float)
     return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
 
 
-def _times(rng, hp: dict, end: datetime, n: int, hourly, weekday, monthly) -> np.ndarray:
-    """``n`` report times (epoch seconds) over the history with daily/weekly/seasonal rhythm."""
-    days = hp["days"]
+def _times(rng, days: int, end: datetime, n: int, hourly, weekday, monthly) -> np.ndarray:
+    """``n`` report times (epoch seconds) over the ``days`` before ``end`` with daily/weekly/seasonal rhythm."""
     start = end - timedelta(days=days)
     slots = np.arange(days * 24)
     t0 = int(start.timestamp())
@@ -223,20 +313,31 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
                   units: list[dict], rng: np.random.Generator, end: datetime) -> tuple[dict, dict]:
     """A year of incidents (110 and 122) and their dispatch legs with lifecycle timestamps."""
     hp = world.params["history"]
-    n110, nacc, noth = hp["incidents_110"], hp["accidents_122"], hp["other_122"]
-    t110, t122 = _report_times(rng, hp, end, n110, nacc + noth)
-    type110, type122, sev122 = _incident_types(rng, hp, n110, nacc, noth)
-    xy110 = _places_110(world, hp, n110, rng)
-    e122, xy122 = _places_122(net, hp, nacc + noth, rng)
-    channel, itype, sev, t_rep, xy, road_edge = _in_report_order(n110, nacc + noth, type110, type122, sev122,
+    _, recent, earlier = history_span(hp, end)
+    # the demo year first, from the main random stream (the same as a history of the year alone);
+    # the earlier years from their own stream, so the demo year's places and times do not move
+    parts = [_draws(world, net, hp, rng, recent, end, hp["incidents_110"], hp["accidents_122"], hp["other_122"])]
+    if earlier:
+        rng_e = np.random.default_rng([int(world.params["seed"]), 15])
+        parts.insert(0, _draws(world, net, hp, rng_e, earlier, end - timedelta(days=recent),
+                               *earlier_counts(hp, end)))
+    type110, type122, sev122, t110, t122, xy110, xy122, e122 = (
+        np.concatenate([p[k] for p in parts]) for k in range(8))
+    n110, n122 = len(type110), len(type122)
+    channel, itype, sev, t_rep, xy, road_edge = _in_report_order(n110, n122, type110, type122, sev122,
                                                                  t110, t122, xy110, xy122, e122)
     lon, lat, grid_of = _grids_of(world, xy)
     st_of = world.grid_station[grid_of]
     station_org_of = station_org[st_of]
     traffic_org_of = squadron_of_station[st_of]
     zone_of = zone_of_station[st_of]
+    # the station's participation in force when each incident was reported ([programme])
+    versions = participation_versions(world.params, orgs, None)
+    traffic_at = _takes_part_at(versions, station_org_of, t_rep)
+    keep = set((world.params.get("programme") or {}).get("squadron_road_classes", []))
+    squadron_road = np.array([e >= 0 and net.road_class[e] in keep for e in road_edge.tolist()], bool)
     leg_inc, leg_org, leg_role, leg_fb = _legs(hp, orgs, station_org, zones, channel, itype, sev, station_org_of,
-                                               traffic_org_of, zone_of, rng)
+                                               traffic_org_of, zone_of, traffic_at, squadron_road, rng)
     is_acc = itype == "traffic_accident"
     leg_unit = _leg_units(units, leg_inc, leg_org, is_acc, rng)
     t_disp, status, stamps = _leg_lifecycle(hp, orgs, itype, t_rep, xy, leg_inc, leg_org, leg_role, rng, end)
@@ -259,11 +360,22 @@ def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: 
     return incidents, legs
 
 
-def _report_times(rng: np.random.Generator, hp: dict, end: datetime, n110: int,
+def _draws(world: World, net: RoadNetwork, hp: dict, rng: np.random.Generator, days: int, end: datetime,
+           n110: int, nacc: int, noth: int) -> tuple:
+    """When, what and where of the incidents of the ``days`` before ``end``: the 110 and 122 types,
+    the accidents' severities, the report times, the places and the 122 calls' road edges."""
+    t110, t122 = _report_times(rng, hp, days, end, n110, nacc + noth)
+    type110, type122, sev122 = _incident_types(rng, hp, n110, nacc, noth)
+    xy110 = _places_110(world, hp, n110, rng)
+    e122, xy122 = _places_122(net, hp, nacc + noth, rng)
+    return type110, type122, sev122, t110, t122, xy110, xy122, e122
+
+
+def _report_times(rng: np.random.Generator, hp: dict, days: int, end: datetime, n110: int,
                   n122: int) -> tuple[np.ndarray, np.ndarray]:
     """Draw when: the report times of the 110 and of the 122 incidents."""
-    t110 = _times(rng, hp, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
-    t122 = _times(rng, hp, end, n122, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
+    t110 = _times(rng, days, end, n110, hp["hourly_110"], hp["weekday_110"], hp["monthly_110"])
+    t122 = _times(rng, days, end, n122, hp["hourly_122"], hp["weekday_122"], hp["monthly_122"])
     return t110, t122
 
 
@@ -336,13 +448,19 @@ def _grids_of(world: World, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 def _legs(hp: dict, orgs: list[Org], station_org: np.ndarray, zones: list[dict], channel: np.ndarray,
           itype: np.ndarray, sev: np.ndarray, station_org_of: np.ndarray, traffic_org_of: np.ndarray,
-          zone_of: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Make the legs (incident, organisation, role, fallback-from organisation or -1), sorted by incident."""
+          zone_of: np.ndarray, traffic_station: np.ndarray, squadron_road: np.ndarray,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Make the legs (incident, organisation, role, fallback-from organisation or -1), sorted by incident.
+
+    The rules of gisapp/dispatch/rules.toml: an accident on a road the squadrons keep goes to the
+    squadron (with the accident section when people are hurt); else an injury accident to the
+    station and the accident section (一警双派); a minor accident and a traffic call to the station
+    when it takes part in traffic at the report time (``traffic_station``), else to the squadron.
+    """
     n = len(channel)
     is_acc = itype == "traffic_accident"
     serious = is_acc & np.isin(sev, ["injury", "fatal"])
-    traffic_station = np.array([orgs[o].traffic for o in station_org_of])
-    to_station = (channel == "110") | serious | traffic_station
+    to_station = ((channel == "110") | serious | traffic_station) & ~(is_acc & squadron_road)
     primary_org = np.where(to_station, station_org_of, traffic_org_of)
     fallback = np.full(n, -1, dtype=np.int64)
     fb = to_station & (rng.random(n) < hp["fallback_share"])

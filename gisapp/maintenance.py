@@ -3,7 +3,9 @@
 The one owner of the service's periodic tasks. Every ``sla_sweep_interval_s`` it raises the
 SLA overdue events of legs whose clock ran out (``dispatch.sla.sweep_overdue``); every
 ``maintenance_interval_s`` it also applies the grid ownership changes of published plans
-whose effective time has come (``planning.publish.apply_due``), drops expired live events,
+whose effective time has come (``planning.publish.apply_due``), brings organisation's
+participation flags to the version in force (``dispatch.participation.sync_flags``), drops
+expired live events,
 and takes the new position reports into the patrol coverage (``routing.patrol.ingest``). All
 are idempotent or locked, so workers running them at the same time do no harm; ``gisapp plan
 apply-due`` does the first from the command line.
@@ -18,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gisapp.dispatch.events import prune_events
+from gisapp.dispatch.participation import sync_flags
 from gisapp.dispatch.sla import sweep_overdue
 from gisapp.planning.publish import apply_due
 from routing import patrol
@@ -59,6 +62,7 @@ class Maintenance(Periodic):
             if upkeep:
                 self._next_upkeep = time.monotonic() + self.upkeep_s
                 out["grid_changes_applied"] = apply_due(conn)
+                out["participation_flags_synced"] = sync_flags(conn)  # dated changes come due (issue 15)
                 out["events_pruned"] = prune_events(conn, self.settings)
                 conn.commit()
                 got = patrol.ingest(conn, self.settings)

@@ -140,6 +140,9 @@ class Settings:
     future_tolerance_s: int = 120
     # Live dispatch (issue 5): rules file, recommendations, position ingest, the SSE stream.
     dispatch_rules_path: str = ""  # empty: gisapp/dispatch/rules.toml
+    # the road an incident is on, for the rules' road_classes (issue 15): the nearest road segment
+    # within this distance, else none
+    dispatch_road_snap_m: float = 50.0
     recommend_k: int = 5
     straight_line_speed_kmh: float = 40.0  # ETA estimate when there is no road network
     position_batch_max: int = 1000

@@ -82,6 +82,17 @@ def _zone_members(conn, inc: dict, owner_id: int) -> list[int]:
         {"zones": zone_ids, "owner": owner_id, "at": inc["reported_at"]})]
 
 
+def road_class_at(conn: psycopg.Connection, settings, lon: float | None, lat: float | None) -> str | None:
+    """The class of the road segment nearest to a place, within ``dispatch_road_snap_m`` (else None)."""
+    if lon is None or lat is None:
+        return None
+    r = conn.execute(
+        "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g) "
+        "SELECT e.road_class, ST_Distance(e.geom::geography, p.g::geography) AS d FROM road_edge e, p "
+        "ORDER BY e.geom <-> p.g LIMIT 1", {"lon": lon, "lat": lat}).fetchone()
+    return r["road_class"] if r and r["d"] <= settings.dispatch_road_snap_m else None
+
+
 def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool = True) -> dict[str, Any]:
     """Apply the dispatch rules to an incident: the legs, their organisations and recommended units."""
     rules = load_rules(settings)
@@ -93,7 +104,9 @@ def plan_incident(conn: psycopg.Connection, settings, inc: dict, recommend: bool
     station = _org(conn, inc["station_org_id"])
     # the station's participation in force when the incident was reported (issue 15)
     traffic = takes_part_at(conn, station["id"], inc["reported_at"]) if station else None
-    rule = rules.match(itype, inc["severity"], inc["channel"], traffic)
+    road = road_class_at(conn, settings, inc.get("lon"), inc.get("lat")) if any(
+        r.road_classes for r in rules.rules) else None
+    rule = rules.match(itype, inc["severity"], inc["channel"], traffic, road)
     legs = []
     for spec in rule.legs:
         legs.append(_plan_leg(conn, settings, inc, spec, recommend))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gisapp.core.catalog import SEVERITIES
+from gisapp.core.catalog import ROAD_CLASSES, SEVERITIES
 from gisapp.core.tomlfile import TomlFiles
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.toml")
@@ -85,9 +85,15 @@ class Rule:
     legs: tuple[LegSpec, ...]
     zh: str = ""  # the rule as a person reads it (issue 13); empty: the i18n key rule.<name>
     en: str = ""
+    # the class of the road the incident is on (issue 15: the squadrons keep the trunk roads);
+    # an incident on no road matches no rule that names road classes
+    road_classes: tuple[str, ...] | None = None
 
-    def matches(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None) -> bool:
+    def matches(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None,
+                road_class: str | None = None) -> bool:
         """Return True when this rule applies to an incident with these attributes."""
+        if self.road_classes is not None and road_class not in self.road_classes:
+            return False
         if self.categories is not None and itype.category not in self.categories:
             return False
         if self.severities is not None and severity not in self.severities:
@@ -115,10 +121,15 @@ class Rules:
     hand_back_from: tuple[str, ...] = ("dispatched", "signed_off")
     mediation_outcome: str = "mediation"
 
-    def match(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None) -> Rule:
-        """Return the first rule that applies (the file must end with a catch-all rule)."""
+    def match(self, itype: IncidentType, severity: str, channel: str, station_traffic: bool | None,
+              road_class: str | None = None) -> Rule:
+        """Return the first rule that applies (the file must end with a catch-all rule).
+
+        ``station_traffic``: whether the station takes part in traffic at the incident's report
+        time; ``road_class``: the class of the road the incident is on (None: on no road).
+        """
         for rule in self.rules:
-            if rule.matches(itype, severity, channel, station_traffic):
+            if rule.matches(itype, severity, channel, station_traffic, road_class):
                 return rule
         raise LookupError(f"no dispatch rule matches type {itype.code!r} severity {severity!r}")
 
@@ -144,7 +155,8 @@ class Rules:
             "rules": [{"name": r.name, "zh": r.zh, "en": r.en,
                        "when": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (
                            ("categories", r.categories), ("severities", r.severities), ("channels", r.channels),
-                           ("station_takes_part_in_traffic", r.station_takes_part_in_traffic)) if v is not None},
+                           ("station_takes_part_in_traffic", r.station_takes_part_in_traffic),
+                           ("road_classes", r.road_classes)) if v is not None},
                        "legs": [{k: v for k, v in vars(leg).items() if v is not None} for leg in r.legs]}
                       for r in self.rules],
         }
@@ -195,7 +207,8 @@ def parse_rules(doc: dict[str, Any], path: str = "") -> Rules:
     for i, r in enumerate(doc.get("rules") or []):
         where = f"rules[{i}]"
         when = r.get("when") or {}
-        unknown = set(when) - {"categories", "severities", "channels", "station_takes_part_in_traffic"}
+        unknown = set(when) - {"categories", "severities", "channels", "station_takes_part_in_traffic",
+                               "road_classes"}
         if unknown:
             raise RulesError(f"{where}.when: unknown keys {sorted(unknown)}")
         legs = []
@@ -232,12 +245,14 @@ def parse_rules(doc: dict[str, Any], path: str = "") -> Rules:
             if "severities" in when else None,
             channels=_tuple(when["channels"], f"{where}.when.channels", CHANNELS) if "channels" in when else None,
             station_takes_part_in_traffic=stt,
+            road_classes=_tuple(when["road_classes"], f"{where}.when.road_classes", ROAD_CLASSES)
+            if "road_classes" in when else None,
             legs=tuple(legs),
             zh=str(r.get("zh") or ""),
             en=str(r.get("en") or ""),
         ))
     if not rules or any(x is not None for x in (rules[-1].categories, rules[-1].severities, rules[-1].channels,
-                                                 rules[-1].station_takes_part_in_traffic)):
+                                                 rules[-1].station_takes_part_in_traffic, rules[-1].road_classes)):
         raise RulesError("rules: the last rule must match everything (when = {})")
     cats = tuple(sorted({t.category for t in types.values()}))
     outcomes = _parse_outcomes(doc.get("outcomes") or [], cats)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -325,7 +326,34 @@ def plan():
 
     with db_tx() as conn:
         pm = plan_map(conn, settings(), g.lang)
-        return _render_map("plan", "plan.html", pm)
+        return _render_map("plan", "plan.html", pm, participation=_participation_changes(conn))
+
+
+def _participation_changes(conn) -> list[dict]:
+    """The dated participation changes of every station and squadron, newest first, with local dates
+    (the table of plan_participation.html, issue 15)."""
+    from zoneinfo import ZoneInfo
+
+    from gisapp.dispatch.participation import list_versions, sync_flags
+
+    tz = ZoneInfo(settings().local_timezone)
+    sync_flags(conn)
+    rows = []
+    for o in list_versions(conn):
+        prev = None
+        for v in o["versions"]:
+            if v["valid_from"] is not None and prev is not None:
+                at = datetime.fromisoformat(v["valid_from"]).astimezone(tz)
+                changes = []
+                if v["takes_part_in_traffic"] != prev["takes_part_in_traffic"]:
+                    changes.append("pp.joins" if v["takes_part_in_traffic"] else "pp.leaves")
+                if v["merged"] != prev["merged"]:
+                    changes.append("pp.merges" if v["merged"] else "pp.unmerges")
+                rows.append({"at": at, "date": at.strftime("%Y-%m-%d"), "code": o["code"], "name": o["name"],
+                             "name_en": o["name_en"], "kind": o["kind"], "changes": changes, "note": v["note"],
+                             "future": at > datetime.now(tz)})
+            prev = v
+    return sorted(rows, key=lambda r: (-r["at"].timestamp(), r["kind"] != "station", r["code"]))
 
 
 @bp.get("/map/dispatch")

@@ -26,7 +26,7 @@ COVERED = sorted({*(ROOT / "gisapp" / "dispatch").glob("*.py"), *(ROOT / "gisapp
                   *(ROOT / "gisapp" / "web" / n for n in ("dispatch_api.py", "planning_api.py", "context.py",
                                                            "auth_api.py", "routing_api.py", "audit_page.py",
                                                            "layers_api.py", "desk_api.py", "reports_api.py",
-                                                           "chief_maps_api.py")
+                                                           "chief_maps_api.py", "participation_api.py")
                     if (ROOT / "gisapp" / "web" / n).exists()),
                   *(ROOT / "gisapp" / "core" / n for n in ("features.py", "geometry.py", "accounts.py", "sessions.py",
                                                             "scope.py"))})

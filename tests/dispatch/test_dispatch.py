@@ -46,7 +46,10 @@ def test_catalogue_is_served_from_the_rules_file(dlogin):
             "traffic_accident", "traffic_violation", "road_obstruction", "other_122"} <= codes
     assert cat["version"] and cat["sla_s"] == {"sign_off": 90, "first_feedback": 18000, "close": 79200}
     assert cat["lifecycle"]["transitions"]["dispatched"] == ["signed_off", "cancelled"]
-    assert cat["rules"][0]["name"] == "injury_accident_dual_dispatch"
+    # the squadrons keep the trunk roads (issue 15), then 一警双派
+    names = [r["name"] for r in cat["rules"]]
+    assert names[:3] == ["trunk_road_injury_accident", "trunk_road_accident_squadron", "injury_accident_dual_dispatch"]
+    assert cat["rules"][0]["when"]["road_classes"] == ["expressway", "ramp", "national", "provincial", "urban"]
 
 
 def test_intake_stores_owners_and_logs_who_when_what_client(dlogin, world, dconn):

@@ -86,6 +86,30 @@ def test_metrics_bad_parameters(dlogin, query, field):
     assert 400 <= r.status_code < 500 and r.json()["field"] == field
 
 
+def test_stations_share_of_accidents_since_the_pilot(demo_login, demo_conn):
+    """Issue 15's Done-when: over the demo's history since the July 2021 pilot the stations handle
+    40-50% of the accident calls (the brief's 45%): the programme's participation history and the
+    squadrons keeping the trunk roads; before the pilot a station only comes to injury accidents."""
+    end = demo_conn.execute("SELECT max(reported_at) + interval '1 second' AS t FROM incident").fetchone()["t"]
+    viewer = demo_login("viewer")
+
+    def share(start: str, to: str) -> dict:
+        r = viewer.get("/api/v1/metrics/sla", params={"from": start, "to": to})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    since = share("2021-07-01T00:00:00+08:00", end.isoformat())
+    assert since["accident_incidents"] > 15_000
+    assert 0.40 <= since["station_share_of_accidents"] <= 0.50, since["station_share_of_accidents"]
+    year = share((end - timedelta(days=365)).isoformat(), end.isoformat())
+    assert 0.40 <= year["station_share_of_accidents"] <= 0.50, year["station_share_of_accidents"]
+    before = share("2021-06-01T00:00:00+08:00", "2021-07-01T00:00:00+08:00")
+    assert before["accident_incidents"] > 50 and before["station_share_of_accidents"] < 0.2
+    # the pilot's months: 7 stations, fewer accidents to stations than once 14 take part
+    pilot = share("2021-07-01T00:00:00+08:00", "2022-03-01T00:00:00+08:00")
+    assert pilot["station_share_of_accidents"] < year["station_share_of_accidents"] - 0.1
+
+
 def test_metrics_of_the_demo_year_match_the_brief(demo_login, demo_conn):
     """The generated year of history through the same endpoint: the rates the brief reports."""
     span = demo_conn.execute("SELECT min(dispatched_at) AS a, max(dispatched_at) AS b FROM dispatch_leg").fetchone()

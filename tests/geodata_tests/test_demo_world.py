@@ -42,9 +42,12 @@ def test_counts_match_the_brief(demo_conn):
     assert 25_000 <= directed <= 60_000
     units = one(c, "SELECT count(*) AS n FROM unit")["n"]
     assert 100 <= units <= 140
-    ch = {r["channel"]: r["n"] for r in c.execute("SELECT channel, count(*) AS n FROM incident GROUP BY channel")}
+    # the demo year (the last 365 days) holds the brief's yearly volume
+    year = "reported_at > (SELECT max(reported_at) FROM incident) - interval '365 days'"
+    ch = {r["channel"]: r["n"] for r in c.execute(
+        f"SELECT channel, count(*) AS n FROM incident WHERE {year} GROUP BY channel")}
     assert abs(ch["110"] - 30_000) <= 1_500
-    acc = one(c, "SELECT count(*) AS n FROM incident WHERE type = 'traffic_accident'")["n"]
+    acc = one(c, f"SELECT count(*) AS n FROM incident WHERE type = 'traffic_accident' AND {year}")["n"]
     assert abs(acc - 9_000) <= 500
     assert one(c, "SELECT count(*) AS n FROM service_point")["n"] == 17
     # every station has a service point and a current station jurisdiction
@@ -211,8 +214,15 @@ def test_incident_rhythm(demo_conn):
         "SELECT extract(isodow FROM reported_at AT TIME ZONE 'Asia/Shanghai')::int AS d, count(*) AS n "
         "FROM incident WHERE channel = '110' GROUP BY 1")}
     assert dow[6] > 1.1 * dow[2]  # Saturday nights
-    span = one(demo_conn, "SELECT max(reported_at) - min(reported_at) AS d FROM incident")["d"]
-    assert 360 <= span.days <= 366
+    # the history starts before the programme's pilot (history.start, local date 2021-06-01)
+    first = one(demo_conn, "SELECT min(reported_at) AT TIME ZONE 'Asia/Shanghai' AS t FROM incident")["t"]
+    assert first.date().isoformat() in ("2021-06-01", "2021-06-02")
+    # before the demo year at a quarter of its rate (history.earlier_rate)
+    r = one(demo_conn, "WITH e AS (SELECT max(reported_at) AS t FROM incident) SELECT "
+                       "count(*) FILTER (WHERE reported_at > e.t - interval '365 days') AS year, "
+                       "count(*) FILTER (WHERE reported_at <= e.t - interval '365 days' "
+                       "AND reported_at > e.t - interval '730 days') AS before FROM incident, e")
+    assert 0.2 < r["before"] / r["year"] < 0.3
     sev = {r["severity"]: r["n"] for r in demo_conn.execute(
         "SELECT severity, count(*) AS n FROM incident WHERE type = 'traffic_accident' GROUP BY 1")}
     assert set(sev) == {"minor", "injury", "fatal"} and sev["minor"] > sev["injury"] > sev["fatal"]
@@ -241,25 +251,39 @@ def test_incident_ownership_is_by_containment(demo_conn):
 
 
 def test_dispatch_rules_of_the_history(demo_conn):
+    """The legs follow the rules with the station's participation in force at the report time and
+    the class of the road the incident is on (the squadrons keep the trunk roads and streets)."""
+    keep = load_params()["programme"]["squadron_road_classes"]
     rows = demo_conn.execute(
-        "SELECT i.severity, i.type, s.takes_part_in_traffic AS tr, i.station_org_id, i.traffic_org_id, "
+        "SELECT i.severity, i.type, coalesce(p.takes_part_in_traffic, false) AS tr, i.station_org_id, "
+        "i.traffic_org_id, rc.road_class, "
         "array_agg(l.role ORDER BY l.role) AS roles, "
         "array_agg(o.kind ORDER BY l.role) AS kinds, "
         "bool_or(l.fallback_from_org_id IS NOT NULL) AS fb, "
         "array_agg(l.organisation_id ORDER BY l.role) AS orgs "
         "FROM incident i JOIN dispatch_leg l ON l.incident_id = i.id JOIN organisation o ON o.id = l.organisation_id "
-        "JOIN organisation s ON s.id = i.station_org_id WHERE i.channel = '122' GROUP BY i.id, s.id").fetchall()
+        "LEFT JOIN organisation_participation p ON p.organisation_id = i.station_org_id "
+        "AND p.valid_from <= i.reported_at AND (p.valid_to IS NULL OR p.valid_to > i.reported_at) "
+        "LEFT JOIN LATERAL (SELECT e.road_class FROM road_edge e ORDER BY e.geom <-> i.geom LIMIT 1) rc ON true "
+        "WHERE i.channel = '122' GROUP BY i.id, p.id, rc.road_class").fetchall()
+    assert len(rows) > 20_000
+    assert {r["tr"] for r in rows} == {True, False}
+    wrong = 0
     for r in rows:
+        kept = r["type"] == "traffic_accident" and r["road_class"] in keep
         if r["severity"] in ("injury", "fatal"):
             assert r["roles"] == ["primary", "specialist"]
             assert r["kinds"][1] == "accident_section"
-            assert r["kinds"][0] == "station"
+            wrong += r["kinds"][0] != ("squadron" if kept else "station")
         else:
             assert r["roles"] == ["primary"]
             if r["fb"]:
                 continue
-            expected = r["station_org_id"] if r["tr"] else r["traffic_org_id"]
-            assert r["orgs"][0] == expected
+            expected = r["station_org_id"] if r["tr"] and not kept else r["traffic_org_id"]
+            wrong += r["orgs"][0] != expected
+    # the generator knows the road it drew; the nearest road segment is that one but for points
+    # at a junction of two classes
+    assert wrong <= 0.005 * len(rows), wrong
     # every leg has a unit of its own organisation
     assert one(demo_conn, "SELECT count(*) AS n FROM dispatch_leg l JOIN unit u ON u.id = l.unit_id "
                           "WHERE u.organisation_id <> l.organisation_id")["n"] == 0
@@ -324,3 +348,40 @@ def test_stats_report_the_demo(demo_database_url, monkeypatch):
     assert set(out["road_km_by_class"]) >= {"expressway", "national", "provincial", "county", "township", "village"}
     assert out["incidents_by_channel"]["110"] > out["incidents_by_channel"]["122"] > 0
     assert out["synthetic_layers"]["road_edges"] is True and out["synthetic_layers"]["county"] is False
+
+
+def test_the_programme_history_of_participation(demo_conn):
+    """The demo's participation versions follow [programme]: nobody before the July 2021 pilot, 7
+    remote township stations then, 14 from the widening, 交所合一 in 4 towns from November 2022."""
+    def at(day: str, col: str, kind: str = "station") -> set[str]:
+        return {r["code"] for r in demo_conn.execute(
+            f"SELECT o.code FROM organisation o JOIN organisation_participation p ON p.organisation_id = o.id "
+            f"WHERE o.kind = %s AND p.{col} AND p.valid_from <= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai' "
+            f"AND (p.valid_to IS NULL OR p.valid_to > (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai')",
+            [kind, day, day])}
+
+    assert at("2021-06-30", "takes_part_in_traffic") == set()
+    assert len(at("2021-07-01", "takes_part_in_traffic")) == 7
+    assert len(at("2022-03-01", "takes_part_in_traffic")) == 14
+    assert at("2022-10-31", "merged") == set()
+    merged = at("2022-11-01", "merged")
+    assert merged == {"PS-371681102", "PS-371681105", "PS-371681004", "PS-KFQ"}
+    assert at("2022-11-01", "merged", "squadron") == {"SQ-WQ", "SQ-HD", "SQ-HS", "SQ-KFQ"}
+    # the version in force now is the organisation's own flags
+    assert one(demo_conn, "SELECT count(*) AS n FROM organisation o JOIN organisation_participation p "
+                          "ON p.organisation_id = o.id AND p.valid_to IS NULL WHERE (p.takes_part_in_traffic, p.merged) "
+                          "IS DISTINCT FROM (o.takes_part_in_traffic, o.merged)")["n"] == 0
+    # the pilot's stations are remote townships: none of the city's seats
+    p = load_params()
+    city = {("PS-" + k) for k in p["urban"]["city_seats"]}
+    assert not (at("2021-07-01", "takes_part_in_traffic") & city)
+
+
+def test_rules_keep_the_programme_road_classes():
+    """The rules file's trunk-road rules and the demo's [programme] name the same road classes."""
+    from gisapp.dispatch.rules import load_rules
+
+    keep = set(load_params()["programme"]["squadron_road_classes"])
+    rules = load_rules(None)
+    named = [r for r in rules.rules if r.road_classes is not None]
+    assert named and all(set(r.road_classes) == keep for r in named)

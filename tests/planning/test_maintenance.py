@@ -57,3 +57,22 @@ def test_maintenance_takes_position_reports_into_patrol_coverage(plan_conn, ids,
     assert [(r["road_class"], r["hits"]) for r in row] == [("county", 1)]
     assert m.run_once()["patrol_reports_matched"] == 0  # counted once
     assert plan_conn.execute("SELECT hits FROM patrol_edge_day").fetchone()["hits"] == 1
+
+
+def test_a_dated_participation_change_reaches_the_organisation_when_due(plan_conn, ids, plan_db):
+    """Issue 15: a change recorded for a later time leaves organisation's flags alone until then;
+    the upkeep brings them to the version in force once it has come."""
+    from gisapp.dispatch.participation import change
+
+    org = ids["A"]
+    before = plan_conn.execute("SELECT takes_part_in_traffic AS t FROM organisation WHERE id = %s", [org]).fetchone()["t"]
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    change(plan_conn, None, org, at, takes_part_in_traffic=not before, note="test")
+    assert plan_conn.execute("SELECT takes_part_in_traffic AS t FROM organisation WHERE id = %s",
+                             [org]).fetchone()["t"] == before
+    while datetime.now(UTC) < at + timedelta(milliseconds=200):
+        time.sleep(0.1)
+    m = Maintenance(plan_db, Settings.from_env({"database_url": plan_db, "maintenance_interval_s": 60}))
+    m.run_once()   # (or the live server's own maintenance thread first)
+    assert plan_conn.execute("SELECT takes_part_in_traffic AS t FROM organisation WHERE id = %s",
+                             [org]).fetchone()["t"] == (not before)
