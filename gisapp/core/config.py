@@ -226,6 +226,10 @@ class Settings:
     plan_patrol_target_min: float = 10.0
     plan_patrol_periods_h: str = "0-6,6-12,12-18,18-24"
     plan_patrol_candidates_max: int = 300
+    # The replay (issue 15): a sweep of scenarios runs in this many local processes, or on the
+    # Dask distributed scheduler at this address (e.g. tcp://10.0.0.5:8786) when it is set.
+    replay_workers: int = 2
+    dask_scheduler: str = ""
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:

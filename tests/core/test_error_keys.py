@@ -21,7 +21,8 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 # routes of dispatch, planning, log-in and accounts, routing reads, the audit page, the common
 # request parsing, and the core modules behind layer edits, accounts, sessions and scope
 COVERED = sorted({*(ROOT / "gisapp" / "dispatch").glob("*.py"), *(ROOT / "gisapp" / "planning").glob("*.py"),
-                  *(ROOT / "gisapp" / "reports").glob("*.py"), ROOT / "layers" / "measures.py",
+                  *(ROOT / "gisapp" / "reports").glob("*.py"),
+                  *(ROOT / "gisapp" / "replay").glob("*.py"), ROOT / "layers" / "measures.py",
                   *(ROOT / "gisapp" / "web" / n for n in ("dispatch_api.py", "planning_api.py", "context.py",
                                                            "auth_api.py", "routing_api.py", "audit_page.py",
                                                            "layers_api.py", "desk_api.py", "reports_api.py",
