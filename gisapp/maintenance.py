@@ -4,7 +4,9 @@ The one owner of the service's periodic tasks. Every ``sla_sweep_interval_s`` it
 SLA overdue events of legs whose clock ran out (``dispatch.sla.sweep_overdue``); every
 ``maintenance_interval_s`` it also applies the grid ownership changes of published plans
 whose effective time has come (``planning.publish.apply_due``), drops expired live events,
-and takes the new position reports into the patrol coverage (``routing.patrol.ingest``). All
+and takes the new position reports into the patrol coverage (``routing.patrol.ingest``); it
+fails the background jobs whose runner stopped beating and starts runners for queued jobs
+(``gisapp.core.jobs``). All
 are idempotent or locked, so workers running them at the same time do no harm; ``gisapp plan
 apply-due`` does the first from the command line.
 """
@@ -17,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from gisapp.core import jobs
 from gisapp.dispatch.events import prune_events
 from gisapp.dispatch.sla import sweep_overdue
 from gisapp.planning.publish import apply_due
@@ -61,6 +64,11 @@ class Maintenance(Periodic):
                 out["grid_changes_applied"] = apply_due(conn)
                 out["events_pruned"] = prune_events(conn, self.settings)
                 conn.commit()
+                # background jobs: fail those whose runner died, start runners for waiting ones
+                # (a service restarted with jobs still queued)
+                out["stale_jobs_failed"] = jobs.sweep_stale(conn, self.settings.jobs_stale_after_s)
+                conn.commit()
+                out["job_runners_started"] = jobs.ensure_runners(conn, self.settings)
                 got = patrol.ingest(conn, self.settings)
                 conn.commit()
                 out["patrol_reports_matched"] = got["matched"] if got else 0
