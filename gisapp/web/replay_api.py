@@ -74,10 +74,14 @@ def list_replays():
     with db_tx() as conn:
         rows = [r for r in jobs.list_jobs(conn, REPLAY, 50)
                 if r.get("organisation_id") is None or scope.may_see(user, r["organisation_id"])]
-    return jsonify({"jobs": [jobs.job_json(r, lang, with_result=False) for r in rows]})
+        last = conn.execute("SELECT (max(reported_at) AT TIME ZONE %s)::date AS d FROM incident",
+                            [settings().local_timezone]).fetchone()["d"]
+    return jsonify({"jobs": [jobs.job_json(r, lang, with_result=False) for r in rows],
+                    "last_incident_date": last.isoformat() if last else None})
 
 
-document("/api/v1/planning/replays", "get", "The newest replay jobs (without their results)", tag=_TAG)
+document("/api/v1/planning/replays", "get",
+         "The newest replay jobs (without their results) and the local date of the last recorded incident", tag=_TAG)
 
 
 @bp.get("/<jid>")
