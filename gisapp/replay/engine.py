@@ -115,15 +115,20 @@ class Simulation:
         owner = job.owner
         if owner < 0:
             return
+        # as gisapp.dispatch.legs._plan_leg: the owner's nearest free fitting unit, else (fallback
+        # "joint_zone") the nearest free fitting unit of a zone member, else the owner's next one.
+        # An owner with no fitting unit at all is asked for any of its units once no member can help.
         relax = not any(fits(u, job.spec) for u in self.roster[owner])
-        job.relaxed = relax
-        u = self._nearest_free([owner], job, relax)
+        u = None if relax else self._nearest_free([owner], job)
         if u is None and job.spec.fallback == "joint_zone":
             members = self.zone_members(job)
             if members:
                 u = self._nearest_free(members, job)
                 if u is not None:
                     job.fallback_from = owner
+        if u is None and relax:
+            u = self._nearest_free([owner], job, relax=True)
+        job.relaxed = relax and job.fallback_from < 0
         if u is None:
             if not self.roster[owner]:
                 return

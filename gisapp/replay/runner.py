@@ -18,6 +18,8 @@ from .results import Result
 from .scenario import Scenario, local_day_start
 from .world import World, load_world
 
+PLAN_ZONE_BASE = 10**12  # keys of a plan's joint zones among the recorded zones' ids
+
 
 def _owners(conn: psycopg.Connection, settings, w: World, sc: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Station owner, traffic owner and joint zone id of each incident under the scenario's boundaries."""
@@ -39,7 +41,15 @@ def _owners(conn: psycopg.Connection, settings, w: World, sc: Scenario) -> tuple
             station[ok] = keys[ok].astype(np.int64)
         elif kind == "traffic":
             traffic[ok] = keys[ok].astype(np.int64)
-        else:  # zone codes -> the zone version in force at the date (or now, for a plan)
+        elif sc.boundaries == "plan":  # the plan's zones with the plan's members
+            for area_id in lay.area_ids.values():
+                r = conn.execute("SELECT centre_org_id, member_ids FROM plan_area WHERE id = %s", [area_id]).fetchone()
+                members = sorted({*(r["member_ids"] or []), *([r["centre_org_id"]] if r["centre_org_id"] else [])})
+                w.zones[PLAN_ZONE_BASE + area_id] = {"members": members, "from": -np.inf, "to": np.inf}
+            zid = np.array([PLAN_ZONE_BASE + lay.area_ids[k] if k in lay.area_ids else -1 for k in keys[ok]],
+                           dtype=np.int64)
+            zone[ok] = zid
+        else:  # zone codes -> the zone version in force at the date
             ids = {r["code"]: r["id"] for r in conn.execute(
                 "SELECT DISTINCT ON (code) id, code FROM joint_zone WHERE valid_from <= coalesce(%(at)s, now()) "
                 "AND (valid_to IS NULL OR valid_to > coalesce(%(at)s, now())) ORDER BY code, valid_from DESC",
@@ -119,6 +129,9 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
     for o in w.orgs:
         county.setdefault(o.kind, o.id)
     say(0.05, "rules")
+    net = PlanNetwork.load(conn, settings)
+    snaps = net.snap(w.inc_lonlat)
+    road = _road_classes(rules, net, snaps, settings)
     jobs: list[LegJob] = []
     match_cache: dict = {}
     stt = np.zeros(n_inc, dtype=bool)
@@ -129,10 +142,11 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
         st = int(station[i])
         traffic_flag = takes_part(st, i) if st >= 0 else None
         stt[i] = bool(traffic_flag)
-        key = (itype.code, w.inc_sev[i], w.inc_channel[i], traffic_flag)
+        key = (itype.code, w.inc_sev[i], w.inc_channel[i], traffic_flag, road[i])
         rule = match_cache.get(key)
         if rule is None:
-            rule = match_cache[key] = rules.match(itype, w.inc_sev[i], w.inc_channel[i], traffic_flag)
+            args = (itype, w.inc_sev[i], w.inc_channel[i], traffic_flag) + ((road[i],) if road is not NO_ROADS else ())
+            rule = match_cache[key] = rules.match(*args)
         for spec in rule.legs:
             target = spec.target
             if alone and target == "station" and itype.category == "accident":
@@ -175,8 +189,6 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
     base_ll = [(o.lon, o.lat) for o in w.orgs if o.lon is not None]
     units, extra = _roster(conn, w, scenario, base_of_org, oi, len(base_ll))
     base_ll += extra
-    net = PlanNetwork.load(conn, settings)
-    snaps = net.snap(w.inc_lonlat)
     node_t = net.node_times_from(np.array(base_ll, dtype=float))
     travel = net.point_times(node_t, snaps)
     factors, factor = _travel_factors(w, travel, base_of_org)
@@ -212,6 +224,27 @@ def run(conn: psycopg.Connection, settings, scenario: Scenario, start: datetime,
                        seconds=time.perf_counter() - t0)
     say(1.0, "done")
     return res
+
+
+class _NoRoads(list):
+    """The rules name no road classes: every incident's road class is None (not asked)."""
+
+    def __getitem__(self, i):
+        return None
+
+
+NO_ROADS = _NoRoads()
+
+
+def _road_classes(rules, net: PlanNetwork, snaps, settings) -> list:
+    """Each incident's road class for rules that name road classes (the nearest road segment within
+    ``dispatch_road_snap_m``, as the live rules read it; None: on no road), else NO_ROADS."""
+    if not any(getattr(r, "road_classes", None) for r in rules.rules):
+        return NO_ROADS
+    limit = float(getattr(settings, "dispatch_road_snap_m", 50.0))
+    ok = (snaps.edge >= 0) & (snaps.distance_m <= limit)
+    cls = net.road_class[np.where(ok, snaps.edge, 0)] if len(net.road_class) else np.full(len(ok), None)
+    return [str(c) if k else None for c, k in zip(cls, ok, strict=True)]
 
 
 def _target(target: str, station: int, traffic: int, county: dict) -> int:

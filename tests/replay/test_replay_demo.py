@@ -46,9 +46,14 @@ def test_a_sweep_on_a_local_dask_cluster(demo_database_url, demo_settings):
     scenarios = [{"name": "half the cars", "roster": {"kind": "recorded", "cars_scale": 0.5}},
                  {"name": "squadrons alone", "participation": {"kind": "squadrons_alone"}},
                  {"name": "bad", "participation": {"kind": "stations", "stations": ["NO-SUCH"]}}]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        out = sweep(demo_settings, period, scenarios, client=client, n_boot=200)
+    from dataclasses import replace
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        # the scheduler's address as the setting dask_scheduler (GISAPP_DASK_SCHEDULER) gives it
+        out = sweep(replace(demo_settings, dask_scheduler=cluster.scheduler_address), period, scenarios, n_boot=200)
+        with Client(cluster) as client:
+            again = sweep(demo_settings, period, scenarios[:1], client=client, n_boot=200)
+    assert again["runner"] == "dask" and again["results"][0]["delta"] == out["results"][0]["delta"]
     assert out["runner"] == "dask"
     half, alone, bad = out["results"]
     assert half["name"] == "half the cars" and alone["name"] == "squadrons alone"
