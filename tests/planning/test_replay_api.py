@@ -213,3 +213,16 @@ def test_a_dead_runners_job_is_failed_by_the_maintenance_sweep(log_in, demo_conn
     assert job["status"] == "failed" and job["error"]["key"] == "err.job.stale" and job["finished_at"]
     assert demo_conn.execute("SELECT status FROM job WHERE id = %s", [live["id"]]).fetchone()["status"] == "running"
     demo_conn.execute("UPDATE job SET status = 'cancelled', finished_at = now() WHERE id = %s", [live["id"]])
+
+
+def test_a_plan_as_the_scenarios_boundaries(log_in, demo_conn):
+    c = log_in("planner")
+    draft = c.post("/api/v1/plans", json={"name": "replay me", "kind": "station"})
+    assert draft.status_code == 201, draft.text
+    r = c.post("/api/v1/planning/replays", json={
+        "period": _period(demo_conn, 7),
+        "scenario": {"name": "the draft", "boundaries": {"kind": "plan", "plan_id": draft.json()["id"]}}})
+    assert r.status_code == 202, r.text
+    job = _wait(c, r.json()["job"]["id"], lambda j: j["status"] in jobs.FINISHED)
+    assert job["status"] == "done", job
+    assert job["result"]["scenario"]["scenario"]["boundaries"]["kind"] == "plan"

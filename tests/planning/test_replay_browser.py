@@ -128,6 +128,32 @@ def test_the_replay_panel(browser, lang, demo_live, demo_users, demo_conn, demo_
         page.click(f"[data-testid=rp-job][data-id='{bad}']")
         wait_for_js(page, "document.getElementById('rp-msg').textContent.indexOf('987654') >= 0")
         assert page.is_hidden("[data-testid=rp-result]")
+        # The other choices: boundaries as at a date, chosen stations; the fields show as chosen and
+        # the job holds the scenario as picked.
+        for kind, sel in (("at", "rp-scenario-bdate"), ("plan", "rp-scenario-plan")):
+            page.select_option("[data-testid=rp-scenario-boundaries]", kind)
+            assert page.is_visible(f"[data-testid={sel}]")
+        page.select_option("[data-testid=rp-scenario-roster]", "posts")
+        assert page.is_visible("[data-testid=rp-scenario-proposal]")
+        page.select_option("[data-testid=rp-scenario-roster]", "recorded")
+        assert page.is_hidden("[data-testid=rp-scenario-proposal]")
+        page.select_option("[data-testid=rp-scenario-boundaries]", "at")
+        page.fill("[data-testid=rp-scenario-bdate]", (last - timedelta(days=400)).isoformat())
+        page.select_option("[data-testid=rp-scenario-participation]", "stations")
+        codes = page.evaluate("Array.from(document.querySelectorAll('[data-testid=rp-scenario-stations] option'))"
+                              ".map(o => o.value)")
+        assert len(codes) >= 10
+        page.select_option("[data-testid=rp-scenario-stations]", codes[:2])
+        page.fill("[data-testid=rp-scenario-scale]", "1")
+        page.fill("[data-testid=rp-scenario-name]", "two stations " + lang)
+        page.click("[data-testid=rp-run]")
+        wait_for_js(page, f"window.gisappReplay.state.selected !== {bad} && window.gisappReplay.state.selected !== {second}")
+        third = page.evaluate("window.gisappReplay.state.selected")
+        params = demo_conn.execute("SELECT params FROM job WHERE id = %s", [third]).fetchone()["params"]
+        assert params["scenario"]["boundaries"] == {"kind": "at", "date": (last - timedelta(days=400)).isoformat()}
+        assert params["scenario"]["participation"] == {"kind": "stations", "stations": codes[:2]}
+        wait_for_js(page, f"window.gisappReplay.state.result && window.gisappReplay.state.result.id === {third}",
+                    timeout=240000)
         # the deliberate 400 (reversed period) is the only message in the console
         assert [e for e in rec.console_errors if "status of 400" not in e] == []
         assert rec.foreign == []
