@@ -1188,6 +1188,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pl.rp.d.accident": ("事故平均到达", "accident mean arrival"),
     "pl.rp.arrival_title": ("到达时间分布（分钟）", "Arrival times (min)"),
     "pl.rp.all": ("全部", "all"),
+    "pl.rp.mean": ("均值", "mean"),
     "pl.rp.accident": ("事故", "accidents"),
     "pl.rp.workload_title": ("各单位工作量（出警次数）", "Workload per organisation (legs)"),
     "pl.rp.legs": ("次", "legs"),

@@ -165,14 +165,17 @@
   }
 
   function pair(title, labels, before, after, unit, horizontal) {
-    var cat = {type: 'category', data: labels, axisLabel: {fontSize: 10, width: 90, overflow: 'truncate'}};
+    var cat = {type: 'category', data: labels, axisLabel: horizontal ? {fontSize: 10, width: 90, overflow: 'truncate'}
+      : {fontSize: 10, interval: 0}};
     var val = {type: 'value', axisLabel: {fontSize: 10}, name: unit, nameTextStyle: {fontSize: 10}};
     if (horizontal) { cat.inverse = true; }
     return {
       title: {text: title, textStyle: {fontSize: 12}, left: 0, top: 0},
       legend: {data: [t('pl.rp.baseline'), t('pl.rp.scenario')], right: 0, top: 0, textStyle: {fontSize: 11}},
       grid: {left: 4, right: 12, top: 28, bottom: 4, containLabel: true},
-      tooltip: {trigger: 'axis', axisPointer: {type: 'shadow'}},
+      tooltip: {trigger: 'axis', axisPointer: {type: 'shadow'}, valueFormatter: function (v) {
+        return v === null || v === undefined ? '—' : v + (unit ? ' ' + unit : '');
+      }},
       xAxis: horizontal ? val : cat, yAxis: horizontal ? cat : val,
       series: [{name: t('pl.rp.baseline'), type: 'bar', data: before, itemStyle: {color: '#94a3b8'}},
                {name: t('pl.rp.scenario'), type: 'bar', data: after, itemStyle: {color: '#1d4ed8'}}]
@@ -236,7 +239,7 @@
     var bv = [], sv = [];
     [['all', 'pl.rp.all'], ['accident', 'pl.rp.accident']].forEach(function (k) {
       st.forEach(function (q) {
-        lab.push(t(k[1]) + ' ' + q);
+        lab.push(t(k[1]) + '\n' + (q === 'mean' ? t('pl.rp.mean') : q));
         bv.push(mins((b.arrival_s[k[0]] || {})[q]));
         sv.push(mins((s.arrival_s[k[0]] || {})[q]));
       });
