@@ -8,6 +8,9 @@ and the scenario) or keyed failure is read with GET. Planner and admin roles.
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
 from flask import Blueprint, jsonify, request
 
 from gisapp.core import jobs, scope
@@ -18,6 +21,7 @@ from gisapp.jobkinds import REPLAY, replay_params
 from gisapp.web.context import db_tx, json_object, request_language, require_role, settings
 from gisapp.web.openapi import ID_PARAM, document, param
 
+log = logging.getLogger("gisapp.jobs")
 bp = Blueprint("replay_api", __name__, url_prefix="/api/v1/planning/replays")
 
 _ROLES = ("planner",)      # and admin (require_role lets admin through)
@@ -38,8 +42,11 @@ def create_replay():
         params = replay_params(conn, body)       # keyed 4xx: nothing is queued
         row = jobs.enqueue(conn, REPLAY, params, user)
         audit(conn, user, "create", "replay_job", row["id"], {"period": params["period"], "names": params["names"]})
-    with db_tx() as conn:                         # after the commit: runners see the job
-        jobs.ensure_runners(conn, settings())
+    try:
+        with db_tx() as conn:                     # after the commit: runners see the job
+            jobs.ensure_runners(conn, settings())
+    except (OSError, psycopg.Error):              # queued all the same: the maintenance sweep starts runners
+        log.exception("replay job %s: could not start a runner now", row["id"])
     resp = jsonify({"job": jobs.job_json(row, request_language())})
     resp.status_code = 202
     return resp

@@ -100,7 +100,12 @@
     $('plan-issues').innerHTML = '';
     $('plan-comparison').innerHTML = '';
     hideCharts();
-    if (!id) { state.plan = null; $('plan-current').hidden = true; return Promise.resolve(); }
+    if (!id) {
+      state.plan = null; $('plan-current').hidden = true;
+      var bar0 = gisapp.planDraw.control && gisapp.planDraw.control.getContainer ? gisapp.planDraw.control.getContainer() : null;
+      if (bar0) { bar0.style.display = ''; }
+      return Promise.resolve();
+    }
     return api('GET', '/api/v1/plans/' + id).then(function (plan) {
       state.plan = plan;
       $('plan-current').hidden = false;
