@@ -22,7 +22,7 @@ else
 DB_TARGET := db-external
 endif
 
-.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults bench-reports demo clean
+.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults bench-reports bench-replay demo clean
 
 help:
 	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
 	@echo "make bench-faults   database restarts and a worker kill under load (bench/bench_faults.py)"
 	@echo "make bench-reports  report API and XLSX export on 3 years of history (bench/bench_reports.py)"
+	@echo "make bench-replay   the replay of the demo year: baseline and squadrons alone (bench/bench_replay.py)"
 	@echo "make lint           ruff and the import contracts (lint-imports)"
 	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
 
@@ -99,6 +100,11 @@ bench-maps: setup $(BENCH_STAMP)
 # Three years of county history (~120,000 incidents) in its own database (gisapp_bench_reports).
 bench-reports: setup
 	@$(PY) bench/bench_reports.py
+
+# The demo year replayed under the baseline and "squadrons alone" (issue 15), on this checkout's demo.
+bench-replay: setup
+	@$(GISAPP) load-demo --if-empty
+	@$(PY) bench/bench_replay.py
 
 # Its own throwaway PostgreSQL (var/bench_faults), stopped twice, and its own gunicorn.
 bench-faults: setup

@@ -5,8 +5,9 @@ SLA overdue events of legs whose clock ran out (``dispatch.sla.sweep_overdue``);
 ``maintenance_interval_s`` it also applies the grid ownership changes of published plans
 whose effective time has come (``planning.publish.apply_due``), brings organisation's
 participation flags to the version in force (``dispatch.participation.sync_flags``), drops
-expired live events,
-and takes the new position reports into the patrol coverage (``routing.patrol.ingest``). All
+expired live events, takes the new position reports into the patrol coverage
+(``routing.patrol.ingest``), fails the background jobs whose runner stopped beating and starts
+runners for queued jobs (``gisapp.core.jobs``). All
 are idempotent or locked, so workers running them at the same time do no harm; ``gisapp plan
 apply-due`` does the first from the command line.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from gisapp.core import jobs
 from gisapp.dispatch.events import prune_events
 from gisapp.dispatch.participation import sync_flags
 from gisapp.dispatch.sla import sweep_overdue
@@ -65,6 +67,11 @@ class Maintenance(Periodic):
                 out["participation_flags_synced"] = sync_flags(conn)  # dated changes come due (issue 15)
                 out["events_pruned"] = prune_events(conn, self.settings)
                 conn.commit()
+                # background jobs: fail those whose runner died, start runners for waiting ones
+                # (a service restarted with jobs still queued)
+                out["stale_jobs_failed"] = jobs.sweep_stale(conn, self.settings.jobs_stale_after_s)
+                conn.commit()
+                out["job_runners_started"] = jobs.ensure_runners(conn, self.settings)
                 got = patrol.ingest(conn, self.settings)
                 conn.commit()
                 out["patrol_reports_matched"] = got["matched"] if got else 0

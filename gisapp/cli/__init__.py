@@ -10,7 +10,9 @@ from gisapp.core import db
 from gisapp.core.config import Settings
 
 from .io import export_cmd, import_cmd
+from .jobs import jobs_group
 from .plan import plan_group
+from .replay import replay_cmd, replay_sweep_cmd
 from .report import report_group
 from .routing import import_osm_command, routing_group
 from .simulate import simulate_live
@@ -260,5 +262,6 @@ def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port, threaded=True)
 
 
-for _cmd in (import_cmd, export_cmd, import_osm_command, routing_group, plan_group, simulate_live, report_group):
+for _cmd in (jobs_group, import_cmd, export_cmd, import_osm_command, routing_group, plan_group, simulate_live, report_group,
+             replay_cmd, replay_sweep_cmd):
     main.add_command(_cmd)

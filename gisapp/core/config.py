@@ -229,6 +229,21 @@ class Settings:
     plan_patrol_target_min: float = 10.0
     plan_patrol_periods_h: str = "0-6,6-12,12-18,18-24"
     plan_patrol_candidates_max: int = 300
+    # Background jobs (issue 15, gisapp.core.jobs): replays run in runner processes, at most
+    # jobs_max_runners at once (each runs one job at a time); the service spawns them when a job is
+    # queued (jobs_spawn; off: start `gisapp jobs worker` yourself). A runner writes its heartbeat
+    # every jobs_heartbeat_s; a running job whose heartbeat is older than jobs_stale_after_s is failed
+    # by the maintenance sweep (its runner died). An idle runner exits after jobs_idle_exit_s.
+    jobs_max_runners: int = 2
+    jobs_spawn: bool = True
+    jobs_heartbeat_s: float = 5.0
+    jobs_stale_after_s: float = 120.0
+    jobs_idle_exit_s: float = 10.0
+    jobs_poll_s: float = 1.0
+    # The replay (issue 15): a sweep of scenarios runs in this many local processes, or on the
+    # Dask distributed scheduler at this address (e.g. tcp://10.0.0.5:8786) when it is set.
+    replay_workers: int = 2
+    dask_scheduler: str = ""
 
     @classmethod
     def from_env(cls, overrides: dict[str, Any] | None = None) -> Settings:

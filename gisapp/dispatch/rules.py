@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import threading
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gisapp.core.catalog import ROAD_CLASSES, SEVERITIES
+from gisapp.core.tomlfile import TomlFiles
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.toml")
 
@@ -288,24 +286,9 @@ def _parse_outcomes(raw: Any, categories: tuple[str, ...]) -> dict[str, Outcome]
     return out
 
 
-_cache: dict[str, tuple[float, Rules]] = {}
-_cache_lock = threading.Lock()
+_files: TomlFiles[Rules] = TomlFiles(parse_rules, RulesError)
 
 
 def load_rules(settings=None) -> Rules:
     """Return the rule set of the configured file, re-read when the file changes."""
-    path = str(getattr(settings, "dispatch_rules_path", "") or DEFAULT_RULES_PATH)
-    mtime = os.stat(path).st_mtime
-    with _cache_lock:
-        hit = _cache.get(path)
-        if hit and hit[0] == mtime:
-            return hit[1]
-    with open(path, "rb") as fh:
-        try:
-            doc = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as e:
-            raise RulesError(f"{path}: {e}") from None
-    rules = parse_rules(doc, path)
-    with _cache_lock:
-        _cache[path] = (mtime, rules)
-    return rules
+    return _files.load(str(getattr(settings, "dispatch_rules_path", "") or DEFAULT_RULES_PATH))

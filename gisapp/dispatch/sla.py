@@ -226,13 +226,13 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     params.update({"start": start, "end": end, "org": org_id, "acc": accident_types, "med": rules.mediation_outcome,
                    "channel": channel, "types": types, "stations": kinds["st"] or [], "sections": kinds["acc"] or []})
     row = conn.execute(
-        "WITH l AS (SELECT l.incident_id, i.type, l.status, l.role, l.outcome, " + ARRIVAL_S + " AS arr_s, "
+        "WITH l AS (SELECT l.incident_id, l.incident_type AS type, l.status, l.role, l.outcome, " + ARRIVAL_S + " AS arr_s, "
         + LEG_MEASURES + """
-            FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id
+            FROM dispatch_leg l
             WHERE """ + LEGS_COUNTED + """
               AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)
-              AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
-              AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))
+              AND (%(channel)s::text IS NULL OR l.incident_channel = %(channel)s::text)
+              AND (%(types)s::text[] IS NULL OR l.incident_type = ANY(%(types)s::text[]))
         )
         SELECT count(*) AS legs, """ + ("" if outcomes_only else """count(DISTINCT incident_id) AS incidents,
                """ + SLA_COUNTS + """, count(arr_s) AS arrivals, avg(arr_s) AS mean_arrival_s,
@@ -246,11 +246,11 @@ def sla_metrics(conn: psycopg.Connection, settings, start: datetime, end: dateti
     filtered = channel is not None or types is not None
     row["outcomes"] = {r["outcome"]: r["n"] for r in conn.execute(
         "SELECT l.outcome, count(*) AS n FROM dispatch_leg l "
-        + ("JOIN incident i ON i.id = l.incident_id " if filtered else "") + "WHERE " + LEGS_COUNTED
+        + "WHERE " + LEGS_COUNTED
         + """ AND l.status = 'closed' AND l.outcome IS NOT NULL
               AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)"""
-        + (""" AND (%(channel)s::text IS NULL OR i.channel = %(channel)s::text)
-              AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[]))""" if filtered else "")
+        + (""" AND (%(channel)s::text IS NULL OR l.incident_channel = %(channel)s::text)
+              AND (%(types)s::text[] IS NULL OR l.incident_type = ANY(%(types)s::text[]))""" if filtered else "")
         + " GROUP BY 1", params)}
     closed_direct = conn.execute(
         """

@@ -352,9 +352,39 @@ def compare_layouts(draft: Layout, published: Layout, h: History, settings, list
                         "main_road_classes": list(settings.main_road_classes)},
         "summary": {"published": ev_p["summary"], "draft": ev_d["summary"]},
         "jurisdictions": rows,
+        "changed_areas": changed_areas(draft, published),
         "changed_incidents": {"count": int(len(changed)), "listed": len(items), "items": items,
                               "geojson": {"type": "FeatureCollection", "features": feats}},
     }
+
+
+def changed_areas(draft: Layout, published: Layout, min_km2: float = 0.001) -> dict:
+    """Where the owner changes: each piece of a published area that the draft gives to another
+    owner, as GeoJSON (from/to code and name, km² on the sphere's scale at its latitude)."""
+    feats = []
+    for dk in draft.keys:
+        dg = draft.geoms.get(dk)
+        if dg is None or dg.is_empty:
+            continue
+        for pk in published.keys:
+            pg = published.geoms.get(pk)
+            if pk == dk or pg is None or pg.is_empty or not dg.intersects(pg):
+                continue
+            piece = shapely.intersection(dg, pg)
+            piece = shapely.make_valid(shapely.simplify(piece, 0.00003, preserve_topology=True))
+            polys = [g for g in getattr(piece, "geoms", [piece]) if g.geom_type in ("Polygon", "MultiPolygon")]
+            if not polys:
+                continue
+            piece = shapely.union_all(polys)
+            lat = piece.centroid.y
+            km2 = piece.area * (111.32 ** 2) * float(np.cos(np.radians(lat)))
+            if km2 < min_km2:
+                continue
+            feats.append({"type": "Feature", "geometry": shapely.geometry.mapping(piece), "properties": {
+                "from_key": pk, "from_code": published.codes.get(pk), "from_name": published.names.get(pk),
+                "to_key": dk, "to_code": draft.codes.get(dk), "to_name": draft.names.get(dk),
+                "area_km2": round(km2, 3)}})
+    return {"type": "FeatureCollection", "features": feats}
 
 
 def _finite(x: float) -> float | None:

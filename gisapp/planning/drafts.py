@@ -17,7 +17,7 @@ transaction and never imports Flask.
 
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -60,9 +60,17 @@ def draft_row(conn: psycopg.Connection, plan_id: int) -> dict:
 
 
 def plan_json(row: dict) -> dict:
+    """A plan row as JSON; ``scheduled`` is true for a published plan whose effective time is still
+    ahead (its layout is not in force yet; like any published plan it can no longer be edited), and
+    ``state`` is its status with ``scheduled`` told apart from ``published``."""
     out = {}
     for k, v in row.items():
         out[k] = v.isoformat() if isinstance(v, datetime) else v
+    eff = row.get("effective_from")
+    scheduled = row.get("status") == "published" and isinstance(eff, datetime) and eff > datetime.now(UTC)
+    out["scheduled"] = bool(scheduled)
+    out["state"] = "scheduled" if scheduled else row.get("status")
+    out["editable"] = row.get("status") == "draft"
     return out
 
 

@@ -56,14 +56,47 @@ def _area_for_org(conn: psycopg.Connection, plan: dict, org_id: Any, field: str)
     return row
 
 
+def find_grids(conn: psycopg.Connection, q: Any, limit: int = 20) -> list[dict]:
+    """Grids whose code or name holds ``q`` (case-insensitive): exact matches first, then by code."""
+    if not isinstance(q, str) or not q.strip():
+        raise ValidationError("must be a grid code or name (part of it)", "q", key="err.required")
+    if len(q) > 100:
+        raise ValidationError("at most 100 characters", "q", key="err.grid.query_long")
+    q = q.strip()
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return conn.execute(
+        """SELECT g.id, g.code, g.name, g.organisation_id, o.code AS organisation_code,
+                  o.name AS organisation_name, o.name_en AS organisation_name_en
+           FROM grid g JOIN organisation o ON o.id = g.organisation_id
+           WHERE g.code ILIKE %(like)s OR g.name ILIKE %(like)s
+           ORDER BY (lower(g.code) = lower(%(q)s) OR lower(g.name) = lower(%(q)s)) DESC, g.code
+           LIMIT %(n)s""", {"like": like, "q": q, "n": max(1, min(int(limit), 100))}).fetchall()
+
+
+def resolve_grid(conn: psycopg.Connection, value: str, field: str = "grid_id") -> int:
+    """The id of the grid named by its code or its (unique) name; 422 naming the field otherwise."""
+    v = value.strip()
+    rows = conn.execute("SELECT id FROM grid WHERE code = %s", [v]).fetchall() or \
+        conn.execute("SELECT id FROM grid WHERE name = %s", [v]).fetchall()
+    if len(rows) == 1:
+        return rows[0]["id"]
+    if not rows:
+        raise ValidationError(f"no grid with code or name {v!r}", field, status=422,
+                              key="err.grid.no_such", params={"value": v[:100]})
+    raise ValidationError(f"{len(rows)} grids are named {v!r}: give the code", field, status=422,
+                          key="err.grid.ambiguous", params={"value": v[:100], "n": len(rows)})
+
+
 def move_grid(conn: psycopg.Connection, user: dict, plan_id: int, grid_id: Any, to_org_id: Any, settings) -> dict:
     """Move a patrol grid to another organisation's area: the two areas are reshaped."""
     plan = draft_row(conn, plan_id)
     if plan["kind"] == "joint_zone":
         raise ValidationError("grids move between station or traffic areas, not joint zones", "grid_id",
                               key="err.reshape.grid_joint_zone")
+    if isinstance(grid_id, str) and grid_id.strip():
+        grid_id = resolve_grid(conn, grid_id)
     if isinstance(grid_id, bool) or not isinstance(grid_id, int):
-        raise ValidationError("must be a grid id (integer)", "grid_id", key="err.not_id")
+        raise ValidationError("must be a grid id (integer), code or name", "grid_id", key="err.not_id")
     grid = conn.execute("SELECT id, code, name, ST_AsBinary(geom) AS g FROM grid WHERE id = %s",
                         [grid_id]).fetchone()
     if grid is None:

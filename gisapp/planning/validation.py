@@ -48,7 +48,7 @@ def _msg(code: str, **kw) -> tuple[str, str]:
 def _issue(code: str, msg_key: str | None, geometry: Any, **kw) -> dict:
     zh, en = _msg(msg_key or code, **kw)
     out = {"code": code, "severity": "error", "message_zh": zh, "message_en": en, "geometry": geometry}
-    for k in ("area_ids", "m2", "grid_id", "detail", "reason"):
+    for k in ("area_ids", "m2", "grid_id", "grid_code", "grid_name", "detail", "reason"):
         if k in kw and kw[k] is not None:
             out[k] = round(kw[k], 3) if k == "m2" else kw[k]
     return out
@@ -125,13 +125,13 @@ def validate_plan(conn: psycopg.Connection, plan_id: int, settings) -> dict:
                            FROM gr JOIN a ON ST_Intersects(gr.g, a.g)),
                 cut AS (SELECT grid_id, array_agg(area_id ORDER BY m2 DESC) AS areas FROM pieces
                         WHERE m2 > %(cut)s GROUP BY grid_id HAVING count(*) >= 2)
-                SELECT gr.id, coalesce(gr.name, gr.code) AS label, cut.areas,
+                SELECT gr.id, gr.code, coalesce(gr.name, gr.code) AS label, cut.areas,
                        {out_geo.format('''ST_CollectionExtract(ST_Intersection(gr.g,
                            (SELECT ST_Union(ST_Boundary(a.g)) FROM a WHERE a.id = ANY(cut.areas))), 2)''')} AS loc
                 FROM cut JOIN gr ON gr.id = cut.grid_id ORDER BY gr.id""", p):
             issues.append(_issue("grid_cut", None, r["loc"], a=r["label"],
                                  b=" / ".join(labels[x] for x in r["areas"]), area_ids=list(r["areas"]),
-                                 grid_id=r["id"]))
+                                 grid_id=r["id"], grid_code=r["code"], grid_name=r["label"]))
     counts = {c: sum(1 for i in issues if i["code"] == c) for c in ISSUE_CODES}
     return {"plan_id": plan_id, "valid": not any(i["severity"] == "error" for i in issues),
             "counts": counts, "issues": issues}

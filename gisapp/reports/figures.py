@@ -39,7 +39,8 @@ INCIDENTS_COUNTED = "i.status NOT IN ('merged', 'cancelled')"
 # Any clock of a leg decided and missed (late or overdue).
 ANY_MISS = " OR ".join(f"(({CLOCK_DECIDED[c]}) AND NOT coalesce({CLOCK_MET[c]}, false))" for c in CLOCK_NAMES)
 ANY_OVERDUE = " OR ".join(f"({CLOCK_OVERDUE[c]})" for c in CLOCK_NAMES)
-MEASURES = ("all", "sign_off_miss", "first_feedback_miss", "close_miss", "overdue", "accident", "mediated")
+MEASURES = ("all", "sign_off_miss", "first_feedback_miss", "close_miss", "any_miss", "overdue", "accident",
+            "mediated")
 
 
 def tune(conn: psycopg.Connection) -> None:
@@ -63,18 +64,18 @@ def _incident_filter(alias: str = "i") -> str:
             f"AND (%(types)s::text[] IS NULL OR {alias}.type = ANY(%(types)s::text[]))")
 
 
-def _needs_incident(f: Filters) -> bool:
-    return f.channel is not None or f.type is not None
+def _leg_incident_filter() -> str:
+    """Channel and type filters on the incident columns a leg carries (migration 0140)."""
+    return ("(%(channel)s::text IS NULL OR l.incident_channel = %(channel)s::text) "
+            "AND (%(types)s::text[] IS NULL OR l.incident_type = ANY(%(types)s::text[]))")
 
 
-def _legs_from(f: Filters, org: bool = True, incident: bool | None = None) -> str:
-    """FROM ... WHERE of the legs counted in the period with the filters (incident ``i`` joined when
-    a filter needs it or ``incident``)."""
-    join = incident if incident is not None else _needs_incident(f)
-    sql = "FROM dispatch_leg l " + ("JOIN incident i ON i.id = l.incident_id " if join else "")
-    sql += "WHERE " + LEGS_COUNTED
-    if join:
-        sql += " AND " + _incident_filter()
+def _legs_from(f: Filters, org: bool = True, incident: bool = False) -> str:
+    """FROM ... WHERE of the legs counted in the period with the filters. A leg carries its
+    incident's type, channel and road area (migration 0140); ``incident`` joins incident ``i`` for
+    the other columns (its grid)."""
+    sql = "FROM dispatch_leg l " + ("JOIN incident i ON i.id = l.incident_id " if incident else "")
+    sql += "WHERE " + LEGS_COUNTED + " AND " + _leg_incident_filter()
     if org:
         sql += " AND (%(org)s::bigint IS NULL OR l.organisation_id = %(org)s::bigint)"
     return sql
@@ -207,8 +208,9 @@ def arrivals_report(conn: psycopg.Connection, settings, f: Filters) -> dict[str,
     else:
         mine = "true"
     rows = conn.execute(
-        "WITH l AS (SELECT l.organisation_id, i.channel, i.type, i.road_area, " + mine + " AS mine, "
-        + ARRIVAL_S + " AS arr_s " + _legs_from(f, org=False, incident=True)
+        "WITH l AS (SELECT l.organisation_id, l.incident_channel AS channel, l.incident_type AS type, "
+        "l.incident_road_area AS road_area, " + mine + " AS mine, "
+        + ARRIVAL_S + " AS arr_s " + _legs_from(f, org=False)
         + " AND l.arrived_at IS NOT NULL) SELECT organisation_id, channel, type, road_area, "
         "grouping(organisation_id, channel, type, road_area) AS g, " + agg
         + " FROM l GROUP BY GROUPING SETS ((organisation_id), (channel), (type), (road_area), ())", p).fetchall()
@@ -289,9 +291,9 @@ def trends_report(conn: psycopg.Connection, settings, f: Filters, months: int = 
     _, bounds = month_buckets(span)
     p = params(settings, span, bounds=bounds)
     legs = {names[r["month"] - 1]: r for r in conn.execute(
-        "WITH l AS (SELECT l.status, l.role, l.outcome, i.type, " + MONTH_OF_LEG + " AS month, " + ARRIVAL_S
+        "WITH l AS (SELECT l.status, l.role, l.outcome, l.incident_type AS type, " + MONTH_OF_LEG + " AS month, " + ARRIVAL_S
         + " AS arr_s, " + LEG_MEASURES + " "
-        + _legs_from(span, incident=True) + ") SELECT month, count(*) AS legs, " + SLA_COUNTS
+        + _legs_from(span) + ") SELECT month, count(*) AS legs, " + SLA_COUNTS
         + ", avg(arr_s) AS mean_arrival_s, count(*) FILTER (WHERE " + MEDIATION_MET + ") AS mediated, "
         "count(*) FILTER (WHERE " + MEDIATION_DECIDED + ") AS mediation_decided FROM l GROUP BY month", p)}
     incidents = {names[r["month"] - 1]: r["n"] for r in conn.execute(
@@ -367,6 +369,8 @@ def _measure_condition(settings, measure: str) -> tuple[str, dict]:
         if measure == f"{c}_miss":
             return f"{_incident_filter()} AND " + legs.format(
                 cond=f"({CLOCK_DECIDED[c]}) AND NOT coalesce({CLOCK_MET[c]}, false)"), {}
+    if measure == "any_miss":  # the grids' SLA misses
+        return f"{_incident_filter()} AND " + legs.format(cond=ANY_MISS), {}
     if measure == "overdue":
         return f"{_incident_filter()} AND " + legs.format(cond=ANY_OVERDUE), {}
     if measure == "mediated":
@@ -387,12 +391,25 @@ def _measure_condition(settings, measure: str) -> tuple[str, dict]:
 
 
 def incidents_report(conn: psycopg.Connection, settings, f: Filters, measure: str, limit: int = 50,
-                     offset: int = 0) -> dict[str, Any]:
-    """The incidents behind a figure, newest first, ``limit`` from ``offset``, and their total."""
+                     offset: int = 0, weekday: int | None = None, hour: int | None = None,
+                     grid: int | None = None) -> dict[str, Any]:
+    """The incidents behind a figure, newest first, ``limit`` from ``offset``, and their total;
+    ``weekday`` (ISO, 1 = Monday) and ``hour`` (local) narrow them to a cell of the heat map,
+    ``grid`` to a grid of the choropleth (404 when there is no such grid)."""
     cond, extra = _measure_condition(settings, measure or "all")
-    p = params(settings, f, **extra, limit=limit, offset=offset)
+    p = params(settings, f, **extra, limit=limit, offset=offset, weekday=weekday, hour=hour, grid=grid)
     if f.orgs is not None:  # a chief: their organisation's incidents only (the organisation filter is theirs)
         cond += " AND " + _incident_org()
+    if weekday is not None:
+        cond += " AND extract(isodow FROM i.reported_at AT TIME ZONE %(tz)s)::int = %(weekday)s"
+    if hour is not None:
+        cond += " AND extract(hour FROM i.reported_at AT TIME ZONE %(tz)s)::int = %(hour)s"
+    if grid is not None:
+        if not conn.execute("SELECT 1 FROM grid WHERE id = %s", [grid]).fetchone():
+            from gisapp.core.errors import NotFound
+
+            raise NotFound(f"no grid with id {grid}", "grid", key="err.grid.not_found", params={"id": grid})
+        cond += " AND i.grid_id = %(grid)s"
     total = conn.execute("SELECT count(*) AS n FROM incident i WHERE " + cond, p).fetchone()["n"]
     rows = conn.execute(
         "SELECT i.id AS incident_id, i.code, i.reported_at, i.type, i.channel, i.severity, i.status, i.outcome, "
@@ -410,5 +427,5 @@ def incidents_report(conn: psycopg.Connection, settings, f: Filters, measure: st
                     "organisation_en": r["organisation_en"], "status": r["status"], "outcome": r["outcome"],
                     "outcome_label": o.zh if o else None, "outcome_label_en": o.en if o else None})
     return {"period": f.period_json(), "filters": f.filters_json(), "measure": measure or "all", "total": total,
-            "limit": limit, "offset": offset, "rows": out}
+            "weekday": weekday, "hour": hour, "grid": grid, "limit": limit, "offset": offset, "rows": out}
 

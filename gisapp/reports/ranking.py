@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import psycopg
 
 from gisapp.core.errors import Forbidden, NotFound, ValidationError
+from gisapp.core.tomlfile import TomlFiles
 from gisapp.dispatch.sla import (
     CLOCK_DECIDED,
     CLOCK_MET,
@@ -97,25 +97,14 @@ def parse_weights(doc: dict[str, Any], path: str = "") -> Weights:
     return Weights(doc["version"], parts, float(target), float(zero), float(full), path)
 
 
-_cache: dict[str, tuple[float, Weights]] = {}
+_files: TomlFiles[Weights] = TomlFiles(parse_weights, RankingError)
 
 
 def load_weights(settings=None) -> Weights:
     """The weights of the configured file (setting ``ranking_path``, default the package's), re-read
     when the file changes; RankingError when it is malformed or its weights do not sum to 1."""
-    path = str(getattr(settings, "ranking_path", "") or os.environ.get("GISAPP_RANKING_PATH") or DEFAULT_PATH)
-    mtime = os.stat(path).st_mtime
-    hit = _cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    with open(path, "rb") as fh:
-        try:
-            doc = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as e:
-            raise RankingError(f"{path}: {e}") from None
-    w = parse_weights(doc, path)
-    _cache[path] = (mtime, w)
-    return w
+    return _files.load(str(getattr(settings, "ranking_path", "") or os.environ.get("GISAPP_RANKING_PATH")
+                           or DEFAULT_PATH))
 
 
 _PAIR = re.compile(r"\s*([a-z_]+)\s*[:=]\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*")
@@ -162,9 +151,9 @@ def _counts(conn: psycopg.Connection, p: dict) -> dict[tuple[str, int], dict[str
     sel = ", ".join(f"count(*) FILTER (WHERE {met}) AS {k}_met, count(*) FILTER (WHERE {dec}) AS {k}_decided"
                     for k, (met, dec) in _part_sql().items())
     rows = conn.execute(
-        "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, i.type, "
+        "WITH l AS (SELECT l.organisation_id, l.status, l.role, l.outcome, l.incident_type AS type, "
         "width_bucket(l.dispatched_at, %(bounds)s::timestamptz[]) AS month, " + LEG_MEASURES
-        + " FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id "
+        + " FROM dispatch_leg l "
         "WHERE " + LEGS_COUNTED + " AND l.organisation_id = ANY(%(stations)s)) SELECT month, organisation_id, count(*) AS legs, " + sel
         + " FROM l GROUP BY 1, 2", p).fetchall()
     return {(p["names"][r["month"] - 1], r["organisation_id"]): {k: (r[f"{k}_met"], r[f"{k}_decided"])

@@ -37,6 +37,7 @@ from . import (
     pages,
     participation_api,
     planning_api,
+    replay_api,
     reports_api,
     routing_api,
     security,
@@ -127,7 +128,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_errors(app)
     security.init_app(app)
     for module in (health, auth_api, layers_api, routing_api, dispatch_api, desk_api, planning_api,
-                   participation_api, reports_api, chief_maps_api, pages, tiles):
+                   participation_api, reports_api, chief_maps_api, replay_api, pages, tiles):
         module.init_app(app)
     if max(settings.maintenance_interval_s, settings.sla_sweep_interval_s) > 0:
         start_on_first_request(app, "gisapp.maintenance", lambda: Maintenance(

@@ -22,10 +22,11 @@ _ERROR = {
 
 
 def document(path: str, method: str, summary: str, *, tag: str = "misc", params: list[dict] | None = None,
-             body: dict | None = None, response: dict | None = None, auth: bool = True) -> None:
+             body: dict | None = None, response: dict | None = None, auth: bool = True, status: str = "200") -> None:
     """Record an operation (``path`` in OpenAPI form, e.g. ``/api/v1/users/{id}``)."""
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {
-        "200": {"description": "OK", "content": {"application/json": {"schema": response or {}}}},
+        status: {"description": "Accepted" if status == "202" else "OK",
+                 "content": {"application/json": {"schema": response or {}}}},
         "4XX": {"description": "client error", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
     }}

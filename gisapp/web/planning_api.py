@@ -181,8 +181,22 @@ def move_grid(pid: str):
 
 document("/api/v1/plans/{id}/move-grid", "post", "Move a patrol grid to another organisation (reshapes both areas)",
          tag=_TAG, params=[ID_PARAM], body={"type": "object", "required": ["grid_id", "to_organisation_id"],
-                                       "properties": {"grid_id": {"type": "integer"},
+                                       "properties": {"grid_id": {"oneOf": [{"type": "integer"}, {"type": "string"}],
+                                                                  "description": "the grid's id, code or name"},
                                                       "to_organisation_id": {"type": "integer"}}})
+
+
+@bp.get("/grids")
+def grid_search():
+    require_role(*_READERS)
+    limit = arg_float("limit") if request.args.get("limit") else 20
+    with db_tx() as conn:
+        return jsonify({"grids": reshape.find_grids(conn, request.args.get("q"), int(limit))})
+
+
+document("/api/v1/plans/grids", "get", "Find patrol grids by code or name (part of either), for the move tool",
+         tag=_TAG, params=[param("q", {"type": "string", "maxLength": 100}, required=True),
+                           param("limit", {"type": "integer", "minimum": 1, "maximum": 100})])
 
 
 @bp.post("/<pid>/reassign")

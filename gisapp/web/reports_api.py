@@ -124,8 +124,11 @@ def incidents():
     limit = arg_int("limit", 50, 1, 1000)
     offset = arg_int("offset", 0, 0, 10_000_000)
     measure = request.args.get("measure") or "all"
+    cell = {"weekday": arg_int("weekday", None, 1, 7), "hour": arg_int("hour", None, 0, 23),
+            "grid": arg_int("grid", None, 1, 999_999_999)}
     with db_tx() as conn:
-        return jsonify(figures.incidents_report(conn, settings(), _filters(conn, user), measure, limit, offset))
+        return jsonify(figures.incidents_report(conn, settings(), _filters(conn, user), measure, limit, offset,
+                                                **cell))
 
 
 def _attachment(body: bytes, mimetype: str, name: str) -> Response:
@@ -243,8 +246,11 @@ document("/api/v1/reports/grids", "get", "Patrol grids with the period's inciden
          tag="reports", params=_FILTERS, response={"type": "object", "properties": {
              "type": {"const": "FeatureCollection"}, "features": {"type": "array"}}})
 document("/api/v1/reports/incidents", "get", "The incidents behind a figure, newest first", tag="reports",
-         params=[*_FILTERS, param("measure", {"type": "string"}, "all, sign_off_miss, first_feedback_miss, close_miss, "
+         params=[*_FILTERS, param("measure", {"type": "string"}, "all, sign_off_miss, first_feedback_miss, close_miss, any_miss, "
                                   "overdue, accident, mediated or outcome:<code>"),
+                 param("weekday", {"type": "integer", "minimum": 1, "maximum": 7}, "a heat-map cell: ISO weekday"),
+                 param("hour", {"type": "integer", "minimum": 0, "maximum": 23}, "a heat-map cell: local hour"),
+                 param("grid", {"type": "integer", "minimum": 1, "maximum": 999999999}, "a grid of the choropleth (its id)"),
                  param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                  param("offset", {"type": "integer", "minimum": 0})],
          response={"type": "object", "properties": {"total": {"type": "integer"}, "rows": {"type": "array"}}})

@@ -1,5 +1,5 @@
 """The planner's tools on /map/plan in Debian's headless chromium: make a proposal,
-draw a polygon and give it to a station, validate (issues on the map), compare (table),
+draw a polygon and give it to a station, validate (issues on the map), compare (charts, changed areas),
 with zero console errors and no request to another address; screenshots in var/screenshots/."""
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def test_plan_tools_in_the_browser(page, demo_live, demo_conn):
     page.screenshot(path=str(SHOTS / "plan_validation.png"))
     # Comparison table, one row per jurisdiction, and the incidents that change owner on the map.
     page.click("[data-testid=plan-compare]")
-    page.wait_for_selector("[data-testid=plan-comparison-table]", timeout=90000)
-    rows = page.locator("[data-testid=plan-comparison-table] tr").count() - 1
+    page.wait_for_selector("[data-testid=plan-chart-incidents] canvas", timeout=90000)
+    rows = page.evaluate("window.echarts.getInstanceByDom(document.getElementById('plan-chart-incidents'))"
+                         ".getOption().yAxis[0].data.length")
     assert rows >= stations
     assert page.evaluate("window.gisappPlan.state.changed.getLayers().length") > 0
     page.wait_for_timeout(800)

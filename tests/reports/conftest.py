@@ -170,3 +170,9 @@ def demo_login(demo_live, demo_users):
     yield fn
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def make_leg():
+    """``leg`` (an incident and its leg with known milestones) for a test's own rows."""
+    return leg

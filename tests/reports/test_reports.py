@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from support.server import expect_error
 
+from gisapp.core import db
 from gisapp.reports import ranking as rk
 
 MARCH = "month=2025-03"
@@ -161,6 +162,18 @@ def test_trends_heatmap_grids_and_the_incidents_behind_a_figure(rlogin, small_wo
     assert page["total"] == 6 and len(page["rows"]) == 2
     assert set(page["rows"][0]) >= {"incident_id", "code", "reported_at", "type", "channel", "organisation", "status",
                                     "outcome"}
+    # a heat-map cell and a grid of the choropleth open the incidents behind them
+    for d, h, n in hm["cells"]:
+        cell = admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday={d}&hour={h}").json()
+        assert cell["total"] == n and cell["weekday"] == d and cell["hour"] == h
+    assert admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday=2&hour=10").json()["total"] == 0
+    by_grid = admin.get(f"/api/v1/reports/incidents?{MARCH}&grid={w.grid_a}").json()
+    assert by_grid["total"] == g["properties"]["incidents"] == 2
+    missed = admin.get(f"/api/v1/reports/incidents?{MARCH}&grid={w.grid_a}&measure=any_miss").json()
+    assert missed["total"] == g["properties"]["sla_misses"] == 1
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&grid=999999"), 404, "grid")
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&hour=24"), 400, "hour")
+    expect_error(admin.get(f"/api/v1/reports/incidents?{MARCH}&weekday=0"), 400, "weekday")
 
 
 def test_a_period_without_data_says_so(rlogin):
@@ -394,3 +407,26 @@ def test_a_weights_file_not_summing_to_one_stops_the_service(reports_db, tmp_pat
     with pytest.raises(rk.RankingError, match=r"sum to 1, they sum to 1\.2"):
         create_app({"database_url": reports_db, "secret_key": "x", "ranking_path": str(bad),
                     "caller_key": TEST_CALLER_KEY})
+
+
+def test_a_leg_carries_its_incidents_type_channel_and_road_area(reports_db, make_leg):
+    """Migration 0140: the copies on dispatch_leg follow the incident (written, re-typed, moved,
+    merged); the reports count from them."""
+    with db.connect(reports_db) as c:  # rolled back: the shared small world stays as it was
+        org = c.execute("SELECT id FROM organisation WHERE kind = 'station' ORDER BY id LIMIT 1").fetchone()["id"]
+        inc, lid = make_leg(c, org, datetime(2020, 5, 1, 2, 0, tzinfo=UTC), (117.7, 36.9), "theft", "110", so=30)
+        other, _ = make_leg(c, org, datetime(2020, 5, 1, 3, 0, tzinfo=UTC), (117.7, 36.9), "traffic_accident", "122", so=30)
+
+        def copy():
+            return c.execute("SELECT l.incident_type, l.incident_channel, l.incident_road_area = i.road_area AS area "
+                             "FROM dispatch_leg l JOIN incident i ON i.id = l.incident_id WHERE l.id = %s",
+                             [lid]).fetchone()
+
+        assert copy() == {"incident_type": "theft", "incident_channel": "110", "area": True}
+        c.execute("UPDATE incident SET type = 'fight', channel = '122' WHERE id = %s", [inc])
+        assert copy() == {"incident_type": "fight", "incident_channel": "122", "area": True}
+        c.execute("UPDATE incident SET geom = ST_SetSRID(ST_MakePoint(117.75, 36.91), 4326) WHERE id = %s", [inc])
+        assert copy()["area"] is True
+        c.execute("UPDATE dispatch_leg SET incident_id = %s WHERE id = %s", [other, lid])  # a merge moves the leg
+        assert copy() == {"incident_type": "traffic_accident", "incident_channel": "122", "area": True}
+        c.rollback()

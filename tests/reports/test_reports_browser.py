@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+import shapely.geometry
 from support.browser import launch, login, new_context, wait_for_js, watch
 from support.database import PASSWORD
 from support.server import login_factory
@@ -269,6 +270,57 @@ def test_figures_open_their_incidents(browser, demo_live, demo_users, api):
                               " && document.querySelector('[data-testid=rp-drawer]').getAttribute('data-state') === 'ready'")
             want = chief.get(f"/api/v1/reports/incidents?measure=outcome:{code}&month={month}&organisation={own}").json()
             assert int(page.get_attribute("[data-testid=rp-drawer]", "data-total")) == want["total"]
+        _clean(rec, ctx)
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_heat_map_cell_and_a_grid_open_their_incidents(lang, browser, demo_live, demo_users, api):
+    """The calendar heat map and the grid choropleth drill to the incidents behind a cell, as a
+    person clicks them (the cell with the most incidents; the grid with the most)."""
+    ctx, page, rec = _open(browser, demo_live.url, "leadership", lang)
+    leader = api("leadership")
+    month = _this_month()
+    drawer_ready = ("document.querySelector('[data-testid=rp-drawer]').getAttribute('data-state') === 'ready' && "
+                    "!document.querySelector('[data-testid=rp-drawer]').hidden")
+    try:
+        _ready(page)
+        hm = leader.get(f"/api/v1/reports/heatmap?month={month}").json()
+        d, h, n = max(hm["cells"], key=lambda c: (c[2], -c[0], -c[1]))
+        page.locator("[data-chart=heatmap]").scroll_into_view_if_needed()
+        # the cell's centre in the chart's pixels (ECharts' own conversion), clicked with the mouse
+        xy = page.evaluate(f"echarts.getInstanceByDom(document.querySelector('[data-chart=heatmap]'))"
+                           f".convertToPixel({{seriesIndex: 0}}, ['{h}', {d - 1}])")
+        box = page.locator("[data-chart=heatmap]").bounding_box()
+        page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+        wait_for_js(page, drawer_ready)
+        assert int(page.get_attribute("[data-testid=rp-drawer]", "data-total")) == n > 0
+        title = page.inner_text("[data-testid=rp-drawer-title]")
+        assert (f"{h}时" if lang == "zh" else f"{h}:00") in title, title
+        for row in page.locator("[data-testid=rp-incident] td:nth-child(2)").all_inner_texts()[:10]:
+            at = datetime.strptime(row, "%Y-%m-%d %H:%M:%S")  # Beijing time on screen
+            assert at.hour == h and at.isoweekday() == d, row
+        page.click("[data-testid=rp-drawer-close]")
+        # the grid with the most incidents on the choropleth
+        gr = leader.get(f"/api/v1/reports/grids?month={month}").json()
+        top = max(gr["features"], key=lambda f: f["properties"]["incidents"])
+        page.locator("[data-testid=rp-map]").scroll_into_view_if_needed()
+        # Leaflet draws the features in order: the grid's path, clicked at a point inside the
+        # polygon (its representative point placed within the path's box on screen)
+        i = gr["features"].index(top)
+        path = page.locator("[data-testid=rp-map] path.leaflet-interactive").nth(i)
+        shp = shapely.geometry.shape(top["geometry"])
+        minx, miny, maxx, maxy = shp.bounds
+        rp = shp.representative_point()
+        box = path.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * (rp.x - minx) / (maxx - minx),
+                         box["y"] + box["height"] * (maxy - rp.y) / (maxy - miny))
+        wait_for_js(page, drawer_ready)
+        want = leader.get(f"/api/v1/reports/incidents?month={month}&grid={top['id']}").json()
+        assert int(page.get_attribute("[data-testid=rp-drawer]", "data-total")) == want["total"] \
+            == top["properties"]["incidents"] > 0
+        assert top["properties"]["name"] in page.inner_text("[data-testid=rp-drawer-title]")
         _clean(rec, ctx)
     finally:
         ctx.close()

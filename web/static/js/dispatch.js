@@ -758,7 +758,13 @@
     panel.addEventListener('submit', onSubmit);
     // <details> toggles do not bubble: listen in the capture phase; re-rendering keeps it open
     panel.addEventListener('toggle', function (ev) {
-      if (ev.target.classList && ev.target.classList.contains('dp-close')) { S.closeOpen = ev.target.open ? S.selected : null; }
+      if (ev.target.classList && ev.target.classList.contains('dp-close') && ev.target.isConnected) { S.closeOpen = ev.target.open ? S.selected : null; }
+    }, true);
+    // the toggle event comes a task later: a live update re-rendering the detail in between
+    // would lose it, so the click on the summary already records what the box will be
+    panel.addEventListener('click', function (ev) {
+      var sum = ev.target.closest && ev.target.closest('details.dp-close > summary');
+      if (sum) { S.closeOpen = sum.parentNode.open ? null : S.selected; }
     }, true);
     panel.addEventListener('click', onCallback);
     G.map.on('click', function (e) {

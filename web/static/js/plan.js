@@ -6,7 +6,7 @@
 (function () {
   'use strict';
   var EN = (document.getElementById('plan-tools') || {dataset: {}}).dataset.lang === 'en';
-  var state = {plan: null, orgs: [], issues: null, changed: null, posts: null};
+  var state = {plan: null, orgs: [], issues: null, changed: null, changedAreas: null, posts: null, charts: {}, gridSuggest: {}};
 
   function $(id) { return document.getElementById(id); }
   function esc(s) { return window.gisapp.esc(s); }
@@ -30,11 +30,31 @@
         return p.status !== 'archived';
       }).map(function (p) {
         return '<option value="' + p.id + '">#' + p.id + ' ' + esc(p.name) + ' · ' + esc(t('pl.kind.' + p.kind)) + ' · ' +
-          esc(t('pl.status.' + p.status)) + '</option>';
+          esc(statusText(p)) + '</option>';
       }).join('');
       if (selectId) { sel.value = String(selectId); }
+      showUpcoming(plans);
+      if (window.gisappReplay && window.gisappReplay.setPlans) { window.gisappReplay.setPlans(plans); }
       return selectId ? selectPlan(selectId) : null;
     });
+  }
+
+  // A published plan whose effective time is still ahead is "scheduled" (the API's plan.state):
+  // its layout is not in force yet, the current versions stay, and it can no longer be edited.
+  function statusText(p) {
+    if (p.state === 'scheduled') { return t('pl.scheduled_for').replace('{date}', window.gisapp.time(p.effective_from)); }
+    return t('pl.status.' + p.status);
+  }
+
+  function showUpcoming(plans) {
+    var box = $('plan-upcoming');
+    if (!box) { return; }
+    var due = plans.filter(function (p) { return p.state === 'scheduled'; });
+    box.hidden = !due.length;
+    box.innerHTML = due.map(function (p) {
+      return '<div data-plan="' + p.id + '">' + esc(t('pl.upcoming').replace('{id}', p.id).replace('{name}', p.name)
+        .replace('{kind}', t('pl.kind.' + p.kind)).replace('{date}', window.gisapp.time(p.effective_from))) + '</div>';
+    }).join('');
   }
 
   function loadOrgs() {
@@ -53,31 +73,58 @@
 
   function fillTargets(kind) {
     var kinds = kind === 'traffic' ? ['squadron', 'station', 'accident_section'] : ['station'];
-    $('plan-target').innerHTML = '<option value=""></option>' + state.orgs.filter(function (o) {
+    var sel = $('plan-target'), keep = sel.value;   // the planner's 划给 choice survives a reload
+    sel.innerHTML = '<option value=""></option>' + state.orgs.filter(function (o) {
       return kinds.indexOf(o.kind) >= 0;
-    }).map(function (o) { return '<option value="' + o.id + '">' + esc(o.name) + ' (' + esc(o.code) + ')</option>'; }).join('');
+    }).map(function (o) {
+      return '<option value="' + o.id + '">' + esc(EN && o.name_en ? o.name_en : o.name) + ' (' + esc(o.code) + ')</option>';
+    }).join('');
+    if (keep && sel.querySelector('option[value="' + keep + '"]')) { sel.value = keep; }
   }
 
   // --- one draft on the map ------------------------------------------------------------------
   function clearOverlays() {
-    ['issues', 'changed', 'posts'].forEach(function (k) { if (state[k]) { gisapp.map.removeLayer(state[k]); state[k] = null; } });
+    ['issues', 'changed', 'changedAreas', 'posts'].forEach(function (k) {
+      if (state[k]) { gisapp.map.removeLayer(state[k]); state[k] = null; }
+    });
+    var legend = $('plan-changed-legend');
+    if (legend) { legend.remove(); }
   }
 
-  function selectPlan(id) {
+  // keepView: a reload after an edit keeps the map where the planner is drawing (no zoom out to
+  // the whole county); only choosing another plan fits the map to it.
+  function selectPlan(id, keepView) {
     var items = gisapp.planDraw.items;
     items.clearLayers();
     clearOverlays();
     $('plan-issues').innerHTML = '';
     $('plan-comparison').innerHTML = '';
-    if (!id) { state.plan = null; $('plan-current').hidden = true; return Promise.resolve(); }
+    hideCharts();
+    if (!id) {
+      state.plan = null; $('plan-current').hidden = true;
+      var bar0 = gisapp.planDraw.control && gisapp.planDraw.control.getContainer ? gisapp.planDraw.control.getContainer() : null;
+      if (bar0) { bar0.style.display = ''; }
+      return Promise.resolve();
+    }
     return api('GET', '/api/v1/plans/' + id).then(function (plan) {
       state.plan = plan;
       $('plan-current').hidden = false;
-      $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + t('pl.kind.' + plan.kind) + ' · ' + t('pl.status.' + plan.status) +
-        (plan.effective_from ? ' · ' + window.gisapp.time(plan.effective_from) : '');
+      $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + t('pl.kind.' + plan.kind) + ' · ' + statusText(plan) +
+        (plan.effective_from && plan.state !== 'scheduled' ? ' · ' + window.gisapp.time(plan.effective_from) : '');
       $('plan-objective').innerHTML = objectiveHtml(plan.objective || {});
       fillTargets(plan.kind);
       var editable = plan.status === 'draft';
+      // only a draft is edited (the API answers 409 otherwise): the tools go away for the others
+      $('plan-edit').hidden = !editable;
+      $('plan-publish').hidden = !editable;
+      if (gisapp.planDraw.control) {
+        var bar = gisapp.planDraw.control.getContainer ? gisapp.planDraw.control.getContainer() : null;
+        if (bar) { bar.style.display = editable ? '' : 'none'; }
+      }
+      var sch = $('plan-scheduled');
+      sch.hidden = plan.state !== 'scheduled';
+      sch.textContent = plan.state === 'scheduled'
+        ? t('pl.scheduled_note').replace('{date}', window.gisapp.time(plan.effective_from)) : '';
       plan.areas.features.forEach(function (f) {
         if (!f.geometry) { return; }
         var key = f.properties.organisation_id || f.properties.zone_code;
@@ -94,7 +141,7 @@
             .bindTooltip(esc(f.properties.period + ' #' + f.properties.rank + ' +' + f.properties.covered_incidents));
         }}).addTo(gisapp.map);
       }
-      if (items.getLayers().length) { gisapp.map.fitBounds(items.getBounds(), {padding: [16, 16]}); }
+      if (items.getLayers().length && !keepView) { gisapp.map.fitBounds(items.getBounds(), {padding: [16, 16]}); }
     });
   }
 
@@ -112,7 +159,7 @@
     return '<b>' + esc(EN ? o.statement : (o.statement_zh || o.statement)) + '</b><br>' + parts.join(' · ');
   }
 
-  function reload() { return state.plan ? selectPlan(state.plan.id) : Promise.resolve(); }
+  function reload() { return state.plan ? selectPlan(state.plan.id, true) : Promise.resolve(); }
 
   // --- editing ---------------------------------------------------------------------------------
   function target() {
@@ -192,6 +239,11 @@
       box.querySelectorAll('.plan-issue').forEach(function (el) {
         el.addEventListener('click', function () {
           var issue = v.issues[parseInt(el.dataset.n, 10)];
+          if (issue.grid_code && $('plan-grid-code')) {   // a cut grid: ready to move by its name
+            var label = issue.grid_name + ' (' + issue.grid_code + ')';
+            state.gridSuggest[label] = issue.grid_code;
+            $('plan-grid-code').value = label;
+          }
           if (!issue.geometry) { return; }
           var b = L.geoJSON(issue.geometry).getBounds();
           gisapp.map.fitBounds(b, {maxZoom: 15, padding: [40, 40]});
@@ -210,27 +262,81 @@
     return fmt(a) + ' → <span class="' + cls + '">' + fmt(b) + '</span>';
   }
 
+  // --- comparison: summary line, charts per jurisdiction (ECharts, web/static/vendor/echarts),
+  // the changed areas and the incidents that change owner on the map ---------------------------
+  function hideCharts() {
+    Object.keys(state.charts).forEach(function (k) { state.charts[k].dispose(); });
+    state.charts = {};
+    if ($('plan-charts')) { $('plan-charts').hidden = true; }
+  }
+
+  function chart(id) {
+    if (!window.echarts) { return null; }
+    var el = $(id);
+    if (state.charts[id]) { state.charts[id].dispose(); }
+    state.charts[id] = window.echarts.init(el, null, {renderer: 'canvas', locale: EN ? 'EN' : 'ZH'});
+    return state.charts[id];
+  }
+
+  function pairChart(id, title, labels, before, after, fmt) {
+    var c = chart(id);
+    if (!c) { return; }
+    c.setOption({
+      title: {text: title, textStyle: {fontSize: 12}, left: 0, top: 0},
+      legend: {data: [t('pl.before'), t('pl.after')], right: 0, top: 0, textStyle: {fontSize: 11}},
+      grid: {left: 4, right: 8, top: 26, bottom: 4, containLabel: true},
+      tooltip: {trigger: 'axis', axisPointer: {type: 'shadow'}, valueFormatter: fmt},
+      xAxis: {type: 'value', axisLabel: {fontSize: 10}},
+      yAxis: {type: 'category', data: labels, inverse: true, axisLabel: {fontSize: 10, width: 90, overflow: 'truncate'}},
+      series: [{name: t('pl.before'), type: 'bar', data: before, itemStyle: {color: '#94a3b8'}, barGap: '10%'},
+               {name: t('pl.after'), type: 'bar', data: after, itemStyle: {color: '#1d4ed8'}}],
+      animation: false
+    });
+  }
+
+  function changedAreasLayer(fc) {
+    if (!fc || !fc.features.length) { return null; }
+    return L.geoJSON(fc, {
+      style: {color: '#9333ea', weight: 2, dashArray: '5 3', fillColor: '#c084fc', fillOpacity: 0.45},
+      onEachFeature: function (f, l) {
+        var p = f.properties;
+        l.bindTooltip(esc(t('pl.changed_area_tip').replace('{from}', p.from_name || p.from_code || '')
+          .replace('{to}', p.to_name || p.to_code || '').replace('{km2}', p.area_km2)), {sticky: true});
+      }
+    });
+  }
+
   function compare() {
     clearOverlays();
+    hideCharts();
     msg(t('pl.working'));
     return api('GET', '/api/v1/plans/' + state.plan.id + '/comparison').then(function (c) {
       msg('');
       var s = c.summary, id = function (x) { return x; };
-      var rows = c.jurisdictions.map(function (r) {
-        var p = r.published || {}, d = r.draft || {};
-        return '<tr><td>' + esc(r.name || r.code) + '</td><td class="num">' + num(p.incidents) + ' → ' + num(d.incidents) +
-          '</td><td class="num">' + arrow((p.incident_time_s || {}).p90, (d.incident_time_s || {}).p90, true, mins) +
-          '</td><td class="num">' + arrow((p.road_km_within_target || {}).share, (d.road_km_within_target || {}).share, false, pct) +
-          '</td><td class="num">' + num(p.area_km2) + ' → ' + num(d.area_km2) +
-          '</td></tr>';
-      }).join('');
+      var areas = (c.changed_areas || {features: []}).features;
       $('plan-comparison').innerHTML =
         '<div class="plan-meta">' + esc(t('pl.cv')) + ': ' + arrow(s.published.workload_cv, s.draft.workload_cv, true, id) +
         ' · p90 ' + arrow(s.published.incident_time_s.p90, s.draft.incident_time_s.p90, true, mins) + ' · ' +
-        c.changed_incidents.count + ' ' + esc(t('pl.changed')) + '</div>' +
-        '<table data-testid="plan-comparison-table"><tr><th>' + esc(t('pl.unit')) + '</th><th class="num">' + esc(t('pl.inc')) +
-        '</th><th class="num">' + esc(t('pl.p90')) + '</th><th class="num">' + esc(t('pl.share')) + '</th><th class="num">' +
-        esc(t('pl.area')) + '</th></tr>' + rows + '</table>';
+        c.changed_incidents.count + ' ' + esc(t('pl.changed')) + ' · ' + areas.length + ' ' + esc(t('pl.changed_areas')) +
+        '</div><div class="plan-legend" data-testid="plan-changed-legend"><i style="background:#c084fc;border:1px dashed #9333ea"></i>' +
+        esc(t('pl.changed_area')) + '<i style="background:#ea580c;border-radius:50%;width:8px;height:8px"></i>' +
+        esc(t('pl.changed_incident')) + '</div>';
+      var rows = c.jurisdictions.filter(function (r) { return r.published || r.draft; });
+      var labels = rows.map(function (r) { return r.name || r.code; });
+      var val = function (side, f) { return rows.map(function (r) { var v = f(r[side] || {}); return v === null || v === undefined ? null : v; }); };
+      $('plan-charts').hidden = false;
+      pairChart('plan-chart-incidents', t('pl.inc'), labels, val('published', function (x) { return x.incidents; }),
+        val('draft', function (x) { return x.incidents; }), function (v) { return num(v); });
+      pairChart('plan-chart-p90', t('pl.p90'), labels,
+        val('published', function (x) { var v = (x.incident_time_s || {}).p90; return v === null || v === undefined ? null : +(v / 60).toFixed(1); }),
+        val('draft', function (x) { var v = (x.incident_time_s || {}).p90; return v === null || v === undefined ? null : +(v / 60).toFixed(1); }),
+        function (v) { return v === null || v === undefined ? '—' : v + ' ' + t('pl.min'); });
+      pairChart('plan-chart-share', t('pl.share') + ' (%)', labels,
+        val('published', function (x) { var v = (x.road_km_within_target || {}).share; return v === null || v === undefined ? null : +(v * 100).toFixed(1); }),
+        val('draft', function (x) { var v = (x.road_km_within_target || {}).share; return v === null || v === undefined ? null : +(v * 100).toFixed(1); }),
+        function (v) { return v === null || v === undefined ? '—' : v + '%'; });
+      state.changedAreas = changedAreasLayer(c.changed_areas);
+      if (state.changedAreas) { state.changedAreas.addTo(gisapp.map); }
       state.changed = L.geoJSON(c.changed_incidents.geojson, {pointToLayer: function (f, ll) {
         var p = f.properties;
         return L.circleMarker(ll, {radius: 2, color: '#ea580c', weight: 1, opacity: 0.6, fillOpacity: 0.5})
@@ -266,12 +372,29 @@
     });
     $('plan-move-grid').addEventListener('submit', function (e) {
       e.preventDefault();
-      var code = $('plan-grid-code').value.trim(), to;
+      var grid = $('plan-grid-code').value.trim(), to;
       try { to = target(); } catch (err) { fail(err); return; }
-      api('GET', '/api/v1/grids?code=' + encodeURIComponent(code)).then(function (fc) {
-        if (!fc.features.length) { throw new Error(t('pl.grid_not_found') + ': ' + code); }
-        return api('POST', '/api/v1/plans/' + state.plan.id + '/move-grid', {grid_id: fc.features[0].id, to_organisation_id: to});
-      }).then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
+      // a code or a name: the API resolves either (a picked suggestion carries the code)
+      var picked = state.gridSuggest[grid];
+      msg(t('pl.working'));
+      api('POST', '/api/v1/plans/' + state.plan.id + '/move-grid', {grid_id: picked || grid, to_organisation_id: to})
+        .then(function () { msg(t('pl.saved')); return reload(); }).catch(fail);
+    });
+    var gridTimer = null;
+    $('plan-grid-code').addEventListener('input', function () {
+      var q = this.value.trim();
+      clearTimeout(gridTimer);
+      if (!q || state.gridSuggest[q]) { return; }
+      gridTimer = setTimeout(function () {
+        api('GET', '/api/v1/plans/grids?limit=15&q=' + encodeURIComponent(q)).then(function (r) {
+          state.gridSuggest = {};
+          $('plan-grid-list').innerHTML = r.grids.map(function (g) {
+            var label = g.name + ' (' + g.code + ')';
+            state.gridSuggest[label] = g.code;
+            return '<option value="' + esc(label) + '">' + esc(EN && g.organisation_name_en ? g.organisation_name_en : g.organisation_name) + '</option>';
+          }).join('');
+        }).catch(function () { /* a half-typed query: no suggestions */ });
+      }, 200);
     });
     $('plan-validate').addEventListener('click', function () { validate(); });
     $('plan-compare').addEventListener('click', function () { compare(); });

@@ -421,6 +421,12 @@
         inRange: {color: ['#f8fafc', '#bfdbfe', '#3b82f6', '#1e3a8a']}},
       series: [{name: t('rp.heat.title'), type: 'heatmap', data: cells.map(function (x) { return [x[1], x[0] - 1, x[2]]; }),
         emphasis: {itemStyle: {borderColor: '#0f172a', borderWidth: 1}}}]});
+    // a cell opens its incidents (the same filters, that weekday and local hour)
+    c.off('click');
+    c.on('click', function (p) {
+      if (!p.data) { return; }
+      openIncidents('all', {weekday: p.data[1] + 1, hour: p.data[0]}, t('rp.heat.cell', {day: days[p.data[1]], hour: p.data[0]}));
+    });
   }
 
   // --- grid choropleth (Leaflet; the page has no basemap: the grids are the map) --------------------------
@@ -459,6 +465,10 @@
         var p = f.properties;
         layer.bindTooltip('<b>' + esc(p.name || p.code) + '</b><br>' + esc(t('rp.map.incidents')) + ' ' + num(p.incidents) + ' · ' +
           esc(t('rp.map.sla_misses')) + ' ' + num(p.sla_misses), {sticky: true, className: 'gp-tip'});
+        // a grid opens its incidents: all of them, or those with a missed clock on the misses' map
+        layer.on('click', function () {
+          openIncidents(key === 'sla_misses' ? 'any_miss' : 'all', {grid: f.id}, p.name || p.code);
+        });
       }
     }).addTo(mapState.map);
     var bounds = mapState.layer.getBounds();
