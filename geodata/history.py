@@ -311,7 +311,8 @@ def _times(rng, days: int, end: datetime, n: int, hourly, weekday, monthly) -> n
 def build_history(world: World, net: RoadNetwork, orgs: list[Org], station_org: np.ndarray,
                   squadron_of_station: np.ndarray, zones: list[dict], zone_of_station: np.ndarray,
                   units: list[dict], rng: np.random.Generator, end: datetime) -> tuple[dict, dict]:
-    """A year of incidents (110 and 122) and their dispatch legs with lifecycle timestamps."""
+    """The incidents (110 and 122: the demo year, and the earlier years back to ``history.start``)
+    and their dispatch legs with lifecycle timestamps."""
     hp = world.params["history"]
     _, recent, earlier = history_span(hp, end)
     # the demo year first, from the main random stream (the same as a history of the year alone);
