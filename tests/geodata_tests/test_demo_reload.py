@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,11 +22,28 @@ def reload_url(server_url):
     return create_test_database(server_url, "gisapp_test_reload")
 
 
-def test_same_seed_same_data_and_clean_replace(reload_url):
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    """The demo's parameter file with a shorter, thinner history (60 days of a tenth of the volume,
+    and five earlier months): reloading, the foreign keys, the users' links and the plans do not
+    depend on the history's size, and five full loads would take a minute of the suite."""
+    from geodata.demo import PARAMS_PATH
+
+    text = Path(PARAMS_PATH).read_text(encoding="utf-8")
+    for key, value in {"days": "60", "start": '"2025-01-01"', "incidents_110": "3000", "accidents_122": "900",
+                       "other_122": "100"}.items():
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1)
+        assert n == 1, key
+    path = tmp_path_factory.mktemp("demo") / "demo_params.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_same_seed_same_data_and_clean_replace(reload_url, small):
     from geodata import demo
 
     with db.connect(reload_url) as conn:
-        first = demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        first = demo.load_demo(conn, seed=11, params_path=small, end=END, log=lambda m: None)
         conn.commit()
         h1 = demo.content_hash(conn)
         station = conn.execute("SELECT id, code FROM organisation WHERE kind = 'station' ORDER BY code LIMIT 1"
@@ -36,7 +55,7 @@ def test_same_seed_same_data_and_clean_replace(reload_url):
 
         fks = conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
                            "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall()
-        second = demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        second = demo.load_demo(conn, seed=11, params_path=small, end=END, log=lambda m: None)
         # the foreign keys dropped for the bulk load are all back, as they were
         assert conn.execute("SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d "
                             "FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2").fetchall() == fks
@@ -68,7 +87,7 @@ def test_another_seed_gives_another_world():
     assert a.village_xy.shape == b.village_xy.shape
 
 
-def test_reload_while_a_chief_and_plans_exist(reload_url):
+def test_reload_while_a_chief_and_plans_exist(reload_url, small):
     """`load-demo` over a demo in use (a chief user, a draft, a published plan and its grid
     changes) succeeds, with another seed too (issue 12, item 10)."""
     from geodata import demo
@@ -77,7 +96,7 @@ def test_reload_while_a_chief_and_plans_exist(reload_url):
 
     s = Settings()
     with db.connect(reload_url) as conn:
-        demo.load_demo(conn, seed=11, end=END, log=lambda m: None)
+        demo.load_demo(conn, seed=11, params_path=small, end=END, log=lambda m: None)
         conn.commit()
         station = conn.execute("SELECT id, code FROM organisation WHERE kind = 'station' ORDER BY code DESC LIMIT 1"
                                ).fetchone()
@@ -91,7 +110,7 @@ def test_reload_while_a_chief_and_plans_exist(reload_url):
                      "VALUES (%s, %s, %s, %s)", [published["id"], grid, station["id"], station["id"]])
         conn.commit()
         for seed in (11, 12):
-            out = demo.load_demo(conn, seed=seed, end=END, log=lambda m: None)
+            out = demo.load_demo(conn, seed=seed, params_path=small, end=END, log=lambda m: None)
             conn.commit()
             assert out["incidents"] > 0
         # the users and plans are still there
