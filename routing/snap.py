@@ -15,6 +15,25 @@ import shapely
 
 from .graph import RoadGraph
 
+# A split point closer than this to an end of its edge IS that end (fraction exactly 0 or 1). The
+# projection of a point lying on a node comes out a few 1e-14 off the end; seeded there, a point at
+# the end of a one-way edge could then only leave along that edge (source_seeds / target_seeds
+# test the ends exactly).
+END_TOLERANCE_M = 1e-6
+
+
+def exact_fraction(along: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """The split point's position along its edge, 0..1, from the distance ``along`` it (metres)
+    and the edge's ``length``; exactly 0 or 1 within END_TOLERANCE_M of an end."""
+    along = np.asarray(along, dtype=np.float64)
+    length = np.asarray(length, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(length > 0, along / length, 0.0)
+    f = np.clip(f, 0.0, 1.0)
+    f[along <= END_TOLERANCE_M] = 0.0
+    f[(length - along <= END_TOLERANCE_M) & (length > END_TOLERANCE_M)] = 1.0
+    return f
+
 
 @dataclass
 class Snaps:
@@ -89,10 +108,7 @@ class Snapper:
             dist[pi] = d
             lines = g.geom_metric[ei]
             along = shapely.line_locate_point(lines, pts[pi])
-            mlen = g.metric_length[ei]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                f = np.where(mlen > 0, along / mlen, 0.0)
-            fraction[pi] = np.clip(f, 0.0, 1.0)
+            fraction[pi] = exact_fraction(along, g.metric_length[ei])
         offroad = np.where(np.isfinite(dist), dist / self.offroad_mps, np.inf)
         flagged = ~(dist <= self.max_distance_m)
         return Snaps(lonlat, xy, edge, fraction, dist, offroad, flagged)
@@ -109,8 +125,7 @@ class Snapper:
             ei, d = self.tree.query_nearest(pt, return_distance=True, all_matches=True)
         j = int(np.argmin(ei))  # ties (equally near edges): the lowest edge index
         e, dist = int(ei[j]), float(d[j])
-        mlen = float(g.metric_length[e])
-        f = min(max(g.geom_metric[e].project(pt) / mlen, 0.0), 1.0) if mlen > 0 else 0.0
+        f = float(exact_fraction(np.array([g.geom_metric[e].project(pt)]), g.metric_length[e:e + 1])[0])
         return Snaps(lonlat, np.array([[x, y]], dtype=np.float64), np.array([e], dtype=np.int64), np.array([f]),
                      np.array([dist]), np.array([dist / self.offroad_mps]),
                      np.array([not dist <= self.max_distance_m]))

@@ -322,3 +322,27 @@ def test_unit_snapshot_equals_reading_the_table_and_follows_every_change(router,
     assert codes() == ["U2", "U1"]
     hconn.execute("UPDATE unit SET status = 'available' WHERE id = %s", [ids["U3"]])
     check()
+
+
+def test_a_point_exactly_on_a_node_snaps_to_an_end_of_its_edge(router, hconn, hand_network):
+    """Issue 16, item 6: a point on a road node where several edges tie snaps to the lowest-numbered
+    edge at fraction exactly 0 or 1 (the split point's arithmetic gave 1.9e-14 on OSM data, and the
+    point could then only leave along a one-way edge), so every node-to-node time from or to the
+    node's own position equals the node-to-node time."""
+    for name in NODES:
+        s = router.snapper.snap(np.array([lonlat(name)]))
+        assert float(s.fraction[0]) in (0.0, 1.0), (name, float(s.fraction[0]))
+        many = router.snapper.snap(np.array([lonlat(name), lonlat(name)]))  # the array path too
+        assert set(many.fraction.tolist()) <= {0.0, 1.0}, (name, many.fraction.tolist())
+    # C is the end of the one-way BC (the lowest-numbered edge at C): reached from D by DC
+    assert router.travel_time(hconn, lonlat("D"), lonlat("C"))["eta_s"] == pytest.approx(144, abs=1e-6)
+    # A: GA (one-way, into A) also ends there; the point leaves along AB
+    assert router.travel_time(hconn, lonlat("A"), lonlat("D"))["eta_s"] == pytest.approx(72 + 36 + 144, abs=1e-6)  # A-B-C-D
+
+
+def test_the_split_fraction_is_exact_at_the_ends():
+    from routing.snap import exact_fraction
+
+    assert exact_fraction(np.array([1.9e-11, 500.0, 1000.0 - 2e-11]), np.array([1000.0] * 3)).tolist() == [
+        0.0, 0.5, 1.0]
+    assert exact_fraction(np.array([0.0]), np.array([0.0])).tolist() == [0.0]  # a zero-length edge

@@ -163,3 +163,28 @@ def test_cli_import_refuses_existing_roads_then_replaces(server_url, helsinki_db
     assert bad.exit_code != 0 and "cannot read" in bad.output
     with db.connect(url) as conn:  # a failed import changes nothing
         assert conn.execute("SELECT count(*) AS n FROM road_edge").fetchone()["n"] == n
+
+
+def test_points_on_helsinki_nodes_snap_exactly_to_an_end(hel, helsinki_settings):
+    """Issue 16, item 6: every road node's own position snaps at fraction exactly 0 or 1 of its
+    edge (on this file the split point's arithmetic came out 1.9e-14 off at some nodes), and from
+    a node's position the router reaches what the node itself reaches: a node whose lowest-numbered
+    edge is one-way into it is not stuck on that edge."""
+    router = routing.get_router(hel, helsinki_settings)
+    g = router.graph
+    s = router.snap(g.node_lonlat)
+    on_road = s.distance_m < 1e-6
+    assert on_road.sum() > 0.99 * g.n_nodes
+    bad = np.flatnonzero(on_road & (s.fraction != 0.0) & (s.fraction != 1.0))
+    assert bad.size == 0, [(int(g.node_id[i]), float(s.fraction[i])) for i in bad[:5]]
+    # one point at a time (the path of every live query) gives the same snaps
+    for i in np.flatnonzero(on_road):
+        one = router.snap(g.node_lonlat[i:i + 1])
+        assert (int(one.edge[0]), float(one.fraction[0])) == (int(s.edge[i]), float(s.fraction[i])), int(i)
+    # nodes whose snapped edge is one-way and ends at the node: from there, onwards
+    ends = [i for i in np.flatnonzero(on_road)
+            if g.edge_oneway[s.edge[i]] and s.fraction[i] == 1.0][:30]
+    assert ends, "the file has one-way edges ending at nodes"
+    for i in ends:
+        seeds = {n for n, _, _ in routing.snap.source_seeds(g, int(s.edge[i]), float(s.fraction[i]))}
+        assert int(i) in seeds
