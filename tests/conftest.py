@@ -101,3 +101,18 @@ def demo_http(demo_live, demo_users) -> Client:
 def demo_conn(demo_database_url):
     with db.connect(demo_database_url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_job_runner_left():
+    """The job runners the services spawned (gisapp.core.jobs) end with the session: they exit when
+    idle; those still busy are stopped, so no process outlives the tests."""
+    yield
+    from gisapp.core import jobs
+
+    for p in list(jobs._children):
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)

@@ -101,12 +101,17 @@
     $('plan-comparison').innerHTML = '';
     hideCharts();
     if (!id) {
+      state.selectSeq = (state.selectSeq || 0) + 1;
       state.plan = null; $('plan-current').hidden = true;
       var bar0 = gisapp.planDraw.control && gisapp.planDraw.control.getContainer ? gisapp.planDraw.control.getContainer() : null;
       if (bar0) { bar0.style.display = ''; }
       return Promise.resolve();
     }
+    // the last plan asked for wins: a reload's answer arriving after the planner chose another
+    // plan must not put the old one back
+    var seq = state.selectSeq = (state.selectSeq || 0) + 1;
     return api('GET', '/api/v1/plans/' + id).then(function (plan) {
+      if (seq !== state.selectSeq) { return; }
       state.plan = plan;
       $('plan-current').hidden = false;
       $('plan-meta').textContent = '#' + plan.id + ' ' + plan.name + ' · ' + t('pl.kind.' + plan.kind) + ' · ' + statusText(plan) +
