@@ -413,6 +413,12 @@ def generate_region(region: str, params: dict | None = None, settings=None, proc
     names = np.full(ne, None, dtype=object)
     names[n_nat0:n_nat0 + len(nat_u)] = "国道（合成）"
     names[ne - len(ex_u):] = np.where(np.asarray(ex_cls, dtype=object) == "expressway", "高速公路（合成）", None)
+    # one edge per pair of junctions (routing keeps the cheapest of parallel arcs: count as it does)
+    lo, hi = np.minimum(eu, ev), np.maximum(eu, ev)
+    _, first = np.unique(lo * len(node_xy) + hi, return_index=True)
+    keep = np.zeros(ne, dtype=bool)
+    keep[first] = True
+    eu, ev, ecls, geoms, names = eu[keep], ev[keep], ecls[keep], geoms[keep], names[keep]
     timings["join_s"] = time.perf_counter() - t
     return Region(name=region, params=params, counties=counties, node_xy=node_xy, edge_u=eu, edge_v=ev,
                   edge_class=ecls, edge_geom=geoms, edge_name=names, timings=timings,
@@ -473,7 +479,7 @@ def write_region(conn: psycopg.Connection, reg: Region, settings) -> dict:
                      "DO UPDATE SET name = EXCLUDED.name, geom = EXCLUDED.geom", [c.spec.adcode, c.spec.name, g])
 
     # organisations and units: upserted by code through a staging table
-    orgs, units, parent = [], [], []
+    orgs, units = [], []
     org_base = []
     for c in reg.counties:
         org_base.append(len(orgs))
