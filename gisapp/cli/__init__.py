@@ -113,6 +113,11 @@ def _load_region(s: Settings, region: str | None, params: str | None, seed: int 
         with db.connect(s.database_url) as conn:
             summary = regions.load_region(conn, region, p, s, processes, log=log)
             conn.commit()
+            from routing.coverage import refresh_static  # the app's coverage follows the new network
+
+            refresh_static(conn, s)
+            conn.commit()
+            log("refreshed the static road coverage")
     except GisappError as exc:
         click.echo(f"error: {exc.message('en')}", err=True)
         raise SystemExit(2) from exc
