@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from scipy.sparse.csgraph import connected_components
-from support.database import TEST_DB, create_test_database
+from support.database import TEST_DB, create_test_database, with_dbname
 
 from geodata import region as regions
 from gisapp.core import db
@@ -130,6 +130,8 @@ def test_region_database_is_cached_by_fingerprint(server_url):
     s = Settings.from_env()
     params = regions.load_region_params(roads__lattice_m=4000.0)
     name = TEST_DB + "_region_cache"
+    with psycopg.connect(with_dbname(server_url, "postgres"), autocommit=True) as admin:
+        admin.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
     url, first = regions.ensure_region_database(server_url, "binzhou", name, params, s, processes=1,
                                                 log=lambda m: None)
     assert first is not None and first["counties"] == 7
@@ -139,3 +141,16 @@ def test_region_database_is_cached_by_fingerprint(server_url):
     with psycopg.connect(url) as c:
         assert c.execute("SELECT params->>'fingerprint' FROM dataset_meta WHERE layer = 'region'").fetchone()[0] \
             == regions.fingerprint("binzhou", params)
+
+
+def test_zouping_reference_after_a_region_keeps_only_zouping(binzhou):
+    conn, _, _ = binzhou
+    from geodata.reference import COUNTY_ADCODE, load_reference
+
+    with db.connect(conn.info.dsn) as c2:
+        load_reference(c2)
+        rows = c2.execute("SELECT adcode FROM county").fetchall()
+        meta = c2.execute("SELECT count(*) AS n FROM dataset_meta WHERE layer = 'region'").fetchone()["n"]
+        c2.rollback()
+    assert [r["adcode"] for r in rows] == [COUNTY_ADCODE] and meta == 0
+    assert conn.execute("SELECT count(*) AS n FROM county").fetchone()["n"] == 7
