@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -92,6 +93,12 @@ def test_arcs_scale_with_the_lattice_density():
                                    processes=1, log=lambda m: None)
     assert 3.0 < fine.directed_count() / coarse.directed_count() < 5.0
     assert len(fine.counties) == len(coarse.counties) == 7
+    # deterministic, and the same whether the counties are built in parallel or not
+    again = regions.generate_region("binzhou", regions.load_region_params(roads__lattice_m=COARSE), s,
+                                    processes=2, log=lambda m: None)
+    assert np.array_equal(again.node_xy, coarse.node_xy) and np.array_equal(again.edge_u, coarse.edge_u)
+    assert np.array_equal(again.edge_v, coarse.edge_v) and list(again.edge_class) == list(coarse.edge_class)
+    assert [len(c.units) for c in again.counties] == [len(c.units) for c in coarse.counties]
 
 
 def test_unknown_region_names_the_valid_ones():
