@@ -48,6 +48,9 @@ def towns() -> list[dict]:
 def load_reference(conn: psycopg.Connection) -> dict:
     """Insert or refresh the county outline and the towns; record their provenance."""
     outline = county_outline()
+    # a region (geodata/region.py) loaded before leaves other counties and its own metadata row
+    conn.execute("DELETE FROM county WHERE adcode <> %s", [COUNTY_ADCODE])
+    conn.execute("DELETE FROM dataset_meta WHERE layer = 'region'")
     conn.execute(
         "INSERT INTO county (adcode, name, name_en, geom) VALUES (%s, %s, %s, ST_GeomFromText(%s, 4326)) "
         "ON CONFLICT (adcode) DO UPDATE SET name = EXCLUDED.name, geom = EXCLUDED.geom",

@@ -51,12 +51,26 @@ def db_version() -> None:
 @click.option("--seed", type=int, default=None, help="generator seed (default: the parameter file's)")
 @click.option("--if-empty", is_flag=True, help="do nothing when the demo is already loaded")
 @click.option("--params", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="generator parameter file (default geodata/demo_params.toml)")
-def load_demo(seed: int | None, if_empty: bool, params: str | None) -> None:
-    """Load the Zouping demo: the real outline and towns, and the generated world."""
+              help="generator parameter file (default geodata/demo_params.toml; with --region "
+                   "geodata/region_params.toml)")
+@click.option("--region", default=None, help="a region of several counties instead of Zouping: binzhou, shandong")
+@click.option("--history/--no-history", default=None,
+              help="incident history (the Zouping demo: on; regions: off, not generated yet)")
+@click.option("--database", default=None,
+              help="with --region: build into this database on the same server, reused while its "
+                   "fingerprint matches (e.g. gisapp_region_shandong)")
+@click.option("--processes", type=int, default=None, help="with --region: parallel processes (default: cores)")
+def load_demo(seed: int | None, if_empty: bool, params: str | None, region: str | None, history: bool | None,
+              database: str | None, processes: int | None) -> None:
+    """Load the Zouping demo (or a region): the real outlines and the generated world."""
     from geodata import demo
 
     s = _settings()
+    if region is not None or database is not None:
+        _load_region(s, region, params, seed, bool(history), database, processes)
+        return
+    if history is False:
+        raise click.UsageError("--no-history applies to --region only (the Zouping demo always has its history)")
     with db.connect(s.database_url) as conn:
         if if_empty and demo.is_loaded(conn):
             click.echo("demo already loaded", err=True)
@@ -72,6 +86,41 @@ def load_demo(seed: int | None, if_empty: bool, params: str | None) -> None:
             refresh_static(conn, s)
             conn.commit()
             click.echo("refreshed the static road coverage", err=True)
+    click.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _load_region(s: Settings, region: str | None, params: str | None, seed: int | None, history: bool,
+                 database: str | None, processes: int | None) -> None:
+    """``load-demo --region``: into the configured database, or a cached one of its own (--database)."""
+    from geodata import region as regions
+    from gisapp.core.errors import GisappError
+
+    if region is None:
+        raise click.UsageError("--database needs --region")
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    try:
+        regions.region_counties(region)
+        p = regions.load_region_params(params)
+        if seed is not None:
+            p["seed"] = int(seed)
+        if history:
+            raise click.UsageError("regions are generated without incident history: use --no-history")
+        if database is not None:
+            url, summary = regions.ensure_region_database(s.database_url, region, database, p, s, processes, log)
+            click.echo(json.dumps(summary or {"region": region, "database": database, "reused": True},
+                                  ensure_ascii=False))
+            return
+        with db.connect(s.database_url) as conn:
+            summary = regions.load_region(conn, region, p, s, processes, log=log)
+            conn.commit()
+            from routing.coverage import refresh_static  # the app's coverage follows the new network
+
+            refresh_static(conn, s)
+            conn.commit()
+            log("refreshed the static road coverage")
+    except GisappError as exc:
+        click.echo(f"error: {exc.message('en')}", err=True)
+        raise SystemExit(2) from exc
     click.echo(json.dumps(summary, ensure_ascii=False))
 
 

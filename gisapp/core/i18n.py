@@ -1234,6 +1234,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pl.changed_incident": ("改变归属的警情", "incident changing owner"),
     "pl.changed_area_tip": ("{from} → {to}，{km2} 平方公里", "{from} → {to}, {km2} km²"),
     "pl.after": ("草稿", "draft"),
+    # regions of several counties (geodata/region.py, issue 16)
+    "region.unknown": ("没有名为“{region}”的区域；可用的区域：{valid}", "No region named \"{region}\"; valid regions: {valid}"),
+    "region.bad_outline": ("县区“{county}”的边界不是有效的多边形：{reason}", "The outline of county {county} is not a valid polygon: {reason}"),
+    "region.no_history": ("区域暂不生成警情历史（请用 --no-history）", "Regions are generated without incident history (use --no-history)"),
 }
 
 

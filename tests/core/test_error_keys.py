@@ -22,7 +22,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 # request parsing, and the core modules behind layer edits, accounts, sessions and scope
 COVERED = sorted({*(ROOT / "gisapp" / "dispatch").glob("*.py"), *(ROOT / "gisapp" / "planning").glob("*.py"),
                   *(ROOT / "gisapp" / "reports").glob("*.py"),
-                  *(ROOT / "gisapp" / "replay").glob("*.py"), ROOT / "layers" / "measures.py",
+                  *(ROOT / "gisapp" / "replay").glob("*.py"), ROOT / "layers" / "measures.py", ROOT / "geodata" / "region.py",
                   ROOT / "gisapp" / "jobkinds.py",
                   *(ROOT / "gisapp" / "web" / n for n in ("dispatch_api.py", "planning_api.py", "context.py",
                                                            "auth_api.py", "routing_api.py", "audit_page.py",
