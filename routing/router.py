@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class Router:
         self.live_state: dict[str, Any] = {}  # the last live coverage, kept by routing.coverage
         # "sparse": nearest units and travel times by routing.fastsearch (work follows the nodes
         # settled); "scipy": the bounded whole-graph searches (the reference the tests compare with)
-        self.engine = "sparse"
+        self.engine = os.environ.get("GISAPP_ROUTING_ENGINE", "sparse")
         self._last_cands: tuple[tuple, fastsearch.Candidates] | None = None
 
     # ---------------------------------------------------------------- snapping
