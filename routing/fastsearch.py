@@ -219,6 +219,31 @@ def _search(indptr, indices, data, seed_nodes, seed_offs, cand_node, cand_cost, 
     return nodes, dist, pred
 
 
+@njit(cache=True, nogil=True)
+def _walk(keys, pred, node, n):
+    """Nodes from ``node`` back to its seed following the settled predecessors (``node`` first)."""
+    out = np.empty(64, dtype=np.int64)
+    m = 0
+    x = node
+    while True:
+        if m == len(out):
+            o2 = np.empty(2 * m, dtype=np.int64)
+            o2[:m] = out[:m]
+            out = o2
+        out[m] = x
+        m += 1
+        if m > n + 1:
+            return out[:0]  # a loop: cannot happen in a shortest-path tree
+        i = np.searchsorted(keys, x)
+        if i >= len(keys) or keys[i] != x:
+            break
+        p = pred[i]
+        if p < 0 or p >= n:
+            break
+        x = p
+    return out[:m]
+
+
 class _Lookup:
     """Values of the settled nodes, read like a whole-graph array (``default`` elsewhere)."""
 
@@ -255,6 +280,13 @@ class SparseTree:
         self.source = None
         self.dist = _Lookup(keys, dist[order], np.inf)
         self.pred = _Lookup(keys, np.where(p < 0, -9999, p).astype(np.int32), -9999)
+
+    def path(self, node: int) -> list[int]:
+        """Nodes from ``node`` back to its seed node (``node`` first), as engine.path_nodes."""
+        out = _walk(self.pred.keys, self.pred.values, int(node), self.n)
+        if len(out) == 0:
+            raise RuntimeError("predecessor loop")
+        return out.tolist()
 
 
 class Candidates:

@@ -296,12 +296,12 @@ class Router:
         straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
         n = len(ids)
         want = min(k, n)
-        first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
-            + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
         if self.engine == "sparse":
             tree = self.toward_k(target, 0, sources, want)
             eta, branch = self.etas_to(tree, target, 0, sources)
         else:
+            first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
+                + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
             for limit in (first, 3 * first, 10 * first, np.inf):
                 tree = self.toward(target, 0, limit)
                 eta, branch = self.etas_to(tree, target, 0, sources)
