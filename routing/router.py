@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from . import queries
-from . import fastsearch
+from . import fastsearch, queries
 from .engine import Tree, path_nodes, search, search_arrays, search_one
 from .graph import RoadGraph
 from .snap import Snapper, Snaps, same_edge_time, target_seeds
