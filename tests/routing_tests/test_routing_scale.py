@@ -218,3 +218,14 @@ def test_shared_graph_is_read_by_two_processes(tmp_path):
         expect.append(t.dist[cands.node].tolist())
     assert outs[0] == expect and outs[1] == expect
     assert shared.attach(tmp_path / "missing") == {}
+
+
+def test_router_graph_arrays_are_shared(dconn):
+    """The router's graph arrays are mapped from one published directory (read-only), found again
+    by a process that loads the same network (here: after the router cache is dropped)."""
+    g = routing.get_router(dconn, SETTINGS).graph
+    assert g.shared_dir and Path(g.shared_dir).is_dir()
+    assert not g.reverse.matrix.indices.flags.writeable and not g.coord_xy.flags.writeable
+    routing.clear_cache()
+    again = routing.get_router(dconn, SETTINGS).graph
+    assert again is not g and again.shared_dir == g.shared_dir
