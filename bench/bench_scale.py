@@ -25,7 +25,8 @@ nodes, then times, per incident, the k=5 nearest units:
 relative 1e-9). ``rss_mb_per_worker``: two worker processes map the published graph arrays
 (:mod:`routing.shared`) and answer the incidents; the figure is their proportional set size (the
 shared graph pages divided between them), their RSS and private memory are printed beside it.
-The last line is ``scale: arcs=<n> nearest_p50_ms=<a> nearest_vs_cch=<b> nearest_vs_pgr=<c>
+``coverage_update_ms``: the live coverage after one unit moved, as computed today (a full
+multi-source recompute; the incremental update is not built yet). The last line is ``scale: arcs=<n> nearest_p50_ms=<a> nearest_vs_cch=<b> nearest_vs_pgr=<c>
 identical=<true|false> coverage_update_ms=<d> rss_mb_per_worker=<e> tiles_warm_rps_vs_tipg=<f>``
 (``na``: not measured by this benchmark yet).
 """
@@ -54,6 +55,7 @@ from gisapp.core.config import Settings  # noqa: E402
 from routing import shared  # noqa: E402
 from routing.graph import build_csr  # noqa: E402
 from routing.router import Router  # noqa: E402
+from routing.snap import Snaps  # noqa: E402
 
 BENCH_DB = "gisapp_bench_scale"
 REL = 1e-9
@@ -88,6 +90,8 @@ def synthetic(size: int, seed: int) -> SimpleNamespace:
     flip = oneway & (rng.random(len(u)) < 0.5)
     u, v = np.where(flip, v, u), np.where(flip, u, v)
     g = graph_of(size * size, u.astype(np.int32), v.astype(np.int32), cost, oneway)
+    g.edge_class = cls
+    g.time_unit = 1000.0  # costs in milliseconds
     row, col = np.divmod(np.arange(size * size), size)
     g.node_lonlat = np.column_stack([117.0 + col * 0.0012, 36.0 + row * 0.001])
     return g
@@ -127,11 +131,11 @@ def router_for(g) -> Router:
     return r
 
 
-def at_nodes(g, edges: np.ndarray) -> SimpleNamespace:
+def at_nodes(g, edges: np.ndarray) -> Snaps:
     """Points at the source node of each edge (fraction 0, on the road)."""
     n = len(edges)
-    return SimpleNamespace(edge=edges.astype(np.int64), fraction=np.zeros(n), offroad_s=np.zeros(n),
-                           distance_m=np.zeros(n))
+    return Snaps(np.zeros((n, 2)), np.zeros((n, 2)), edges.astype(np.int64), np.zeros(n), np.zeros(n),
+                 np.zeros(n), np.zeros(n, dtype=bool))
 
 
 def top_k(eta: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +269,7 @@ def main() -> int:
     t = time.perf_counter()
     if args.source == "db":
         g = from_db(args.db_url or settings.database_url)
+        g.time_unit = 1.0
         tag = f"db-{g.version}"
         network = "database road network"
     else:
@@ -358,6 +363,21 @@ def main() -> int:
         except psycopg.Error as exc:
             log(f"pgRouting not measured: {exc}")
 
+    # live coverage after one unit moved: today a full multi-source recompute (routing.coverage.compute,
+    # what refresh_live runs before writing the changed rows); the incremental update is not built yet
+    from routing import coverage
+
+    targets = coverage.edge_targets_s(g, settings) * g.time_unit
+    ups = []
+    for j in range(3):
+        moved = at_nodes(g, unit_edges.copy())
+        moved.edge[j] = int(rng.integers(0, n_edges))
+        t = time.perf_counter()
+        coverage.compute(r, moved, targets)
+        ups.append(time.perf_counter() - t)
+    cov_ms = float(np.median(ups) * 1e3)
+    log(f"live coverage after one unit moved (full recompute, {len(unit_edges):,} units): p50 {cov_ms:.0f} ms")
+
     rss = "na"
     try:
         mem = worker_memory(g, r.candidates(units), inc_nodes, ROOT / "var" / "bench_scale", tag)
@@ -369,7 +389,7 @@ def main() -> int:
         log(f"worker memory not measured: {exc}")
 
     print(f"scale: arcs={arcs} nearest_p50_ms={p50:.3f} nearest_vs_cch={vs_cch} nearest_vs_pgr={vs_pgr} "
-          f"identical={'true' if identical else 'false'} coverage_update_ms=na rss_mb_per_worker={rss} "
+          f"identical={'true' if identical else 'false'} coverage_update_ms={cov_ms:.0f} rss_mb_per_worker={rss} "
           f"tiles_warm_rps_vs_tipg=na", flush=True)
     return 0
 
