@@ -42,16 +42,25 @@ def compute(router: Router, sources: Snaps, targets_s: np.ndarray) -> dict[str, 
 
     Returns arrays per edge: ``time_s`` (whole edge reached; inf: never), ``source`` (index of
     the first source to reach it, -1: none), ``within_m`` (metres within the edge's target), and
-    per node ``node_time_s``.
+    per node ``node_time_s`` and ``node_source``.
     """
     g = router.graph
     tree = router.from_points(sources, predecessors=False, with_sources=True)
+    node_src = np.where(np.isfinite(tree.dist), tree.source, -1).astype(np.int64)
+    out = _edge_results(g, tree.dist, node_src, sources, targets_s)
+    out.update(node_time_s=tree.dist, node_source=node_src)
+    return out
+
+
+def _edge_results(g, dist: np.ndarray, node_src: np.ndarray, sources: Snaps,
+                  targets_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-edge results of a multi-source search (``g`` may be a view of some edges)."""
     on_edges = sources_on_edges(g, sources)
-    t, frac = full_and_within(g, tree.dist, targets_s, on_edges)
+    t, frac = full_and_within(g, dist, targets_s, on_edges)
     within = frac * g.edge_length_m
-    a = tree.dist[g.edge_u]
-    b = np.where(g.edge_oneway, np.inf, tree.dist[g.edge_v])
-    src = np.where(a <= b, tree.source[g.edge_u], tree.source[g.edge_v])
+    a = dist[g.edge_u]
+    b = np.where(g.edge_oneway, np.inf, dist[g.edge_v])
+    src = np.where(a <= b, node_src[g.edge_u], node_src[g.edge_v])
     src = np.where(np.isfinite(np.minimum(a, b)), src, -1)
     better = on_edges.offset < np.minimum(a[on_edges.edge], b[on_edges.edge])
     src[on_edges.edge[better]] = on_edges.index[better]
@@ -59,68 +68,68 @@ def compute(router: Router, sources: Snaps, targets_s: np.ndarray) -> dict[str, 
         _, o, i = min(pts, key=lambda p: p[1])
         if o < min(a[e], b[e]):
             src[e] = i
-    return {"time_s": t, "source": src.astype(np.int64), "within_m": within, "node_time_s": tree.dist}
+    return {"time_s": t, "source": src.astype(np.int64), "within_m": within}
 
 
-def _incident_counts(conn: psycopg.Connection, router: Router, window_days: int) -> np.ndarray:
-    """Incidents of the last ``window_days`` (before the latest one) per edge, snapped to the nearest road."""
-    pts = queries.incident_points_window(conn, window_days)
-    counts = np.zeros(router.graph.n_edges, dtype=np.int64)
-    if pts and router.graph.n_edges:
-        s = router.snap(np.array(pts, dtype=np.float64))
-        ok = (s.edge >= 0) & ~s.flagged
-        counts += np.bincount(s.edge[ok], minlength=router.graph.n_edges)
-    return counts
+def _seeds(g, sources: Snaps, which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seed nodes, start times and owners of the sources ``which`` (as Router.from_points)."""
+    ok = which[(sources.edge[which] >= 0) & np.isfinite(sources.offroad_s[which])]
+    e, f, off = sources.edge[ok], sources.fraction[ok], sources.offroad_s[ok]
+    c = g.edge_cost_s[e]
+    back = (~g.edge_oneway[e]) | (f == 0.0)
+    return (np.concatenate([g.edge_v[e], g.edge_u[e][back]]),
+            np.concatenate([off + (1.0 - f) * c, (off + f * c)[back]]),
+            np.concatenate([ok, ok[back]]))
 
 
-def _copy_rows(conn: psycopg.Connection, columns: list[tuple[str, str]], rows, upsert: str) -> None:
-    """Write rows through a temporary table and one INSERT ... ON CONFLICT statement."""
-    with conn.transaction():
-        conn.execute(sql.SQL("CREATE TEMP TABLE _coverage_in ({}) ON COMMIT DROP").format(
-            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns)))
-        with conn.cursor().copy(sql.SQL("COPY _coverage_in ({}) FROM STDIN").format(
-                sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns))) as cp:
-            for r in rows:
-                cp.write_row(r)
-        conn.execute(upsert)
-        conn.execute("DROP TABLE _coverage_in")
+def compute_incremental(router: Router, prev: dict, prev_sources: Snaps, sources: Snaps,
+                        targets_s: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`compute` after some sources moved (same sources, same order), recomputing only the
+    area the moved sources' old and new reach touch: the nodes they reached are re-entered from
+    their neighbours, their new seeds added, and only the edges around changed nodes (and the
+    edges they stood on) are evaluated again. Falls back to :func:`compute` when the source list
+    is not the same length. Node times equal a full recompute; where two sources tie exactly for
+    a node, the one already recorded keeps it."""
+    from dataclasses import replace
 
+    from .fastsearch import repair
 
-def _num(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
-def refresh_static(conn: psycopg.Connection, settings: Any) -> dict:
-    """Recompute the static coverage (from every station's headquarters) into ``road_coverage``.
-
-    Also counts each edge's incidents of the past year (the ``gap_incident_window_days`` before
-    the latest incident) for the gap ranking. Returns a summary.
-    """
-    t0 = time.perf_counter()
-    router = get_router(conn, settings)
     g = router.graph
-    st = queries.stations(conn)
-    snaps = router.snap(np.array([[r[3], r[4]] for r in st], dtype=np.float64).reshape(-1, 2))
-    targets = edge_targets_s(g, settings)
-    res = compute(router, snaps, targets)
-    counts = _incident_counts(conn, router, settings.gap_incident_window_days)
-    org = [r[0] for r in st]
-    rows = ((int(g.edge_id[e]), _num(res["time_s"][e]), org[res["source"][e]] if res["source"][e] >= 0 else None,
-             int(counts[e]), float(targets[e]), float(res["within_m"][e])) for e in range(g.n_edges))
-    _copy_rows(conn, [("edge_id", "bigint"), ("station_time_s", "float8"), ("station_org_id", "bigint"),
-                      ("incidents_past_year", "int"), ("target_s", "float8"), ("station_within_m", "float8")], rows,
-               """INSERT INTO road_coverage AS c (edge_id, station_time_s, station_org_id, incidents_past_year,
-                                                   target_s, station_within_m, computed_at)
-                  SELECT edge_id, station_time_s, station_org_id, incidents_past_year, target_s, station_within_m,
-                         now() FROM _coverage_in
-                  ON CONFLICT (edge_id) DO UPDATE SET station_time_s = EXCLUDED.station_time_s,
-                      station_org_id = EXCLUDED.station_org_id, incidents_past_year = EXCLUDED.incidents_past_year,
-                      target_s = EXCLUDED.target_s, station_within_m = EXCLUDED.station_within_m,
-                      computed_at = now()""")
-    total = float(g.edge_length_m.sum())
-    return {"edges": g.n_edges, "stations": len(st), "road_km": round(total / 1000, 3),
-            "within_target_share": round(float(res["within_m"].sum()) / total, 6) if total else None,
-            "incidents_counted": int(counts.sum()), "seconds": round(time.perf_counter() - t0, 3)}
+    if len(prev_sources) != len(sources) or "node_source" not in prev:
+        return compute(router, sources, targets_s)
+    moved = np.flatnonzero((prev_sources.edge != sources.edge) | (prev_sources.fraction != sources.fraction)
+                           | (prev_sources.offroad_s != sources.offroad_s))
+    out = {k: v.copy() for k, v in prev.items()}
+    if len(moved) == 0:
+        return out
+    changed = np.zeros(len(sources), dtype=bool)
+    changed[moved] = True
+    dist, node_src = out["node_time_s"], out["node_source"]
+    # every source's seeds: the moved ones' new seeds, and the others' where a moved source had
+    # beaten them (skipped at once where the kept time is not later)
+    sn, so, ss = _seeds(g, sources, np.arange(len(sources)))
+    edges = repair(g, dist, node_src, changed, sn, so, ss)
+    stood = np.concatenate([prev_sources.edge[moved], sources.edge[moved]])
+    edges = np.union1d(edges, stood[stood >= 0])
+    # a view of those edges, with the sources on them renumbered to the view
+    pos = np.full(g.n_edges if hasattr(g, "n_edges") else len(g.edge_u), -1, dtype=np.int64)
+    pos[edges] = np.arange(len(edges))
+    se = np.where(sources.edge >= 0, pos[np.maximum(sources.edge, 0)], -1)
+    view = _EdgeView(g, edges)
+    res = _edge_results(view, dist, node_src, replace(sources, edge=se), targets_s[edges])
+    for k in ("time_s", "source", "within_m"):
+        out[k][edges] = res[k]
+    out["edges_recomputed"] = edges
+    return out
+
+
+class _EdgeView:
+    """Some edges of a graph, as the per-edge arrays the coverage functions read."""
+
+    def __init__(self, g, edges: np.ndarray):
+        self.edge_u, self.edge_v = g.edge_u[edges], g.edge_v[edges]
+        self.edge_cost_s, self.edge_oneway = g.edge_cost_s[edges], g.edge_oneway[edges]
+        self.edge_length_m = g.edge_length_m[edges]
 
 
 def coverage_version(conn: psycopg.Connection) -> int:

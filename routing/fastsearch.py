@@ -333,3 +333,162 @@ def nearest_search(csr, seeds: list[tuple[int, float]], cands: Candidates, k: in
     nodes, dist, pred = _search(m.indptr, m.indices, m.data, sn, so, cands.node, cands.cost, cands.unit,
                                 cands.unit_off, len(cands.unit_off), int(k), float(toff), float(min_off), 1024)
     return SparseTree(n, nodes, dist, pred)
+
+
+# ------------------------------------------------------------------------------- coverage repair
+@njit(cache=True, nogil=True)
+def _repair(f_indptr, f_indices, f_data, f_edge, r_indptr, r_indices, r_data, r_edge, dist, src, changed,
+            seed_nodes, seed_offs, seed_src):
+    """Repair a multi-source search in place after the sources flagged in ``changed`` moved:
+    forget the nodes they reached, re-enter those from their still-valid neighbours, add the moved
+    sources' new seeds, and run Dijkstra only where times change. Returns the edges touching a
+    node whose time or source changed."""
+    n = len(dist)
+    touched = np.empty(1024, dtype=np.int32)
+    nt = 0
+    for x in range(n):
+        s = src[x]
+        if s >= 0 and changed[s]:
+            dist[x] = np.inf
+            src[x] = -1
+            if nt == len(touched):
+                t2 = np.empty(2 * nt, dtype=np.int32)
+                t2[:nt] = touched[:nt]
+                touched = t2
+            touched[nt] = x
+            nt += 1
+    hcap = 1024
+    heap_d = np.empty(hcap, dtype=np.float64)
+    heap_n = np.empty(hcap, dtype=np.int32)
+    hn = 0
+    n_inval = nt
+    for q in range(n_inval + len(seed_nodes)):
+        if q < n_inval:
+            x = touched[q]
+            best = np.inf
+            bs = -1
+            for a in range(r_indptr[x], r_indptr[x + 1]):
+                p = r_indices[a]
+                if src[p] >= 0:
+                    c = dist[p] + r_data[a]
+                    if c < best:
+                        best = c
+                        bs = src[p]
+            if bs < 0 or not best < dist[x]:
+                continue
+            dist[x] = best
+            src[x] = bs
+            dd = best
+        else:
+            j = q - n_inval
+            x = seed_nodes[j]
+            dd = seed_offs[j]
+            if not dd < dist[x]:
+                continue
+            dist[x] = dd
+            src[x] = seed_src[j]
+            if nt == len(touched):
+                t2 = np.empty(2 * nt, dtype=np.int32)
+                t2[:nt] = touched[:nt]
+                touched = t2
+            touched[nt] = x
+            nt += 1
+        if hn == hcap:
+            hcap *= 2
+            nd = np.empty(hcap, dtype=np.float64)
+            nn = np.empty(hcap, dtype=np.int32)
+            nd[:hn] = heap_d[:hn]
+            nn[:hn] = heap_n[:hn]
+            heap_d, heap_n = nd, nn
+        i = hn
+        hn += 1
+        while i > 0:
+            p = (i - 1) >> 1
+            if heap_d[p] <= dd:
+                break
+            heap_d[i] = heap_d[p]
+            heap_n[i] = heap_n[p]
+            i = p
+        heap_d[i] = dd
+        heap_n[i] = x
+    while hn > 0:
+        dx = heap_d[0]
+        x = heap_n[0]
+        hn -= 1
+        if hn > 0:
+            ld = heap_d[hn]
+            ln = heap_n[hn]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= hn:
+                    break
+                if c + 1 < hn and heap_d[c + 1] < heap_d[c]:
+                    c += 1
+                if heap_d[c] >= ld:
+                    break
+                heap_d[i] = heap_d[c]
+                heap_n[i] = heap_n[c]
+                i = c
+            heap_d[i] = ld
+            heap_n[i] = ln
+        if dx > dist[x]:
+            continue
+        for a in range(f_indptr[x], f_indptr[x + 1]):
+            y = f_indices[a]
+            dy = dx + f_data[a]
+            if not dy < dist[y]:
+                continue
+            dist[y] = dy
+            src[y] = src[x]
+            if nt == len(touched):
+                t2 = np.empty(2 * nt, dtype=np.int32)
+                t2[:nt] = touched[:nt]
+                touched = t2
+            touched[nt] = y
+            nt += 1
+            if hn == hcap:
+                hcap *= 2
+                nd = np.empty(hcap, dtype=np.float64)
+                nn = np.empty(hcap, dtype=np.int32)
+                nd[:hn] = heap_d[:hn]
+                nn[:hn] = heap_n[:hn]
+                heap_d, heap_n = nd, nn
+            i = hn
+            hn += 1
+            while i > 0:
+                p = (i - 1) >> 1
+                if heap_d[p] <= dy:
+                    break
+                heap_d[i] = heap_d[p]
+                heap_n[i] = heap_n[p]
+                i = p
+            heap_d[i] = dy
+            heap_n[i] = y
+    # the edges around every touched node (both directions of the graph)
+    m = 0
+    for q in range(nt):
+        x = touched[q]
+        m += (f_indptr[x + 1] - f_indptr[x]) + (r_indptr[x + 1] - r_indptr[x])
+    edges = np.empty(m, dtype=np.int64)
+    m = 0
+    for q in range(nt):
+        x = touched[q]
+        for a in range(f_indptr[x], f_indptr[x + 1]):
+            edges[m] = f_edge[a]
+            m += 1
+        for a in range(r_indptr[x], r_indptr[x + 1]):
+            edges[m] = r_edge[a]
+            m += 1
+    return edges
+
+
+def repair(graph, dist: np.ndarray, src: np.ndarray, changed: np.ndarray, seed_nodes: np.ndarray,
+           seed_offs: np.ndarray, seed_src: np.ndarray) -> np.ndarray:
+    """:func:`_repair` on ``graph`` (dist and src are changed in place); the touched edges, unique."""
+    f, r = graph.forward, graph.reverse
+    edges = _repair(f.matrix.indptr, f.matrix.indices, f.matrix.data, f.arc_edge, r.matrix.indptr,
+                    r.matrix.indices, r.matrix.data, r.arc_edge, dist, src, changed,
+                    np.ascontiguousarray(seed_nodes, dtype=np.int32), np.ascontiguousarray(seed_offs, dtype=np.float64),
+                    np.ascontiguousarray(seed_src, dtype=np.int64))
+    return np.unique(edges)

@@ -229,3 +229,40 @@ def test_router_graph_arrays_are_shared(dconn):
     routing.clear_cache()
     again = routing.get_router(dconn, SETTINGS).graph
     assert again is not g and again.shared_dir == g.shared_dir
+
+
+def _snaps(g, rng, n: int):
+    from routing.snap import Snaps
+
+    p = points(g, rng, n)
+    return Snaps(np.zeros((n, 2)), np.zeros((n, 2)), p.edge, p.fraction, np.zeros(n), p.offroad_s,
+                 np.zeros(n, dtype=bool))
+
+
+@pytest.mark.parametrize("n_moved", [1, 4])
+def test_live_coverage_update_after_moves_equals_a_full_recompute(n_moved):
+    from dataclasses import replace
+
+    from routing import coverage
+
+    g = generated_graph(80, seed=20 + n_moved)
+    g.n_edges = len(g.edge_u)
+    rng = np.random.default_rng(n_moved)
+    r = bare_router(g)
+    srcs = _snaps(g, rng, 120)
+    targets = rng.uniform(20.0, 200.0, len(g.edge_u))
+    prev = coverage.compute(r, srcs, targets)
+    for _ in range(8):
+        new = _snaps(g, rng, 120)
+        who = rng.choice(120, n_moved, replace=False)
+        moved = replace(srcs, edge=srcs.edge.copy(), fraction=srcs.fraction.copy(), offroad_s=srcs.offroad_s.copy())
+        moved.edge[who], moved.fraction[who], moved.offroad_s[who] = new.edge[who], new.fraction[who], new.offroad_s[who]
+        inc = coverage.compute_incremental(r, prev, srcs, moved, targets)
+        full = coverage.compute(r, moved, targets)
+        assert np.allclose(inc["node_time_s"], full["node_time_s"], rtol=1e-12, atol=0)
+        assert np.allclose(inc["time_s"], full["time_s"], rtol=1e-9, atol=0)
+        assert np.allclose(inc["within_m"], full["within_m"], rtol=1e-9, atol=1e-9)
+        assert len(inc["edges_recomputed"]) < len(g.edge_u) / 2  # only the area the moves touch
+        same_src = inc["source"] == full["source"]
+        assert same_src.mean() > 0.99  # the rest: exact ties between two units
+        prev, srcs = inc, moved
