@@ -132,6 +132,67 @@ class _EdgeView:
         self.edge_length_m = g.edge_length_m[edges]
 
 
+def _incident_counts(conn: psycopg.Connection, router: Router, window_days: int) -> np.ndarray:
+    """Incidents of the last ``window_days`` (before the latest one) per edge, snapped to the nearest road."""
+    pts = queries.incident_points_window(conn, window_days)
+    counts = np.zeros(router.graph.n_edges, dtype=np.int64)
+    if pts and router.graph.n_edges:
+        s = router.snap(np.array(pts, dtype=np.float64))
+        ok = (s.edge >= 0) & ~s.flagged
+        counts += np.bincount(s.edge[ok], minlength=router.graph.n_edges)
+    return counts
+
+
+def _copy_rows(conn: psycopg.Connection, columns: list[tuple[str, str]], rows, upsert: str) -> None:
+    """Write rows through a temporary table and one INSERT ... ON CONFLICT statement."""
+    with conn.transaction():
+        conn.execute(sql.SQL("CREATE TEMP TABLE _coverage_in ({}) ON COMMIT DROP").format(
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns)))
+        with conn.cursor().copy(sql.SQL("COPY _coverage_in ({}) FROM STDIN").format(
+                sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns))) as cp:
+            for r in rows:
+                cp.write_row(r)
+        conn.execute(upsert)
+        conn.execute("DROP TABLE _coverage_in")
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def refresh_static(conn: psycopg.Connection, settings: Any) -> dict:
+    """Recompute the static coverage (from every station's headquarters) into ``road_coverage``.
+
+    Also counts each edge's incidents of the past year (the ``gap_incident_window_days`` before
+    the latest incident) for the gap ranking. Returns a summary.
+    """
+    t0 = time.perf_counter()
+    router = get_router(conn, settings)
+    g = router.graph
+    st = queries.stations(conn)
+    snaps = router.snap(np.array([[r[3], r[4]] for r in st], dtype=np.float64).reshape(-1, 2))
+    targets = edge_targets_s(g, settings)
+    res = compute(router, snaps, targets)
+    counts = _incident_counts(conn, router, settings.gap_incident_window_days)
+    org = [r[0] for r in st]
+    rows = ((int(g.edge_id[e]), _num(res["time_s"][e]), org[res["source"][e]] if res["source"][e] >= 0 else None,
+             int(counts[e]), float(targets[e]), float(res["within_m"][e])) for e in range(g.n_edges))
+    _copy_rows(conn, [("edge_id", "bigint"), ("station_time_s", "float8"), ("station_org_id", "bigint"),
+                      ("incidents_past_year", "int"), ("target_s", "float8"), ("station_within_m", "float8")], rows,
+               """INSERT INTO road_coverage AS c (edge_id, station_time_s, station_org_id, incidents_past_year,
+                                                   target_s, station_within_m, computed_at)
+                  SELECT edge_id, station_time_s, station_org_id, incidents_past_year, target_s, station_within_m,
+                         now() FROM _coverage_in
+                  ON CONFLICT (edge_id) DO UPDATE SET station_time_s = EXCLUDED.station_time_s,
+                      station_org_id = EXCLUDED.station_org_id, incidents_past_year = EXCLUDED.incidents_past_year,
+                      target_s = EXCLUDED.target_s, station_within_m = EXCLUDED.station_within_m,
+                      computed_at = now()""")
+    total = float(g.edge_length_m.sum())
+    return {"edges": g.n_edges, "stations": len(st), "road_km": round(total / 1000, 3),
+            "within_target_share": round(float(res["within_m"].sum()) / total, 6) if total else None,
+            "incidents_counted": int(counts.sum()), "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def coverage_version(conn: psycopg.Connection) -> int:
     with conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute("SELECT version FROM data_version WHERE area = 'coverage'").fetchone()
@@ -143,7 +204,15 @@ def compute_live(conn: psycopg.Connection, router: Router, settings: Any) -> tup
     snap = units.snapshot(conn)
     idx = snap.select(("available",))
     sources = snap.snaps(router).take(idx) if len(idx) else router.snap(np.empty((0, 2)))
-    return snap.ids[idx], compute(router, sources, edge_targets_s(router.graph, settings))
+    ids = snap.ids[idx]
+    targets = edge_targets_s(router.graph, settings)
+    prev = getattr(router, "live_prev", None)  # (unit ids, their snaps, targets, result) of the last run
+    if (prev is not None and len(ids) and np.array_equal(prev[0], ids) and np.array_equal(prev[2], targets)):
+        res = compute_incremental(router, prev[3], prev[1], sources, targets)  # the same units, some moved
+    else:
+        res = compute(router, sources, targets)
+    router.live_prev = (ids, sources, targets, res)
+    return ids, res
 
 
 def _live_in_table(conn: psycopg.Connection, g: RoadGraph) -> dict[str, np.ndarray]:
