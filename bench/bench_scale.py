@@ -25,8 +25,8 @@ nodes, then times, per incident, the k=5 nearest units:
 relative 1e-9). ``rss_mb_per_worker``: two worker processes map the published graph arrays
 (:mod:`routing.shared`) and answer the incidents; the figure is their proportional set size (the
 shared graph pages divided between them), their RSS and private memory are printed beside it.
-``coverage_update_ms``: the live coverage after one unit moved, as computed today (a full
-multi-source recompute; the incremental update is not built yet). The last line is ``scale: arcs=<n> nearest_p50_ms=<a> nearest_vs_cch=<b> nearest_vs_pgr=<c>
+``coverage_update_ms``: the live coverage after one unit moved (the incremental update, checked
+against a full recompute). The last line is ``scale: arcs=<n> nearest_p50_ms=<a> nearest_vs_cch=<b> nearest_vs_pgr=<c>
 identical=<true|false> coverage_update_ms=<d> rss_mb_per_worker=<e> tiles_warm_rps_vs_tipg=<f>``
 (``na``: not measured by this benchmark yet).
 """
@@ -363,20 +363,34 @@ def main() -> int:
         except psycopg.Error as exc:
             log(f"pgRouting not measured: {exc}")
 
-    # live coverage after one unit moved: today a full multi-source recompute (routing.coverage.compute,
-    # what refresh_live runs before writing the changed rows); the incremental update is not built yet
+    # live coverage after one unit moved: the incremental update (routing.coverage.compute_incremental,
+    # what refresh_live runs when the same units moved) against a full multi-source recompute
     from routing import coverage
 
     targets = coverage.edge_targets_s(g, settings) * g.time_unit
-    ups = []
-    for j in range(3):
-        moved = at_nodes(g, unit_edges.copy())
+    g.n_edges = n_edges
+    base = at_nodes(g, unit_edges.copy())
+    t = time.perf_counter()
+    prev = coverage.compute(r, base, targets)
+    t_full = time.perf_counter() - t
+    ups, touched, cov_ok = [], [], True
+    for j in range(10):
+        moved = at_nodes(g, base.edge.copy())
         moved.edge[j] = int(rng.integers(0, n_edges))
         t = time.perf_counter()
-        coverage.compute(r, moved, targets)
+        inc = coverage.compute_incremental(r, prev, base, moved, targets)
         ups.append(time.perf_counter() - t)
+        touched.append(len(inc["edges_recomputed"]))
+        if j < 2:
+            full = coverage.compute(r, moved, targets)
+            cov_ok &= bool(np.allclose(inc["node_time_s"], full["node_time_s"], rtol=REL, atol=0)
+                           and np.allclose(inc["time_s"], full["time_s"], rtol=REL, atol=0))
+        prev, base = inc, moved
     cov_ms = float(np.median(ups) * 1e3)
-    log(f"live coverage after one unit moved (full recompute, {len(unit_edges):,} units): p50 {cov_ms:.0f} ms")
+    identical &= cov_ok
+    log(f"live coverage, {len(unit_edges):,} units: full recompute {t_full * 1e3:.0f} ms; after one unit moved "
+        f"(incremental) p50 {cov_ms:.1f} ms, {np.median(touched):.0f} edges re-evaluated of {n_edges:,}; "
+        f"equal to a full recompute: {cov_ok}")
 
     rss = "na"
     try:
@@ -389,7 +403,7 @@ def main() -> int:
         log(f"worker memory not measured: {exc}")
 
     print(f"scale: arcs={arcs} nearest_p50_ms={p50:.3f} nearest_vs_cch={vs_cch} nearest_vs_pgr={vs_pgr} "
-          f"identical={'true' if identical else 'false'} coverage_update_ms={cov_ms:.0f} rss_mb_per_worker={rss} "
+          f"identical={'true' if identical else 'false'} coverage_update_ms={cov_ms:.1f} rss_mb_per_worker={rss} "
           f"tiles_warm_rps_vs_tipg=na", flush=True)
     return 0
 
