@@ -22,7 +22,7 @@ else
 DB_TARGET := db-external
 endif
 
-.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults bench-reports bench-replay demo clean
+.PHONY: help setup venv db db-private db-external browser vendor run serve stop test lint bench bench-routing bench-live bench-maps bench-faults bench-reports bench-replay bench-scale demo clean
 
 help:
 	@echo "make run            set everything up, load the Zouping demo, serve on http://$(HOST):$(PORT)"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-routing | bench-live | bench-maps   benchmarks against peers (bench/)"
 	@echo "make bench-faults   database restarts and a worker kill under load (bench/bench_faults.py)"
 	@echo "make bench-reports  report API and XLSX export on 3 years of history (bench/bench_reports.py)"
+	@echo "make bench-scale    nearest units on a 2M-arc graph vs RoutingKit CCH and pgRouting (bench/bench_scale.py)"
 	@echo "make bench-replay   the replay of the demo year: baseline and squadrons alone (bench/bench_replay.py)"
 	@echo "make lint           ruff and the import contracts (lint-imports)"
 	@echo "make vendor         re-fetch the vendored map assets (web/static/vendor) from npm"
@@ -63,7 +64,7 @@ setup: venv db browser
 vendor: venv
 	@$(PY) scripts/vendor_assets.py
 
-# Peers the benchmarks compare against (pyproject's `bench` extra: tipg for bench-maps).
+# Peers the benchmarks compare against (pyproject's `bench` extra: tipg for bench-maps, routingkit-cch for bench-scale).
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	@$(PIP) install -q -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
@@ -105,6 +106,11 @@ bench-reports: setup
 bench-replay: setup
 	@$(GISAPP) load-demo --if-empty
 	@$(PY) bench/bench_replay.py
+
+# Nearest units on a large graph (a synthetic 2.1M-arc grid; SCALE_ARGS="--source db --db-url ..." for
+# the province database) against RoutingKit's CCH and pgRouting (its own database, gisapp_bench_scale).
+bench-scale: setup $(BENCH_STAMP)
+	@$(PY) bench/bench_scale.py $(SCALE_ARGS)
 
 # Its own throwaway PostgreSQL (var/bench_faults), stopped twice, and its own gunicorn.
 bench-faults: setup

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from . import queries, units
+from . import queries, shared, units
 from .graph import RoadGraph, RoutingDataError, load_graph
 from .router import Router, RouterSettings, no_unit_reason
 
@@ -53,6 +53,7 @@ def get_router(conn: psycopg.Connection, settings: Any, version: int | None = No
         router = _routers.get(key)
         if router is None or router.version != version:
             graph = load_graph(conn, dict(rs.road_speed_kmh), rs.metric_srid)
+            graph = shared.share_graph(graph)  # one copy of the arrays per host (routing.shared)
             router = Router(graph, rs)
             _routers[key] = router
     return router

@@ -42,16 +42,25 @@ def compute(router: Router, sources: Snaps, targets_s: np.ndarray) -> dict[str, 
 
     Returns arrays per edge: ``time_s`` (whole edge reached; inf: never), ``source`` (index of
     the first source to reach it, -1: none), ``within_m`` (metres within the edge's target), and
-    per node ``node_time_s``.
+    per node ``node_time_s`` and ``node_source``.
     """
     g = router.graph
     tree = router.from_points(sources, predecessors=False, with_sources=True)
+    node_src = np.where(np.isfinite(tree.dist), tree.source, -1).astype(np.int64)
+    out = _edge_results(g, tree.dist, node_src, sources, targets_s)
+    out.update(node_time_s=tree.dist, node_source=node_src)
+    return out
+
+
+def _edge_results(g, dist: np.ndarray, node_src: np.ndarray, sources: Snaps,
+                  targets_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-edge results of a multi-source search (``g`` may be a view of some edges)."""
     on_edges = sources_on_edges(g, sources)
-    t, frac = full_and_within(g, tree.dist, targets_s, on_edges)
+    t, frac = full_and_within(g, dist, targets_s, on_edges)
     within = frac * g.edge_length_m
-    a = tree.dist[g.edge_u]
-    b = np.where(g.edge_oneway, np.inf, tree.dist[g.edge_v])
-    src = np.where(a <= b, tree.source[g.edge_u], tree.source[g.edge_v])
+    a = dist[g.edge_u]
+    b = np.where(g.edge_oneway, np.inf, dist[g.edge_v])
+    src = np.where(a <= b, node_src[g.edge_u], node_src[g.edge_v])
     src = np.where(np.isfinite(np.minimum(a, b)), src, -1)
     better = on_edges.offset < np.minimum(a[on_edges.edge], b[on_edges.edge])
     src[on_edges.edge[better]] = on_edges.index[better]
@@ -59,7 +68,68 @@ def compute(router: Router, sources: Snaps, targets_s: np.ndarray) -> dict[str, 
         _, o, i = min(pts, key=lambda p: p[1])
         if o < min(a[e], b[e]):
             src[e] = i
-    return {"time_s": t, "source": src.astype(np.int64), "within_m": within, "node_time_s": tree.dist}
+    return {"time_s": t, "source": src.astype(np.int64), "within_m": within}
+
+
+def _seeds(g, sources: Snaps, which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seed nodes, start times and owners of the sources ``which`` (as Router.from_points)."""
+    ok = which[(sources.edge[which] >= 0) & np.isfinite(sources.offroad_s[which])]
+    e, f, off = sources.edge[ok], sources.fraction[ok], sources.offroad_s[ok]
+    c = g.edge_cost_s[e]
+    back = (~g.edge_oneway[e]) | (f == 0.0)
+    return (np.concatenate([g.edge_v[e], g.edge_u[e][back]]),
+            np.concatenate([off + (1.0 - f) * c, (off + f * c)[back]]),
+            np.concatenate([ok, ok[back]]))
+
+
+def compute_incremental(router: Router, prev: dict, prev_sources: Snaps, sources: Snaps,
+                        targets_s: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`compute` after some sources moved (same sources, same order), recomputing only the
+    area the moved sources' old and new reach touch: the nodes they reached are re-entered from
+    their neighbours, their new seeds added, and only the edges around changed nodes (and the
+    edges they stood on) are evaluated again. Falls back to :func:`compute` when the source list
+    is not the same length. Node times equal a full recompute; where two sources tie exactly for
+    a node, the one already recorded keeps it."""
+    from dataclasses import replace
+
+    from .fastsearch import repair
+
+    g = router.graph
+    if len(prev_sources) != len(sources) or "node_source" not in prev:
+        return compute(router, sources, targets_s)
+    moved = np.flatnonzero((prev_sources.edge != sources.edge) | (prev_sources.fraction != sources.fraction)
+                           | (prev_sources.offroad_s != sources.offroad_s))
+    out = {k: v.copy() for k, v in prev.items()}
+    if len(moved) == 0:
+        return out
+    changed = np.zeros(len(sources), dtype=bool)
+    changed[moved] = True
+    dist, node_src = out["node_time_s"], out["node_source"]
+    # every source's seeds: the moved ones' new seeds, and the others' where a moved source had
+    # beaten them (skipped at once where the kept time is not later)
+    sn, so, ss = _seeds(g, sources, np.arange(len(sources)))
+    edges = repair(g, dist, node_src, changed, sn, so, ss)
+    stood = np.concatenate([prev_sources.edge[moved], sources.edge[moved]])
+    edges = np.union1d(edges, stood[stood >= 0])
+    # a view of those edges, with the sources on them renumbered to the view
+    pos = np.full(g.n_edges if hasattr(g, "n_edges") else len(g.edge_u), -1, dtype=np.int64)
+    pos[edges] = np.arange(len(edges))
+    se = np.where(sources.edge >= 0, pos[np.maximum(sources.edge, 0)], -1)
+    view = _EdgeView(g, edges)
+    res = _edge_results(view, dist, node_src, replace(sources, edge=se), targets_s[edges])
+    for k in ("time_s", "source", "within_m"):
+        out[k][edges] = res[k]
+    out["edges_recomputed"] = edges
+    return out
+
+
+class _EdgeView:
+    """Some edges of a graph, as the per-edge arrays the coverage functions read."""
+
+    def __init__(self, g, edges: np.ndarray):
+        self.edge_u, self.edge_v = g.edge_u[edges], g.edge_v[edges]
+        self.edge_cost_s, self.edge_oneway = g.edge_cost_s[edges], g.edge_oneway[edges]
+        self.edge_length_m = g.edge_length_m[edges]
 
 
 def _incident_counts(conn: psycopg.Connection, router: Router, window_days: int) -> np.ndarray:
@@ -134,7 +204,15 @@ def compute_live(conn: psycopg.Connection, router: Router, settings: Any) -> tup
     snap = units.snapshot(conn)
     idx = snap.select(("available",))
     sources = snap.snaps(router).take(idx) if len(idx) else router.snap(np.empty((0, 2)))
-    return snap.ids[idx], compute(router, sources, edge_targets_s(router.graph, settings))
+    ids = snap.ids[idx]
+    targets = edge_targets_s(router.graph, settings)
+    prev = getattr(router, "live_prev", None)  # (unit ids, their snaps, targets, result) of the last run
+    if (prev is not None and len(ids) and np.array_equal(prev[0], ids) and np.array_equal(prev[2], targets)):
+        res = compute_incremental(router, prev[3], prev[1], sources, targets)  # the same units, some moved
+    else:
+        res = compute(router, sources, targets)
+    router.live_prev = (ids, sources, targets, res)
+    return ids, res
 
 
 def _live_in_table(conn: psycopg.Connection, g: RoadGraph) -> dict[str, np.ndarray]:

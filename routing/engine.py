@@ -114,6 +114,8 @@ def search_one(csr: Csr, seeds: list[tuple[int, float]], *, limit: float = np.in
 
 def path_nodes(tree: Tree, node: int) -> list[int]:
     """Nodes from ``node`` back to its seed node following predecessors (``node`` first)."""
+    if hasattr(tree, "path"):  # a fastsearch.SparseTree walks its own settled nodes
+        return tree.path(node)
     out = [node]
     p = int(tree.pred[node])
     guard = 0

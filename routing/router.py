@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from . import queries
+from . import fastsearch, queries
 from .engine import Tree, path_nodes, search, search_arrays, search_one
 from .graph import RoadGraph
 from .snap import Snapper, Snaps, same_edge_time, target_seeds
@@ -54,6 +55,10 @@ class Router:
         self._snap_lock = threading.Lock()
         self._last_snaps: tuple[bytes, Snaps] | None = None  # the last unit set (read-only arrays)
         self.live_state: dict[str, Any] = {}  # the last live coverage, kept by routing.coverage
+        # "sparse": nearest units and travel times by routing.fastsearch (work follows the nodes
+        # settled); "scipy": the bounded whole-graph searches (the reference the tests compare with)
+        self.engine = os.environ.get("GISAPP_ROUTING_ENGINE", "sparse")
+        self._last_cands: tuple[tuple, fastsearch.Candidates] | None = None
 
     # ---------------------------------------------------------------- snapping
     def snap(self, lonlat: np.ndarray) -> Snaps:
@@ -101,6 +106,24 @@ class Router:
             return search(self.graph.reverse, [], limit=limit)
         seeds = [(node, t) for node, t, _ in target_seeds(self.graph, e, float(target.fraction[i]))]
         return search_one(self.graph.reverse, seeds, limit=limit)
+
+    def candidates(self, sources: Snaps) -> fastsearch.Candidates:
+        """Where the points of ``sources`` join the graph (the last unit set's answer is kept)."""
+        key = (sources.edge.tobytes(), sources.fraction.tobytes(), sources.offroad_s.tobytes())
+        last = self._last_cands
+        if last is not None and last[0] == key:
+            return last[1]
+        c = fastsearch.candidates(self.graph, sources)
+        self._last_cands = (key, c)
+        return c
+
+    def toward_k(self, target: Snaps, i: int, sources: Snaps, k: int):
+        """Search the reverse graph from point ``i`` of ``target`` until the ``k`` points of
+        ``sources`` nearest to it in time are proved (a :class:`fastsearch.SparseTree`)."""
+        e = int(target.edge[i])
+        seeds = [] if e < 0 else [(node, t) for node, t, _ in target_seeds(self.graph, e, float(target.fraction[i]))]
+        return fastsearch.nearest_search(self.graph.reverse, seeds, self.candidates(sources), k,
+                                         float(target.offroad_s[i]))
 
     def from_points(self, sources: Snaps, limit: float = np.inf, predecessors: bool = False,
                     with_sources: bool = True) -> Tree:
@@ -272,14 +295,18 @@ class Router:
         straight = np.hypot(sources.xy[:, 0] - target.xy[0, 0], sources.xy[:, 1] - target.xy[0, 1])
         n = len(ids)
         want = min(k, n)
-        first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
-            + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
-        for limit in (first, 3 * first, 10 * first, np.inf):
-            tree = self.toward(target, 0, limit)
+        if self.engine == "sparse":
+            tree = self.toward_k(target, 0, sources, want)
             eta, branch = self.etas_to(tree, target, 0, sources)
-            # Every unit whose true time is within the limit has been found exactly.
-            if np.count_nonzero(eta <= limit) >= want or not np.isfinite(limit):
-                break
+        else:
+            first = float(np.partition(straight, want - 1)[want - 1]) / GUESS_SPEED_MPS + 60.0 \
+                + float(target.offroad_s[0]) + float(np.min(sources.offroad_s))
+            for limit in (first, 3 * first, 10 * first, np.inf):
+                tree = self.toward(target, 0, limit)
+                eta, branch = self.etas_to(tree, target, 0, sources)
+                # Every unit whose true time is within the limit has been found exactly.
+                if np.count_nonzero(eta <= limit) >= want or not np.isfinite(limit):
+                    break
         order = np.lexsort((ids, eta))
         chosen = [int(i) for i in order[:want] if np.isfinite(eta[i])]
         if chosen:
@@ -318,11 +345,15 @@ class Router:
         if self.graph.n_edges == 0:
             out["reason"] = "the road network is empty"
             return out
-        for limit in SEARCH_LIMITS_S:
-            tree = self.toward(tgt, 0, limit)
+        if self.engine == "sparse":
+            tree = self.toward_k(tgt, 0, src, 1)
             eta, branch = self.etas_to(tree, tgt, 0, src)
-            if eta[0] <= limit:
-                break
+        else:
+            for limit in SEARCH_LIMITS_S:
+                tree = self.toward(tgt, 0, limit)
+                eta, branch = self.etas_to(tree, tgt, 0, src)
+                if eta[0] <= limit:
+                    break
         if not np.isfinite(eta[0]):
             out["reason"] = "the destination cannot be reached by road from the origin"
             return out
