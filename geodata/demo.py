@@ -164,7 +164,7 @@ def load_demo(conn: psycopg.Connection, seed: int | None = None, params_path=Non
     return summary
 
 
-def _foreign_keys(conn: psycopg.Connection) -> list[dict]:
+def foreign_keys(conn: psycopg.Connection) -> list[dict]:
     """Every foreign key: name, child and parent tables, child columns and its definition."""
     return conn.execute(
         "SELECT c.conname AS name, c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent, "
@@ -174,7 +174,7 @@ def _foreign_keys(conn: psycopg.Connection) -> list[dict]:
 
 
 @contextmanager
-def _without(conn: psycopg.Connection, fks: list[dict]):
+def without_foreign_keys(conn: psycopg.Connection, fks: list[dict]):
     """Drop foreign keys for the block and add them back after it (one validating scan each).
 
     Inside one transaction this is atomic, and much faster than a trigger per row for bulk
@@ -212,7 +212,7 @@ def clear_generated(conn: psycopg.Connection) -> None:
     truncation and added back); the others are emptied with DELETE.
     """
     conn.execute("UPDATE unit SET current_leg_id = NULL WHERE current_leg_id IS NOT NULL")
-    fks = _foreign_keys(conn)
+    fks = foreign_keys(conn)
     gen = set(GENERATED_TABLES)
     suspend = []
     for fk in fks:
@@ -233,14 +233,14 @@ def clear_generated(conn: psycopg.Connection) -> None:
                 changed = True
     ordered = [t for t in GENERATED_TABLES if t in trunc]
     needed = [fk for fk in suspend if fk["parent"] in trunc]
-    with _without(conn, needed):
+    with without_foreign_keys(conn, needed):
         conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, ordered))))
     for t in GENERATED_TABLES:
         if t not in trunc and t != "incident_event":  # the event log goes with its incidents (cascade)
             conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(t)))
 
 
-def _ewkb(geoms) -> list[str]:
+def ewkb_list(geoms) -> list[str]:
     g = shapely.set_srid(np.asarray(geoms, dtype=object), 4326)
     return list(shapely.to_wkb(g, hex=True, include_srid=True))
 
@@ -251,7 +251,7 @@ def _ts(epoch: np.ndarray) -> list[str | None]:
     return [None if e < 0 else v + "+00" for e, v in zip(arr.tolist(), s.tolist(), strict=True)]
 
 
-def _copy(conn: psycopg.Connection, table: str, cols: list[str], rows) -> int:
+def copy_rows(conn: psycopg.Connection, table: str, cols: list[str], rows) -> int:
     n = 0
     stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
                                                      sql.SQL(", ").join(map(sql.Identifier, cols)))
@@ -262,7 +262,7 @@ def _copy(conn: psycopg.Connection, table: str, cols: list[str], rows) -> int:
     return n
 
 
-def _setval(conn: psycopg.Connection, table: str) -> None:
+def set_sequence(conn: psycopg.Connection, table: str) -> None:
     conn.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'id'), "
                          "GREATEST((SELECT max(id) FROM {}), 1))").format(sql.Identifier(table)), [table])
 
@@ -333,22 +333,22 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
             g = as_multipolygon(shapely.union_all([st_geoms[i] for i in o.stations]))
             jur_of_org[oi] = len(jur_rows) + 1
             jur_rows.append((len(jur_rows) + 1, org_ids[oi], "traffic", f"{o.name}辖区", g))
-    ewkb = _ewkb([r[4] for r in jur_rows])
-    counts["jurisdictions"] = _copy(conn, "jurisdiction",
+    ewkb = ewkb_list([r[4] for r in jur_rows])
+    counts["jurisdictions"] = copy_rows(conn, "jurisdiction",
                                     ["id", "organisation_id", "kind", "version", "name", "geom", "valid_from",
                                      "author", "reason"],
                                     ((r[0], r[1], r[2], 1, r[3], g, valid_from, AUTHOR, "demo world (synthetic)")
                                      for r, g in zip(jur_rows, ewkb, strict=True)))
-    _setval(conn, "jurisdiction")
+    set_sequence(conn, "jurisdiction")
 
     # joint war zones and their members
     zone_geoms = [as_multipolygon(shapely.union_all([st_geoms[i] for i in z["stations"]])) for z in h.joint_zones]
-    _copy(conn, "joint_zone", ["id", "code", "name", "name_en", "centre_org_id", "version", "geom", "valid_from",
+    copy_rows(conn, "joint_zone", ["id", "code", "name", "name_en", "centre_org_id", "version", "geom", "valid_from",
                                "author", "reason"],
           ((k + 1, z["code"], z["name"], z["name_en"], org_ids[z["centre"]], 1, g, valid_from, AUTHOR,
-            "demo world (synthetic)") for k, (z, g) in enumerate(zip(h.joint_zones, _ewkb(zone_geoms), strict=True))))
-    _setval(conn, "joint_zone")
-    _copy(conn, "joint_zone_member", ["joint_zone_id", "organisation_id", "role"],
+            "demo world (synthetic)") for k, (z, g) in enumerate(zip(h.joint_zones, ewkb_list(zone_geoms), strict=True))))
+    set_sequence(conn, "joint_zone")
+    copy_rows(conn, "joint_zone_member", ["joint_zone_id", "organisation_id", "role"],
           ((k + 1, org_ids[m], "centre" if m == z["centre"] else "member")
            for k, z in enumerate(h.joint_zones) for m in z["members"]))
     counts["joint_zones"] = len(h.joint_zones)
@@ -363,10 +363,10 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
         si = int(w.grid_station[g])
         seq[si] = seq.get(si, 0) + 1
         grid_codes.append(f"G-{w.stations[si].key}-{seq[si]:02d}")
-    _copy(conn, "grid", ["id", "code", "name", "organisation_id", "jurisdiction_id", "geom", "synthetic"],
+    copy_rows(conn, "grid", ["id", "code", "name", "organisation_id", "jurisdiction_id", "geom", "synthetic"],
           ((g + 1, grid_codes[g], w.grid_names[g], org_ids[h.station_org[w.grid_station[g]]],
-            jur_of_station[int(w.grid_station[g])], e, True) for g, e in enumerate(_ewkb(w.grid_geoms))))
-    _setval(conn, "grid")
+            jur_of_station[int(w.grid_station[g])], e, True) for g, e in enumerate(ewkb_list(w.grid_geoms))))
+    set_sequence(conn, "grid")
     staff = []
     n_workers = rng.integers(gp["grid_workers_min"], gp["grid_workers_max"] + 1, ng)
     names = person_names(rng, int(ng * 2 + n_workers.sum()))
@@ -380,7 +380,7 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
                 [("grid_worker", None)] * int(n_workers[g]):
             staff.append((g + 1, names[k], role, org, phones[k]))
             k += 1
-    counts["grid_staff"] = _copy(conn, "grid_staff", ["grid_id", "person_name", "role", "organisation_id",
+    counts["grid_staff"] = copy_rows(conn, "grid_staff", ["grid_id", "person_name", "role", "organisation_id",
                                                       "phone_masked"], staff)
     counts["grids"] = ng
 
@@ -390,27 +390,27 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
     for t in w.village_town:
         vseq[t] = vseq.get(t, 0) + 1
         vcodes.append(f"{t}{vseq[t]:03d}")
-    counts["villages"] = _copy(conn, "village", ["id", "code", "name", "town_code", "population", "geom",
+    counts["villages"] = copy_rows(conn, "village", ["id", "code", "name", "town_code", "population", "geom",
                                                  "synthetic"],
                                ((i + 1, vcodes[i], w.village_names[i], w.village_town[i], int(w.village_pop[i]), g,
-                                 True) for i, g in enumerate(_ewkb(shapely.points(vlon, vlat)))))
-    _setval(conn, "village")
+                                 True) for i, g in enumerate(ewkb_list(shapely.points(vlon, vlat)))))
+    set_sequence(conn, "village")
 
     # road network
     nlon, nlat = proj.lonlat(net.node_xy[:, 0], net.node_xy[:, 1])
-    counts["road_nodes"] = _copy(conn, "road_node", ["id", "geom"],
-                                 ((i + 1, g) for i, g in enumerate(_ewkb(shapely.points(nlon, nlat)))))
-    _setval(conn, "road_node")
+    counts["road_nodes"] = copy_rows(conn, "road_node", ["id", "geom"],
+                                 ((i + 1, g) for i, g in enumerate(ewkb_list(shapely.points(nlon, nlat)))))
+    set_sequence(conn, "road_node")
     lengths = net.length_m
     egeoms = proj.to_lonlat(net.geoms)
-    counts["road_edges"] = _copy(
+    counts["road_edges"] = copy_rows(
         conn, "road_edge",
         ["id", "source", "target", "road_class", "name", "speed_kmh", "oneway", "bridge", "length_m", "geom",
          "synthetic"],
         ((i + 1, int(net.src[i]) + 1, int(net.dst[i]) + 1, net.road_class[i], net.name[i],
           float(demo.speeds[net.road_class[i]]), bool(net.oneway[i]), bool(net.bridge[i]),
-          round(float(lengths[i]), 3), g, True) for i, g in enumerate(_ewkb(egeoms))))
-    _setval(conn, "road_edge")
+          round(float(lengths[i]), 3), g, True) for i, g in enumerate(ewkb_list(egeoms))))
+    set_sequence(conn, "road_edge")
     counts["directed_edges"] = net.directed_count()
 
     # service points (一窗通办) at the stations
@@ -420,16 +420,16 @@ def write_demo(conn: psycopg.Connection, demo: Demo) -> dict:
         sp_rows.append((i + 1, f"SP-{s.key}", f"{s.short}派出所一窗通办服务点", org_ids[h.station_org[i]],
                         SERVICES, "周一至周五 08:30-12:00, 13:30-17:30；周六 09:00-12:00",
                         shapely.Point(float(lon), float(lat))))
-    counts["service_points"] = _copy(conn, "service_point", ["id", "code", "name", "organisation_id", "services",
+    counts["service_points"] = copy_rows(conn, "service_point", ["id", "code", "name", "organisation_id", "services",
                                                              "opening_hours", "geom", "synthetic"],
-                                     ((*r[:6], g, True) for r, g in zip(sp_rows, _ewkb([r[6] for r in sp_rows]),
+                                     ((*r[:6], g, True) for r, g in zip(sp_rows, ewkb_list([r[6] for r in sp_rows]),
                                                                         strict=True)))
-    _setval(conn, "service_point")
+    set_sequence(conn, "service_point")
 
     # incidents and dispatch legs
     # incidents and dispatch legs: bulk-loaded with their foreign keys checked once at the end
-    bulk = [fk for fk in _foreign_keys(conn) if fk["child"] in ("incident", "dispatch_leg")]
-    with _without(conn, bulk):
+    bulk = [fk for fk in foreign_keys(conn) if fk["child"] in ("incident", "dispatch_leg")]
+    with without_foreign_keys(conn, bulk):
         _write_history(conn, demo, org_ids, unit_ids, jur_of_org, counts)
     _write_meta(conn, demo)
     return counts
@@ -440,7 +440,7 @@ def _write_participation(conn: psycopg.Connection, demo: Demo, org_ids: list[int
     versions = participation_versions(demo.params, demo.history.orgs, None)
     ids = sorted({org_ids[v["org"]] for v in versions})
     conn.execute("DELETE FROM organisation_participation WHERE organisation_id = ANY(%s)", [ids])
-    return _copy(conn, "organisation_participation",
+    return copy_rows(conn, "organisation_participation",
                  ["organisation_id", "takes_part_in_traffic", "merged", "valid_from", "valid_to", "note",
                   "created_by"],
                  ((org_ids[v["org"]], v["takes_part_in_traffic"], v["merged"],
@@ -460,7 +460,7 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
     rep = _ts(inc["reported"])
     closed = _ts(inc["closed"])
     zone_ids = [int(z) + 1 for z in inc["zone"]]
-    counts["incidents"] = _copy(
+    counts["incidents"] = copy_rows(
         conn, "incident",
         ["id", "code", "channel", "type", "severity", "geom", "address", "caller_masked", "description",
          "reported_at", "status", "station_org_id", "traffic_org_id", "grid_id", "joint_zone_id", "outside_county",
@@ -471,12 +471,12 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
           rep[i], *[{"station_jurisdiction_id": jur_of_org.get(int(inc["station_org"][i])),
                      "traffic_jurisdiction_id": jur_of_org.get(int(inc["traffic_org"][i])),
                      "rule_version": RULE_VERSION, "outcome": inc["outcome"][i]}[c] for c in extra])
-         for i, g in enumerate(_ewkb(shapely.points(inc["lon"], inc["lat"])))))
-    _setval(conn, "incident")
+         for i, g in enumerate(ewkb_list(shapely.points(inc["lon"], inc["lat"])))))
+    set_sequence(conn, "incident")
     conn.execute("SELECT setval('incident_code_seq', %s)", [n])
     stamps = {k: _ts(legs[k]) for k in ("dispatched", "signed_off", "en_route", "arrived", "first_feedback",
                                        "closed")}
-    counts["dispatch_legs"] = _copy(
+    counts["dispatch_legs"] = copy_rows(
         conn, "dispatch_leg",
         ["id", "incident_id", "organisation_id", "unit_id", "role", "status", "dispatched_at", "signed_off_at",
          "en_route_at", "arrived_at", "first_feedback_at", "closed_at", "fallback_from_org_id", "rule_version",
@@ -487,7 +487,7 @@ def _write_history(conn: psycopg.Connection, demo: Demo, org_ids: list[int], uni
           org_ids[legs["fallback"][i]] if legs["fallback"][i] >= 0 else None, RULE_VERSION,
           *([legs["outcome"][i]] if leg_extra else []))
          for i in range(len(legs["incident"]))))
-    _setval(conn, "dispatch_leg")
+    set_sequence(conn, "dispatch_leg")
     ch = inc["channel"]
     counts["incidents_110"] = int((ch == "110").sum())
     counts["incidents_122"] = int((ch == "122").sum())

@@ -467,14 +467,14 @@ def load_region(conn: psycopg.Connection, region: str, params: dict | None = Non
 
 def write_region(conn: psycopg.Connection, reg: Region, settings) -> dict:
     """Write the region's layers (clearing the previous demo or region); return counts."""
-    from .demo import _copy, _ewkb, _foreign_keys, _setval, _without, clear_generated
+    from .demo import clear_generated, copy_rows, ewkb_list, foreign_keys, set_sequence, without_foreign_keys
 
     proj = Proj(reg.metric_srid)
     clear_generated(conn)
     counts: dict[str, Any] = {"counties": len(reg.counties)}
     codes = [c.spec.adcode for c in reg.counties]
     conn.execute("DELETE FROM county WHERE NOT (adcode = ANY(%s))", [codes])
-    for c, g in zip(reg.counties, _ewkb([c.spec.outline for c in reg.counties]), strict=True):
+    for c, g in zip(reg.counties, ewkb_list([c.spec.outline for c in reg.counties]), strict=True):
         conn.execute("INSERT INTO county (adcode, name, geom) VALUES (%s, %s, %s::geometry) ON CONFLICT (adcode) "
                      "DO UPDATE SET name = EXCLUDED.name, geom = EXCLUDED.geom", [c.spec.adcode, c.spec.name, g])
 
@@ -492,7 +492,7 @@ def write_region(conn: psycopg.Connection, reg: Region, settings) -> dict:
                           uu["shift"], float(lon), float(lat)))
     conn.execute("CREATE TEMP TABLE _org_in (code text, name text, name_en text, kind text, traffic boolean, "
                  "lon float8, lat float8) ON COMMIT DROP")
-    _copy(conn, "_org_in", ["code", "name", "name_en", "kind", "traffic", "lon", "lat"], orgs)
+    copy_rows(conn, "_org_in", ["code", "name", "name_en", "kind", "traffic", "lon", "lat"], orgs)
     conn.execute(
         "INSERT INTO organisation (code, name, name_en, kind, merged, takes_part_in_traffic, hq, synthetic) "
         "SELECT code, name, name_en, kind, false, traffic, ST_SetSRID(ST_MakePoint(lon, lat), 4326), true "
@@ -503,7 +503,7 @@ def write_region(conn: psycopg.Connection, reg: Region, settings) -> dict:
         "SELECT o.id, o.code FROM organisation o JOIN _org_in i USING (code)")}
     conn.execute("CREATE TEMP TABLE _unit_in (code text, name text, org text, kind text, caps text[], shift text, "
                  "lon float8, lat float8) ON COMMIT DROP")
-    _copy(conn, "_unit_in", ["code", "name", "org", "kind", "caps", "shift", "lon", "lat"], units)
+    copy_rows(conn, "_unit_in", ["code", "name", "org", "kind", "caps", "shift", "lon", "lat"], units)
     conn.execute("UPDATE unit SET current_leg_id = NULL WHERE current_leg_id IS NOT NULL")
     conn.execute(
         "INSERT INTO unit (code, name, organisation_id, kind, capabilities, status, shift, crew, last_position, "
@@ -545,44 +545,44 @@ def write_region(conn: psycopg.Connection, reg: Region, settings) -> dict:
             grids.append((code, f"{c.orgs[c.station_org[k]]['name']}第{seq[k]}警格", ids[c.station_org[k]],
                           jur_of_station[(ci, k)], g))
     valid_from = "2020-01-01 00:00+08"
-    _copy(conn, "jurisdiction", ["id", "organisation_id", "kind", "version", "name", "geom", "valid_from", "author",
+    copy_rows(conn, "jurisdiction", ["id", "organisation_id", "kind", "version", "name", "geom", "valid_from", "author",
                                  "reason"],
           ((i + 1, r[0], r[1], 1, r[2], g, valid_from, AUTHOR, "region world (synthetic)")
-           for i, (r, g) in enumerate(zip(jur, _ewkb([r[3] for r in jur]), strict=True))))
-    _setval(conn, "jurisdiction")
-    _copy(conn, "joint_zone", ["id", "code", "name", "name_en", "centre_org_id", "version", "geom", "valid_from",
+           for i, (r, g) in enumerate(zip(jur, ewkb_list([r[3] for r in jur]), strict=True))))
+    set_sequence(conn, "jurisdiction")
+    copy_rows(conn, "joint_zone", ["id", "code", "name", "name_en", "centre_org_id", "version", "geom", "valid_from",
                                "author", "reason"],
           ((i + 1, *r[:4], 1, g, valid_from, AUTHOR, "region world (synthetic)")
-           for i, (r, g) in enumerate(zip(zones, _ewkb([r[4] for r in zones]), strict=True))))
-    _setval(conn, "joint_zone")
-    _copy(conn, "joint_zone_member", ["joint_zone_id", "organisation_id", "role"], zmembers)
-    _copy(conn, "grid", ["id", "code", "name", "organisation_id", "jurisdiction_id", "geom", "synthetic"],
-          ((i + 1, *r[:4], g, True) for i, (r, g) in enumerate(zip(grids, _ewkb([r[4] for r in grids]),
+           for i, (r, g) in enumerate(zip(zones, ewkb_list([r[4] for r in zones]), strict=True))))
+    set_sequence(conn, "joint_zone")
+    copy_rows(conn, "joint_zone_member", ["joint_zone_id", "organisation_id", "role"], zmembers)
+    copy_rows(conn, "grid", ["id", "code", "name", "organisation_id", "jurisdiction_id", "geom", "synthetic"],
+          ((i + 1, *r[:4], g, True) for i, (r, g) in enumerate(zip(grids, ewkb_list([r[4] for r in grids]),
                                                                      strict=True))))
-    _setval(conn, "grid")
+    set_sequence(conn, "grid")
     counts.update({"jurisdictions": len(jur), "joint_zones": len(zones), "grids": len(grids)})
 
     # the road network, its foreign keys checked once at the end
     lon, lat = proj.lonlat(reg.node_xy[:, 0], reg.node_xy[:, 1])
     speeds = dict(settings.road_speed_kmh)
-    fks = [fk for fk in _foreign_keys(conn) if fk["child"] == "road_edge" and fk["parent"] == "road_node"]
-    with _without(conn, fks):
-        counts["road_nodes"] = _copy(conn, "road_node", ["id", "geom"],
-                                     ((i + 1, g) for i, g in enumerate(_ewkb(shapely.points(lon, lat)))))
-        _setval(conn, "road_node")
+    fks = [fk for fk in foreign_keys(conn) if fk["child"] == "road_edge" and fk["parent"] == "road_node"]
+    with without_foreign_keys(conn, fks):
+        counts["road_nodes"] = copy_rows(conn, "road_node", ["id", "geom"],
+                                     ((i + 1, g) for i, g in enumerate(ewkb_list(shapely.points(lon, lat)))))
+        set_sequence(conn, "road_node")
         length = shapely.length(reg.edge_geom)
         egeoms = proj.to_lonlat(reg.edge_geom)
         n = len(reg.edge_u)
         step = 200_000
         for a in range(0, n, step):
             b = min(n, a + step)
-            ew = _ewkb(egeoms[a:b])
-            _copy(conn, "road_edge", ["id", "source", "target", "road_class", "name", "speed_kmh", "oneway", "bridge",
+            ew = ewkb_list(egeoms[a:b])
+            copy_rows(conn, "road_edge", ["id", "source", "target", "road_class", "name", "speed_kmh", "oneway", "bridge",
                                       "length_m", "geom", "synthetic"],
                   ((i + 1, int(reg.edge_u[i]) + 1, int(reg.edge_v[i]) + 1, reg.edge_class[i], reg.edge_name[i],
                     float(speeds[reg.edge_class[i]]), False, False, round(float(length[i]), 3), ew[i - a], True)
                    for i in range(a, b)))
-        _setval(conn, "road_edge")
+        set_sequence(conn, "road_edge")
     counts["road_edges"] = len(reg.edge_u)
     counts["directed_arcs"] = reg.directed_count()
     meta = {"generator": "geodata.region", "region": reg.name, "counties": [c.spec.adcode for c in reg.counties],
