@@ -368,7 +368,8 @@ def main() -> int:
     from routing import coverage
 
     targets = coverage.edge_targets_s(g, settings) * g.time_unit
-    g.n_edges = n_edges
+    if not isinstance(getattr(type(g), "n_edges", None), property):  # the synthetic graph's namespace
+        g.n_edges = n_edges
     base = at_nodes(g, unit_edges.copy())
     t = time.perf_counter()
     prev = coverage.compute(r, base, targets)
