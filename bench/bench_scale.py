@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from gisapp.core.config import Settings  # noqa: E402
 from routing import shared  # noqa: E402
-from routing.graph import build_csr  # noqa: E402
+from routing.graph import directed_csr  # noqa: E402
 from routing.router import Router  # noqa: E402
 from routing.snap import Snaps  # noqa: E402
 
@@ -98,16 +98,7 @@ def synthetic(size: int, seed: int) -> SimpleNamespace:
 
 
 def graph_of(n: int, u: np.ndarray, v: np.ndarray, cost: np.ndarray, oneway: np.ndarray) -> SimpleNamespace:
-    m = len(u)
-    idx = np.arange(m, dtype=np.int32)
-    two = ~oneway
-    a_src = np.concatenate([u, v[two]])
-    a_dst = np.concatenate([v, u[two]])
-    a_cost = np.concatenate([cost, cost[two]])
-    a_edge = np.concatenate([idx, idx[two]])
-    a_fwd = np.concatenate([np.ones(m, dtype=bool), np.zeros(int(two.sum()), dtype=bool)])
-    fwd = build_csr(n, a_src, a_dst, a_cost, a_edge, a_fwd)
-    rev = build_csr(n, a_dst, a_src, a_cost, a_edge, a_fwd)
+    fwd, rev = directed_csr(n, u, v, cost, oneway)
     return SimpleNamespace(n_nodes=n, edge_u=u, edge_v=v, edge_cost_s=cost, edge_oneway=oneway,
                            edge_length_m=cost, forward=fwd, reverse=rev)
 

@@ -224,6 +224,21 @@ def build_csr(n_nodes: int, src: np.ndarray, dst: np.ndarray, cost: np.ndarray, 
     return Csr(m, edge.astype(np.int32), forward.astype(bool))
 
 
+def directed_csr(n_nodes: int, u: np.ndarray, v: np.ndarray, cost: np.ndarray, oneway: np.ndarray):
+    """The forward and reverse CSR of edges ``u -> v`` (each two-way edge also ``v -> u``, its arc
+    marked not forward), with the edge index of every arc."""
+    m = len(u)
+    idx = np.arange(m, dtype=np.int32)
+    two = ~oneway
+    a_src = np.concatenate([u, v[two]])
+    a_dst = np.concatenate([v, u[two]])
+    a_cost = np.concatenate([cost, cost[two]])
+    a_edge = np.concatenate([idx, idx[two]])
+    a_fwd = np.concatenate([np.ones(m, dtype=bool), np.zeros(int(two.sum()), dtype=bool)])
+    return (build_csr(n_nodes, a_src, a_dst, a_cost, a_edge, a_fwd),
+            build_csr(n_nodes, a_dst, a_src, a_cost, a_edge, a_fwd))
+
+
 def load_graph(conn: psycopg.Connection, road_speed_kmh: dict[str, float], metric_srid: int) -> RoadGraph:
     """Read road_edge (and the version stamp) and build the graph.
 
@@ -277,15 +292,7 @@ def load_graph(conn: psycopg.Connection, road_speed_kmh: dict[str, float], metri
     cum = np.cumsum(step)
     coord_cum = cum - np.repeat(cum[coord_start[:-1]], counts) if n else cum
 
-    idx = np.arange(n, dtype=np.int32)
-    two = ~oneway
-    a_src = np.concatenate([u, v[two]])
-    a_dst = np.concatenate([v, u[two]])
-    a_cost = np.concatenate([cost, cost[two]])
-    a_edge = np.concatenate([idx, idx[two]])
-    a_fwd = np.concatenate([np.ones(n, dtype=bool), np.zeros(int(two.sum()), dtype=bool)])
-    forward = build_csr(len(node_id), a_src, a_dst, a_cost, a_edge, a_fwd)
-    reverse = build_csr(len(node_id), a_dst, a_src, a_cost, a_edge, a_fwd)
+    forward, reverse = directed_csr(len(node_id), u, v, cost, oneway)
     return RoadGraph(
         version=version, edge_id=edge_id, edge_u=u, edge_v=v, edge_cost_s=cost, edge_length_m=length_m,
         edge_oneway=oneway, edge_class=edge_class, geom_lonlat=geom_lonlat, geom_metric=geom_metric,
