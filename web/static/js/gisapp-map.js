@@ -72,6 +72,24 @@
     return v === undefined ? (fallback === undefined ? key : fallback) : v;
   };
 
+  // G.t with {name} placeholders filled from params.
+  G.tf = function (key, params) {
+    var s = G.t(key);
+    if (params) { Object.keys(params).forEach(function (p) { s = s.split('{' + p + '}').join(String(params[p])); }); }
+    return s;
+  };
+
+  // A page script's configuration (the server's <script type="application/json" id=...>): its
+  // messages and time zone become gisapp's; null when the page does not have it.
+  G.pageConfig = function (id) {
+    var el = document.getElementById(id);
+    if (!el) { return null; }
+    var cfg = JSON.parse(el.textContent);
+    G.i18n = cfg.i18n || {};
+    G.tz = cfg.timezone;
+    return cfg;
+  };
+
   // One JSON API call for every page script: resolves with the body, rejects with an Error whose
   // message is the server's `message` (its text in the user's language; else 'field: reason') and
   // which carries the server's {error, field, reason, message, key} and status.

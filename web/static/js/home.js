@@ -7,23 +7,16 @@
   'use strict';
 
   var root = document.getElementById('home');
-  var cfgEl = document.getElementById('home-config');
-  if (!root || !cfgEl) { return; }
   var G = window.gisapp;
-  var cfg = JSON.parse(cfgEl.textContent);
-  G.i18n = cfg.i18n || {};
-  G.tz = cfg.timezone;
+  var cfg = root && G.pageConfig('home-config');
+  if (!cfg) { return; }
   var lang = cfg.lang === 'en' ? 'en' : 'zh';
   var API = cfg.api || '/api/v1/reports';
   var SPRITE = '/static/vendor/fontawesome/icons.svg';
   var esc = G.esc;
   var own = cfg.own_organisation;
 
-  function t(k, params) {
-    var s = G.t(k);
-    if (params) { Object.keys(params).forEach(function (p) { s = s.split('{' + p + '}').join(String(params[p])); }); }
-    return s;
-  }
+  var t = G.tf;
   function icon(name, cls) { return '<svg class="ic ' + (cls || '') + '" aria-hidden="true"><use href="' + SPRITE + '#fa-' + name + '"></use></svg>'; }
   function pct(v) { return v === null || v === undefined ? '—' : (Number(v) * 100).toFixed(1) + '%'; }
   function name(r) { return lang === 'en' ? (r.name_en || r.name) : r.name; }

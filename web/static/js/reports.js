@@ -13,23 +13,16 @@
   'use strict';
 
   var root = document.getElementById('reports');
-  var cfgEl = document.getElementById('reports-config');
-  if (!root || !cfgEl) { return; }
   var G = window.gisapp;
-  var cfg = JSON.parse(cfgEl.textContent);
-  G.i18n = cfg.i18n || {};
-  G.tz = cfg.timezone;
+  var cfg = root && G.pageConfig('reports-config');
+  if (!cfg) { return; }
   var lang = cfg.lang === 'en' ? 'en' : 'zh';
   var PRINT = cfg.mode === 'print';
   var API = cfg.api || '/api/v1/reports';
   var SPRITE = '/static/vendor/fontawesome/icons.svg';
   var COLORS = ['#1d4ed8', '#0891b2', '#c8a24a', '#16a34a', '#dc2626', '#7c3aed', '#ea580c', '#64748b'];
 
-  function t(k, params) {
-    var s = G.t(k);
-    if (params) { Object.keys(params).forEach(function (p) { s = s.split('{' + p + '}').join(String(params[p])); }); }
-    return s;
-  }
+  var t = G.tf;
   var esc = G.esc;
   function $(sel) { return root.querySelector(sel); }
   function $$(sel) { return Array.prototype.slice.call(root.querySelectorAll(sel)); }
